@@ -1,0 +1,89 @@
+"""Builder commands, registered into `mpkg` through the ``mpkg.commands`` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+from pathlib import Path
+from typing import Any
+
+from mpkg.cli import emit_json, info
+from mpkg.progress import progress_bar
+
+from .build import build_package
+from .signing import ALGORITHMS, keygen, sign
+
+# Each module adds its own commands; listed here so `mpkg --help` shows them in this order.
+_COMMAND_MODULES = ("mpkg_builder.diff.cli", "mpkg_builder.containerize", "mpkg_builder.registry.cli")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("build", help="build a package from a source folder")
+    p.add_argument("source", nargs="?", default=".", help="folder holding mpkg.toml (default: .)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mpkg")
+    p.add_argument("--key", metavar="NAME.key", help="sign the package while building it")
+    p.add_argument("--base", metavar="PREV.mpkg", help="infer the version from the previous package")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_build)
+
+    p = sub.add_parser("sign", help="add a signature to a package in place (its digest does not change)")
+    p.add_argument("package")
+    p.add_argument("--key", required=True, metavar="NAME.key")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_sign)
+
+    p = sub.add_parser("keygen", help="write NAME.key (private, 0600) and NAME.pub")
+    p.add_argument("name")
+    p.add_argument("--algorithm", choices=ALGORITHMS, default="ed25519")
+    p.add_argument("--force", action="store_true", help="overwrite existing key files")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_keygen)
+
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("mpkg_builder"):
+                continue  # not part of this build of mpkg
+            raise
+        module.register(sub)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+
+        def bar(total: int) -> Any:
+            return stack.enter_context(progress_bar("building", total, not args.json))
+
+        result = build_package(args.source, args.output, key=args.key, base=args.base, progress=bar)
+    if args.json:
+        emit_json(result.to_json())
+    else:
+        info(f"built {result.name} {result.version} {result.digest}")
+        info(f"  {result.path} ({result.size} bytes){' signed' if result.signed_by else ' unsigned'}")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    keyid = sign(args.package, args.key)
+    if args.json:
+        emit_json({"ok": True, "path": args.package, "keyid": keyid})
+    else:
+        info(f"signed {args.package} with key {keyid[:16]}")
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    pair = keygen(Path(args.name), args.algorithm, force=args.force)
+    doc = {
+        "private_key": str(pair.private_path),
+        "public_key": str(pair.public_path),
+        "keyid": pair.keyid,
+        "algorithm": pair.algorithm,
+    }
+    if args.json:
+        emit_json(doc)
+    else:
+        info(f"wrote {pair.private_path} (private, mode 0600) and {pair.public_path}; key id {pair.keyid[:16]}")
+    return 0

@@ -1,0 +1,266 @@
+"""Model cards: the author's Markdown, checked for the sections a reviewer needs.
+
+The packaged card keeps the author's text byte for byte and appends a clearly delimited
+machine-written part, so facts (contract, metrics, lineage, environment) cannot drift
+from the package they describe, and the author's words are never rewritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from mpkg.errors import ProblemCollector, SourceError
+
+GENERATED_BEGIN = "<!-- mpkg:generated:begin -->"
+GENERATED_END = "<!-- mpkg:generated:end -->"
+_MARKER = "<!-- mpkg:generated"
+
+# Required section -> pattern on the normalised heading text.
+REQUIRED_SECTIONS: dict[str, re.Pattern[str]] = {
+    "Intended use": re.compile(r"^intended uses?\b"),
+    "Limitations": re.compile(r"^limitations?\b"),
+    "Training data": re.compile(r"^training data\b"),
+    "Evaluation": re.compile(r"^evaluation\b"),
+    "Ethical considerations": re.compile(r"^ethical considerations?\b"),
+}
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+@dataclass(frozen=True)
+class Card:
+    metadata: Mapping[str, Any]  # YAML front matter, JSON-able ({} when absent)
+    body: str  # the Markdown after the front matter
+    sections: tuple[str, ...]  # heading texts in order
+
+
+def parse_card(path: Path, where: str | None = None) -> Card:
+    """Parse a model card and check its required sections; all problems at once."""
+    where = where if where is not None else path.name
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise SourceError("is not UTF-8 text; save the card as UTF-8", where) from None
+    return parse_card_text(text, where)
+
+
+def parse_card_text(text: str, where: str = "MODEL_CARD.md") -> Card:
+    problems = ProblemCollector()
+    metadata: dict[str, Any] = {}
+    body = text
+    lines = text.splitlines(keepends=True)
+    if lines and lines[0].rstrip("\r\n") == "---":
+        end = next(
+            (i for i in range(1, len(lines)) if lines[i].rstrip("\r\n") in ("---", "...")), None
+        )
+        if end is None:
+            raise SourceError(
+                "front matter opened with '---' is never closed; end it with a '---' line", where
+            )
+        try:
+            raw = yaml.safe_load("".join(lines[1:end]))
+        except yaml.YAMLError as exc:
+            raise SourceError(
+                f"front matter is not valid YAML: {str(exc).splitlines()[0]}",
+                f"{where}: front matter",
+            ) from None
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            problems.add(
+                f"{where}: front matter",
+                f"must be a YAML mapping (key: value), not {type(raw).__name__}",
+            )
+        else:
+            metadata = _jsonable(raw, f"{where}: front matter", problems)
+        body = "".join(lines[end + 1 :])
+    if _MARKER in text:
+        problems.add(
+            where,
+            f"contains the reserved marker {_MARKER!r}; remove it (mpkg writes that part itself)",
+        )
+    sections = headings(body)
+    normal = [_normalise(s) for s in sections]
+    for name, pattern in REQUIRED_SECTIONS.items():
+        if not any(pattern.match(n) for n in normal):
+            problems.add(
+                where, f"missing section '{name}'; add a '## {name}' heading with its text"
+            )
+    problems.raise_if_any(SourceError)
+    return Card(metadata=metadata, body=body, sections=tuple(sections))
+
+
+def _jsonable(value: Any, where: str, problems: ProblemCollector) -> Any:
+    """YAML values as JSON: dates become ISO strings; other non-JSON types are refused."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                problems.add(where, f"key {k!r} must be a string")
+                continue
+            out[k] = _jsonable(v, f"{where}.{k}", problems)
+        return out
+    if isinstance(value, list):
+        return [_jsonable(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.add(where, f"{value!r} is not a finite number")
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    problems.add(
+        where,
+        f"a {type(value).__name__} value cannot be recorded; use a string, number, list or mapping",
+    )
+    return None
+
+
+def headings(markdown: str) -> list[str]:
+    """ATX and setext heading texts outside fenced code blocks, in order."""
+    out: list[str] = []
+    fence: str | None = None
+    prev: str | None = None
+    for line in markdown.splitlines():
+        m = _FENCE.match(line)
+        if fence is not None:
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
+                fence = None
+            prev = None
+            continue
+        if m:
+            fence = m.group(1)
+            prev = None
+            continue
+        a = _ATX.match(line)
+        if a:
+            out.append((a.group(2) or "").strip())
+            prev = None
+            continue
+        if prev and _SETEXT.match(line):
+            out.append(prev.strip())
+            prev = None
+            continue
+        prev = line if line.strip() and not line.startswith(("    ", "\t")) else None
+    return out
+
+
+def _normalise(heading: str) -> str:
+    text = re.sub(r"[*_`]", "", heading).lower()
+    text = re.sub(r"\s+", " ", text).strip()
+    return text.rstrip(":").strip()
+
+
+# --- the packaged card -----------------------------------------------------------------
+
+
+def render_packaged_card(author_text: str, facts: Mapping[str, Any]) -> str:
+    """The author's text unchanged, then a delimited machine-written facts section.
+
+    ``facts`` keys (all optional): name, version, description, contract (a Contract or its
+    JSON), metrics (flat name -> number), lineage (from collect_lineage), environment
+    ({"kind", "requires_python", "packages": [{"name", "version"}...]} or a Lockfile-like
+    mapping). Other keys are shown as JSON. The package digest is not included: the card is
+    itself hashed into it.
+    """
+    out: list[str] = [GENERATED_BEGIN, "", "## Package facts (generated by mpkg)", ""]
+    known = {"name", "version", "description", "contract", "metrics", "lineage", "environment"}
+    if facts.get("name") is not None:
+        out.append(f"- **Name:** {_cell(str(facts['name']))}")
+    if facts.get("version") is not None:
+        out.append(f"- **Version:** {_cell(str(facts['version']))}")
+    if facts.get("description"):
+        out.append(f"- **Description:** {_cell(str(facts['description']))}")
+    contract = facts.get("contract")
+    if contract is not None:
+        doc = contract.to_json() if hasattr(contract, "to_json") else contract
+        out += [
+            "",
+            "### Contract",
+            "",
+            "| Side | Name | dtype | Shape | Flags | Description |",
+            "|---|---|---|---|---|---|",
+        ]
+        for side in ("inputs", "outputs"):
+            for f in doc.get(side, []):
+                flags = [k for k in ("optional", "nullable") if f.get(k)]
+                if f.get("enum") is not None:
+                    flags.append("enum: " + ", ".join(json.dumps(v) for v in f["enum"]))
+                shape = "[" + ", ".join(str(d) for d in f.get("shape", [])) + "]"
+                out.append(
+                    f"| {side[:-1]} | `{_cell(f['name'])}` | {f['dtype']} | {shape} | "
+                    f"{_cell('; '.join(flags))} | {_cell(f.get('description', ''))} |"
+                )
+    metrics = facts.get("metrics")
+    if metrics:
+        out += ["", "### Metrics", "", "| Metric | Value |", "|---|---|"]
+        out += [f"| {_cell(str(k))} | {v!r} |" for k, v in sorted(metrics.items())]
+    lineage = facts.get("lineage")
+    if lineage:
+        out += ["", "### Lineage", ""]
+        git = lineage.get("git")
+        if git:
+            dirty = " (uncommitted changes)" if git.get("dirty") else ""
+            out.append(f"- **Git commit:** `{git.get('commit')}`{dirty}")
+        for d in lineage.get("data", []):
+            digest = d.get("md5") or d.get("hash") or "?"
+            size = f", {d['size']} bytes" if "size" in d else ""
+            out.append(f"- **Data:** `{_cell(str(d.get('path')))}` md5 `{digest}`{size}")
+        if lineage.get("params"):
+            out += [
+                "",
+                "Parameters:",
+                "",
+                "```json",
+                json.dumps(lineage["params"], indent=2, sort_keys=True),
+                "```",
+            ]
+    env = facts.get("environment")
+    if env:
+        out += ["", "### Environment", ""]
+        if env.get("kind"):
+            out.append(f"- **Lockfile format:** {env['kind']}")
+        if env.get("requires_python"):
+            out.append(f"- **Requires Python:** {_cell(str(env['requires_python']))}")
+        pkgs = env.get("packages", [])
+        if pkgs:
+            out += ["", "| Package | Version |", "|---|---|"]
+            for p in pkgs:
+                name, version = (
+                    (p["name"], p["version"]) if isinstance(p, Mapping) else (p.name, p.version)
+                )
+                out.append(f"| {_cell(name)} | {_cell(version)} |")
+    other = {k: v for k, v in facts.items() if k not in known}
+    if other:
+        out += [
+            "",
+            "### Other facts",
+            "",
+            "```json",
+            json.dumps(other, indent=2, sort_keys=True, default=str),
+            "```",
+        ]
+    out += ["", GENERATED_END, ""]
+    # Exactly one newline joins the parts, so split_packaged_card can undo it unambiguously.
+    return author_text + "\n" + "\n".join(out)
+
+
+def split_packaged_card(text: str) -> tuple[str, str | None]:
+    """Undo :func:`render_packaged_card`: (author text, generated block or None)."""
+    idx = text.rfind("\n" + GENERATED_BEGIN)
+    if idx < 0 or not text.rstrip().endswith(GENERATED_END):
+        return text, None
+    return text[:idx], text[idx + 1 :]
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,299 @@
+"""Reading a .mpkg: walk the tar structure strictly, read members without extracting.
+
+Nothing here trusts the archive. Every header is regenerated from (name, size)
+and compared byte for byte, members must be contiguous, and the archive must end
+exactly as the canonical writer ends it — so one flipped bit in any header,
+padding or trailer, a truncation or appended bytes are all refused. Member data
+is exposed as offsets into the file for zero-copy, memory-mapped access.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+from . import layout
+from .errors import FormatError
+from .manifest import MANIFEST_NAME, MAX_FILES, MAX_MANIFEST_BYTES, SIGNATURES_NAME
+
+MAX_PAX_BYTES = 64 * 1024
+MAX_SIGNATURES_BYTES = 1024 * 1024
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ZSTD_MAX_WINDOW = 1 << 27  # 128 MiB; the writer uses far less
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    header_offset: int
+    data_offset: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.data_offset + self.size + layout.padding(self.size)
+
+
+def _octal(field: bytes, where: str) -> int:
+    text = field.rstrip(b"\0 ").lstrip(b" ")
+    if not text or not all(48 <= c <= 55 for c in text):
+        raise FormatError("has a malformed tar header (numeric field)", where)
+    return int(text, 8)
+
+
+def _pax_records(data: bytes, where: str) -> dict[str, str]:
+    records: dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.find(b" ", pos)
+        if space < 0 or not data[pos:space].isdigit():
+            raise FormatError("has a malformed PAX header", where)
+        length = int(data[pos:space])
+        record = data[space + 1 : pos + length]
+        if length <= 0 or pos + length > len(data) or not record.endswith(b"\n") or b"=" not in record:
+            raise FormatError("has a malformed PAX header", where)
+        key, _, value = record[:-1].partition(b"=")
+        try:
+            records[key.decode("utf-8")] = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("has a PAX header that is not UTF-8", where) from None
+        pos += length
+    return records
+
+
+def scan(f: BinaryIO, file_size: int, where: str) -> list[Member]:
+    """Walk every member; raise FormatError unless the layout is exactly canonical."""
+    members: list[Member] = []
+    pos = 0
+    while True:
+        if len(members) > MAX_FILES + 2:
+            raise FormatError(f"has more than {MAX_FILES} members", where)
+        if pos + layout.BLOCK > file_size:
+            raise FormatError("is truncated (archive ends inside a header); re-download or rebuild it", where)
+        f.seek(pos)
+        block = f.read(layout.BLOCK)
+        if block == b"\0" * layout.BLOCK:
+            break
+        at = f"{where} (member at byte {pos})"
+        typeflag = block[156:157]
+        if typeflag == b"x":
+            pax_size = _octal(block[124:136], at)
+            if pax_size > MAX_PAX_BYTES:
+                raise FormatError("has an oversized PAX header", at)
+            pax = f.read(pax_size)
+            records = _pax_records(pax, at)
+            f.seek(pos + layout.BLOCK + pax_size + layout.padding(pax_size))
+            block = f.read(layout.BLOCK)
+            name = records.get("path")
+            size_text = records.get("size")
+            if size_text is not None and not size_text.isdigit():
+                raise FormatError("has a malformed PAX size", at)
+            size = int(size_text) if size_text is not None else _octal(block[124:136], at)
+            if name is None:
+                name = block[:100].rstrip(b"\0").decode("ascii", "replace")
+        elif typeflag == b"0":
+            try:
+                name = block[:100].rstrip(b"\0").decode("ascii")
+            except UnicodeDecodeError:
+                raise FormatError("has a non-ASCII name outside a PAX header", at) from None
+            size = _octal(block[124:136], at)
+        else:
+            raise FormatError(
+                f"holds a member of tar type {typeflag!r}; only regular files are allowed "
+                "(links, devices and directories are refused)",
+                at,
+            )
+        expected = layout.member_header(name, size)
+        f.seek(pos)
+        if f.read(len(expected)) != expected:
+            raise FormatError(f"member {name!r} has a non-canonical tar header", where)
+        member = Member(name, pos, pos + len(expected), size)
+        if member.end > file_size:
+            raise FormatError(f"is truncated inside member {name!r}; re-download or rebuild it", where)
+        f.seek(member.data_offset + size)
+        if f.read(layout.padding(size)) != b"\0" * layout.padding(size):
+            raise FormatError(f"member {name!r} has non-zero padding", where)
+        members.append(member)
+        pos = member.end
+    tail = layout.end_of_archive(pos)
+    if file_size != pos + len(tail):
+        raise FormatError(
+            "has bytes after the end of the archive" if file_size > pos + len(tail) else "is truncated",
+            where,
+        )
+    f.seek(pos)
+    if f.read(len(tail)) != tail:
+        raise FormatError("has a non-canonical end of archive (bytes after the end marker)", where)
+    return members
+
+
+class PackageFile:
+    """An open .mpkg: its members and raw access to their bytes. Parses, does not verify."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.where = str(path)
+        try:
+            self._f: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise FormatError(f"cannot be opened ({exc.strerror})", self.where) from None
+        try:
+            st = os.fstat(self._f.fileno())
+            import stat
+
+            if not stat.S_ISREG(st.st_mode):
+                raise FormatError("is not a regular file", self.where)
+            self.size = st.st_size
+            self.members = scan(self._f, self.size, self.where)
+            self.by_name = {m.name: m for m in self.members}
+            if len(self.by_name) != len(self.members):
+                raise FormatError("holds two members with the same name", self.where)
+            manifest = self.by_name.get(MANIFEST_NAME)
+            if manifest is None:
+                raise FormatError(f"has no {MANIFEST_NAME}; is this an .mpkg?", self.where)
+            if manifest.size > MAX_MANIFEST_BYTES:
+                raise FormatError(f"manifest is over {MAX_MANIFEST_BYTES} bytes", self.where)
+            self.manifest_bytes = self.read(manifest)
+            sig = self.by_name.get(SIGNATURES_NAME)
+            if sig is not None and sig.size > MAX_SIGNATURES_BYTES:
+                raise FormatError(f"{SIGNATURES_NAME} is over {MAX_SIGNATURES_BYTES} bytes", self.where)
+            self.signatures_bytes = self.read(sig) if sig is not None else None
+        except BaseException:
+            self._f.close()
+            raise
+
+    def __enter__(self) -> PackageFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._f.close()
+
+    @property
+    def file(self) -> BinaryIO:
+        return self._f
+
+    def read(self, member: Member) -> bytes:
+        self._f.seek(member.data_offset)
+        return self._f.read(member.size)
+
+    def mmap(self) -> mmap.mmap:
+        """A read-only map of the whole package, for zero-copy tensor access."""
+        return mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def iter_decompressed(self, member: Member, expected_size: int) -> Iterator[bytes]:
+        """Decompress a zstd member in bounded chunks, refusing anything but exactly one
+        frame that declares ``expected_size`` and produces exactly that many bytes."""
+        where = f"{self.where}: {member.name}"
+        self._f.seek(member.data_offset)
+        frame_size = zstd_frame_size(self._f, member.size, expected_size, where)
+        if frame_size != member.size:
+            raise FormatError("has data after its zstd frame (extra or skippable frames)", where)
+        self._f.seek(member.data_offset)
+        source: io.BufferedIOBase = (
+            io.BytesIO(self._f.read(member.size))
+            if member.size <= 8 * _CHUNK
+            else io.BufferedReader(_Window(self._f, member))
+        )
+        dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+        produced = 0
+        try:
+            with dctx.stream_reader(source, read_across_frames=False, closefd=False) as reader:  # type: ignore[arg-type]
+                while True:
+                    chunk = reader.read(_CHUNK)
+                    if not chunk:
+                        break
+                    produced += len(chunk)
+                    if produced > expected_size:
+                        raise FormatError(
+                            f"decompresses past its recorded size of {expected_size} bytes (decompression bomb)",
+                            where,
+                        )
+                    yield chunk
+        except zstandard.ZstdError as exc:
+            raise FormatError(f"is not valid zstd ({exc})", where) from None
+        if produced != expected_size:
+            raise FormatError(f"decompresses to {produced} bytes, the manifest says {expected_size}", where)
+
+
+class _Window(io.RawIOBase):
+    """A read-only view of one member's bytes, for streaming decompression of large members."""
+
+    def __init__(self, f: BinaryIO, member: Member) -> None:
+        self._f, self._pos, self._end = f, member.data_offset, member.data_offset + member.size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self._end - self._pos)
+        if n <= 0:
+            return 0
+        self._f.seek(self._pos)
+        data = self._f.read(n)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def zstd_frame_size(f: BinaryIO, limit: int, expected_size: int, where: str) -> int:
+    """Walk one zstd frame's headers (RFC 8878) and return its compressed length.
+
+    Refuses skippable frames, missing or wrong content sizes, oversized windows,
+    dictionaries and reserved block types, before any decompression happens."""
+    start = f.tell()
+
+    def need(n: int) -> bytes:
+        data = f.read(n)
+        if len(data) != n or f.tell() - start > limit:
+            raise FormatError("ends inside its zstd frame", where)
+        return data
+
+    if need(4) != ZSTD_MAGIC:
+        raise FormatError("does not start with a zstd frame (skippable frames are refused)", where)
+    fhd = need(1)[0]
+    fcs_flag, single_segment, checksum, dict_flag = fhd >> 6, (fhd >> 5) & 1, (fhd >> 2) & 1, fhd & 3
+    if (fhd >> 3) & 1:
+        raise FormatError("has a reserved zstd header bit set", where)
+    if dict_flag:
+        raise FormatError("uses a zstd dictionary, which the format does not allow", where)
+    if not single_segment:
+        descriptor = need(1)[0]
+        exponent, mantissa = descriptor >> 3, descriptor & 7
+        base = 1 << (10 + exponent)
+        if base + (base >> 3) * mantissa > ZSTD_MAX_WINDOW:
+            raise FormatError("asks for a zstd window over 128 MiB", where)
+    fcs_len = {0: 1 if single_segment else 0, 1: 2, 2: 4, 3: 8}[fcs_flag]
+    if fcs_len == 0:
+        raise FormatError("has a zstd frame without a content size", where)
+    content_size = int.from_bytes(need(fcs_len), "little") + (256 if fcs_len == 2 else 0)
+    if content_size != expected_size:
+        raise FormatError(
+            f"declares {content_size} bytes in its zstd frame, the manifest says {expected_size}", where
+        )
+    while True:
+        header = int.from_bytes(need(3), "little")
+        last, block_type, block_size = header & 1, (header >> 1) & 3, header >> 3
+        if block_type == 3:
+            raise FormatError("has a reserved zstd block type", where)
+        if block_size > zstandard.BLOCKSIZE_MAX:
+            raise FormatError("has an oversized zstd block", where)
+        skip = 1 if block_type == 1 else block_size
+        f.seek(skip, io.SEEK_CUR)
+        if f.tell() - start > limit:
+            raise FormatError("ends inside its zstd frame", where)
+        if last:
+            break
+    if checksum:
+        need(4)
+    return f.tell() - start

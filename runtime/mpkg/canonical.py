@@ -1,0 +1,141 @@
+"""Canonical JSON (RFC 8785, JCS) — the bytes the package digest is taken over.
+
+Keys sorted by UTF-16 code units, no insignificant whitespace, UTF-8, numbers in
+ECMAScript's shortest round-trip form. ``loads`` is the strict inverse used on
+untrusted manifests: duplicate keys, NaN/Infinity and non-UTF-8 are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .errors import FormatError
+
+_SAFE_INT = 2**53
+
+
+def _number(value: int | float) -> str:
+    if isinstance(value, bool):  # pragma: no cover - handled by caller
+        raise TypeError
+    if isinstance(value, int):
+        if abs(value) > _SAFE_INT:
+            raise ValueError(f"integer {value} is outside the interoperable range ±2^53")
+        return str(value)
+    if not math.isfinite(value):
+        raise ValueError("NaN and Infinity have no JSON form")
+    if value == 0:
+        return "0"
+    if value.is_integer() and abs(value) < _SAFE_INT:
+        return str(int(value))
+    # repr gives the shortest round-trip digits; reformat them as ECMAScript Number::toString does.
+    mantissa, _, exp_text = repr(abs(value)).partition("e")
+    int_part, _, frac_part = mantissa.partition(".")
+    digits = (int_part + frac_part).lstrip("0")
+    # decimal exponent n such that value = 0.d1d2... * 10^n
+    n = len(int_part.lstrip("0")) if int_part.strip("0") else -(len(frac_part) - len(frac_part.lstrip("0")))
+    if exp_text:
+        n += int(exp_text)
+    digits = digits.rstrip("0")
+    k = len(digits)
+    sign = "-" if value < 0 else ""
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * (-n) + digits
+    e = n - 1
+    exp = f"e{'+' if e >= 0 else '-'}{abs(e)}"
+    if k == 1:
+        return sign + digits + exp
+    return sign + digits[0] + "." + digits[1:] + exp
+
+
+def _encode(value: Any, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, (int, float)):
+        out.append(_number(value))
+    elif isinstance(value, str):
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, (list, tuple)):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _encode(item, out)
+        out.append("]")
+    elif isinstance(value, dict):
+        out.append("{")
+        keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
+        for i, key in enumerate(keys):
+            if not isinstance(key, str):
+                raise TypeError(f"object keys must be strings, got {key!r}")
+            if i:
+                out.append(",")
+            out.append(json.dumps(key, ensure_ascii=False))
+            out.append(":")
+            _encode(value[key], out)
+        out.append("}")
+    else:
+        raise TypeError(f"{type(value).__name__} has no canonical JSON form")
+
+
+def dumps(value: Any) -> bytes:
+    """Encode ``value`` canonically. Raises TypeError/ValueError for unencodable data."""
+    out: list[str] = []
+    _encode(value, out)
+    return "".join(out).encode("utf-8")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise FormatError(f"duplicate key {key!r}; each key may appear once")
+        result[key] = value
+    return result
+
+
+def _refuse_constant(name: str) -> Any:
+    raise FormatError(f"{name} is not valid JSON")
+
+
+def _parse_int(text: str) -> int | float:
+    # JSON numbers are IEEE doubles (RFC 8785): integers beyond 2^53 are read as the double they denote.
+    value = int(text)
+    return value if abs(value) <= _SAFE_INT else float(value)
+
+
+def loads(data: bytes, where: str) -> Any:
+    """Strictly parse JSON from untrusted bytes; problems name ``where``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not UTF-8 at byte {exc.start}", where) from None
+    try:
+        return json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant, parse_int=_parse_int
+        )
+    except FormatError as exc:
+        raise FormatError(exc.problems[0].reason, where) from None
+    except (ValueError, RecursionError) as exc:
+        raise FormatError(f"not valid JSON ({exc})", where) from None
+
+
+def loads_canonical(data: bytes, where: str) -> Any:
+    """Parse and insist the bytes are exactly the canonical encoding (one byte form per document)."""
+    value = loads(data, where)
+    try:
+        again = dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"has no canonical form ({exc})", where) from None
+    if again != data:
+        raise FormatError("is not in canonical JSON form (RFC 8785); rebuild the package", where)
+    return value

@@ -1,0 +1,167 @@
+"""Runtime commands: verify, inspect, unpack."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .archive import PackageFile
+from .cli import add_key_options, emit_json, exit_code, info, trusted_keys
+from .errors import EXIT_FAILED, MpkgError
+from .manifest import Manifest
+from .progress import progress_bar
+from .signatures import Envelope
+from .verify import Policy, verify
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("verify", help="verify a package: layout, digests, signatures")
+    p.add_argument("package")
+    add_key_options(p)
+    p.add_argument("--env", action="store_true", help="also compare this Python environment with the lockfile")
+    p.add_argument("--run", action="store_true", help="also load it and replay the stored example")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_verify)
+
+    p = sub.add_parser("inspect", help="show what a package holds (does not verify contents)")
+    p.add_argument("package")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_inspect)
+
+    p = sub.add_parser("unpack", help="verify, then extract safely into a new directory")
+    p.add_argument("package")
+    p.add_argument("directory")
+    add_key_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_unpack)
+
+
+def _policy(args: argparse.Namespace) -> Policy:
+    return Policy.from_paths(trusted_keys(args), args.allow_unsigned)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    policy = _policy(args)
+    total = _size(args.package)
+    with progress_bar("verifying", total, not args.json) as advance:
+        result = verify(args.package, policy, progress=advance)
+    doc = result.to_json()
+    errors = list(result.errors)
+    if result.ok and result.manifest is not None and args.env:
+        from .environment import check_environment
+
+        env_problems = check_environment(result.manifest)
+        doc["environment"] = {"ok": not env_problems, "mismatches": env_problems}
+        errors.extend(f"environment: {p}" for p in env_problems)
+    if result.ok and args.run:
+        from .model import load
+
+        try:
+            model = load(args.package, keys=trusted_keys(args), allow_unsigned=args.allow_unsigned)
+            model.smoke_test()
+            doc["smoke_test"] = {"ok": True}
+        except MpkgError as exc:
+            doc["smoke_test"] = {"ok": False, "errors": exc.reasons()}
+            errors.extend(exc.reasons())
+    doc["ok"] = not errors
+    doc["errors"] = errors
+    if args.json:
+        emit_json(doc)
+    else:
+        for sig in result.signatures:
+            info(f"signature {sig.keyid[:16]}: {'valid' if sig.valid else 'NOT valid'} ({sig.reason})")
+        for line in errors:
+            info(f"mpkg: {line}")
+        if not errors:
+            assert result.manifest is not None
+            info(f"ok: {result.manifest.name} {result.manifest.version} {result.digest}")
+    return exit_code(not errors)
+
+
+def _size(path: str) -> int:
+    try:
+        import os
+
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def describe(pkg: PackageFile, manifest: Manifest) -> dict[str, Any]:
+    raw = manifest.raw
+    doc: dict[str, Any] = {
+        "name": manifest.name,
+        "version": manifest.version,
+        "description": manifest.description,
+        "digest": str(manifest.digest),
+        "format_version": manifest.format_version,
+        "size": pkg.size,
+        "model": {"format": manifest.model_format, "files": list(manifest.model_files)},
+        "files": [f.to_json() for f in manifest.files],
+        "contract": manifest.contract.to_json(),
+        "card": dict(manifest.card),
+        "lineage": dict(manifest.lineage),
+        "environment": dict(manifest.environment),
+        "code": raw.get("code"),
+        "example": raw.get("example"),
+        "base": raw.get("base"),
+        "signatures": [],
+    }
+    if pkg.signatures_bytes is not None:
+        try:
+            env = Envelope.from_bytes(pkg.signatures_bytes)
+            doc["signatures"] = [{"keyid": s.keyid} for s in env.signatures]
+        except MpkgError as exc:
+            doc["signatures"] = [{"error": r} for r in exc.reasons()]
+    return doc
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    with PackageFile(args.package) as pkg:
+        manifest = Manifest.from_bytes(pkg.manifest_bytes)
+        doc = describe(pkg, manifest)
+    if args.json:
+        emit_json(doc)
+        return 0
+    print(f"{doc['name']} {doc['version']}  {doc['digest']}")
+    if doc["description"]:
+        print(f"  {doc['description']}")
+    print(f"  format v{doc['format_version']}, model {doc['model']['format']}, {doc['size']} bytes")
+    print("files:")
+    for f in doc["files"]:
+        print(f"  {f['size']:>12}  {f['encoding']:<8} {f['role']:<11} {f['path']}  {f['digest'][:23]}…")
+    print("contract:")
+    for side in ("inputs", "outputs"):
+        for field in doc["contract"][side]:
+            flags = [k for k in ("optional", "nullable") if field.get(k)]
+            extra = f" [{', '.join(flags)}]" if flags else ""
+            print(f"  {side[:-1]:<6} {field['name']}: {field['dtype']}{field['shape']}{extra}")
+    meta = doc["card"].get("metadata") or {}
+    if meta:
+        print("card: " + ", ".join(f"{k}={meta[k]}" for k in sorted(meta) if isinstance(meta[k], (str, int, float))))
+    metrics = doc["lineage"].get("metrics") or {}
+    if metrics:
+        print("metrics: " + ", ".join(f"{k}={v}" for k, v in sorted(metrics.items())))
+    git = doc["lineage"].get("git")
+    if git:
+        print(f"git: {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
+    env = doc["environment"]
+    print(f"environment: {env.get('kind')} {len(env.get('packages', []))} packages"
+          + (f", python {env['requires_python']}" if env.get("requires_python") else ""))
+    if doc["signatures"]:
+        for s in doc["signatures"]:
+            print(f"signature: {s.get('keyid', s.get('error'))}")
+    else:
+        print("signatures: none")
+    return 0
+
+
+def cmd_unpack(args: argparse.Namespace) -> int:
+    from .unpack import unpack
+
+    result = unpack(args.package, args.directory, _policy(args))
+    if args.json:
+        emit_json({**result.to_json(), "directory": args.directory})
+    else:
+        info(f"unpacked {result.digest} into {args.directory}")
+    return 0 if result.ok else EXIT_FAILED

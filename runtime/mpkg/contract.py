@@ -1,0 +1,195 @@
+"""The input/output contract: what a package accepts and what it promises to return.
+
+This module holds the data model and its strict parser; enforcement against
+data lives in :mod:`mpkg.enforce`. Names follow spec/format.md §6.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ContractError, Problem
+
+# Numeric/tensor dtypes, spelled as in the spec (and as numpy spells them, bar bfloat16/string).
+TENSOR_DTYPES = (
+    "bool",
+    "int8", "int16", "int32", "int64",
+    "uint8", "uint16", "uint32", "uint64",
+    "float16", "bfloat16", "float32", "float64",
+    "string",
+)
+# Arrow-only column types for tabular contracts.
+_ARROW_DTYPE = re.compile(
+    r"^(?:date32|date64"
+    r"|timestamp\[(?:s|ms|us|ns)(?:, tz=[A-Za-z0-9_/+\-:]+)?\]"
+    r"|decimal128\((?:[1-9]|[1-3][0-9]),(?:0|[1-9]|[1-3][0-9])\))$"
+)
+
+Dim = int | str
+Scalar = bool | int | float | str
+
+
+def is_valid_dtype(dtype: str) -> bool:
+    return dtype in TENSOR_DTYPES or bool(_ARROW_DTYPE.match(dtype))
+
+
+@dataclass(frozen=True)
+class Field:
+    """One named input or output."""
+
+    name: str
+    dtype: str
+    shape: tuple[Dim, ...]
+    optional: bool = False
+    nullable: bool = False
+    enum: tuple[Scalar, ...] | None = None
+    description: str = ""
+
+    @property
+    def is_column(self) -> bool:
+        """A tabular column: one dynamic (batch) dimension."""
+        return (len(self.shape) == 1 and not isinstance(self.shape[0], int)) or self.shape == (-1,)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        if self.optional:
+            out["optional"] = True
+        if self.nullable:
+            out["nullable"] = True
+        if self.enum is not None:
+            out["enum"] = list(self.enum)
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass(frozen=True)
+class Contract:
+    inputs: tuple[Field, ...]
+    outputs: tuple[Field, ...]
+
+    @property
+    def is_tabular(self) -> bool:
+        """All inputs are columns: predict also takes Arrow tables / DataFrames."""
+        return bool(self.inputs) and all(f.is_column for f in self.inputs)
+
+    def input(self, name: str) -> Field | None:
+        return next((f for f in self.inputs if f.name == name), None)
+
+    def output(self, name: str) -> Field | None:
+        return next((f for f in self.outputs if f.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "inputs": [f.to_json() for f in self.inputs],
+            "outputs": [f.to_json() for f in self.outputs],
+        }
+
+    @classmethod
+    def from_json(cls, doc: object, where: str = "contract") -> Contract:
+        """Parse strictly; every problem is reported at once, each naming its field path."""
+        problems: list[Problem] = []
+        if not isinstance(doc, Mapping):
+            raise ContractError("must be a JSON object with 'inputs' and 'outputs'", where)
+        extra = set(doc) - {"inputs", "outputs"}
+        if extra:
+            problems.append(Problem(where, f"unknown keys {sorted(extra)}; only 'inputs' and 'outputs' are allowed"))
+        sides: dict[str, tuple[Field, ...]] = {}
+        for side in ("inputs", "outputs"):
+            raw = doc.get(side)
+            if not isinstance(raw, list) or not raw:
+                problems.append(Problem(f"{where}.{side}", "must be a non-empty list of fields"))
+                sides[side] = ()
+                continue
+            fields = []
+            seen: set[str] = set()
+            for i, item in enumerate(raw):
+                field = _parse_field(item, f"{where}.{side}[{i}]", problems)
+                if field is None:
+                    continue
+                if field.name in seen:
+                    problems.append(Problem(f"{where}.{side}[{i}].name", f"duplicate field name {field.name!r}"))
+                seen.add(field.name)
+                fields.append(field)
+            sides[side] = tuple(fields)
+        if problems:
+            raise ContractError(problems)
+        return cls(inputs=sides["inputs"], outputs=sides["outputs"])
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-/]{0,127}$")
+_DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_FIELD_KEYS = {"name", "dtype", "shape", "optional", "nullable", "enum", "description"}
+
+
+def _parse_field(item: object, where: str, problems: list[Problem]) -> Field | None:
+    if not isinstance(item, Mapping):
+        problems.append(Problem(where, "must be an object with name, dtype and shape"))
+        return None
+    before = len(problems)
+    extra = set(item) - _FIELD_KEYS
+    if extra:
+        problems.append(Problem(where, f"unknown keys {sorted(extra)}; allowed: {sorted(_FIELD_KEYS)}"))
+    name = item.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        problems.append(Problem(f"{where}.name", "must be 1-128 characters: letters, digits, _ . : - /"))
+    dtype = item.get("dtype")
+    if not isinstance(dtype, str) or not is_valid_dtype(dtype):
+        problems.append(
+            Problem(
+                f"{where}.dtype",
+                f"{dtype!r} is not a supported dtype; use one of {', '.join(TENSOR_DTYPES)} "
+                "or an Arrow type (timestamp[us], date32, decimal128(p,s))",
+            )
+        )
+    shape = item.get("shape")
+    dims: list[Dim] = []
+    if not isinstance(shape, list) or len(shape) > 32:
+        problems.append(Problem(f"{where}.shape", "must be a list of at most 32 dims (ints, -1 or dim names)"))
+    else:
+        for j, d in enumerate(shape):
+            if isinstance(d, bool) or not (
+                (isinstance(d, int) and (d >= 0 or d == -1)) or (isinstance(d, str) and _DIM_NAME.match(d))
+            ):
+                problems.append(Problem(f"{where}.shape[{j}]", f"{d!r} is not a dim: use a size >= 0, -1 or a name"))
+            else:
+                dims.append(d)
+    flags = {}
+    for key in ("optional", "nullable"):
+        value = item.get(key, False)
+        if not isinstance(value, bool):
+            problems.append(Problem(f"{where}.{key}", "must be true or false"))
+        flags[key] = bool(value)
+    enum = item.get("enum")
+    enum_values: tuple[Scalar, ...] | None = None
+    if enum is not None:
+        if not isinstance(enum, list) or not enum or not all(
+            isinstance(v, (bool, int, float, str)) for v in enum
+        ):
+            problems.append(Problem(f"{where}.enum", "must be a non-empty list of scalars"))
+        elif len(set(map(repr, enum))) != len(enum):
+            problems.append(Problem(f"{where}.enum", "values must be unique"))
+        else:
+            enum_values = tuple(enum)
+    description = item.get("description", "")
+    if not isinstance(description, str):
+        problems.append(Problem(f"{where}.description", "must be a string"))
+    if len(problems) != before:
+        return None
+    assert isinstance(name, str) and isinstance(dtype, str) and isinstance(description, str)
+    return Field(
+        name=name,
+        dtype=dtype,
+        shape=tuple(dims),
+        optional=flags["optional"],
+        nullable=flags["nullable"],
+        enum=enum_values,
+        description=description,
+    )
+
+
+def fields_by_name(fields: Sequence[Field]) -> dict[str, Field]:
+    return {f.name: f for f in fields}

@@ -1,0 +1,46 @@
+"""Reading what a package says about itself, without verifying it.
+
+For listings, registries and diff: these parse the layout and manifest strictly
+but do not hash contents or check signatures. Anything that acts on a package's
+contents (load, serve, unpack, pull) goes through :mod:`mpkg.verify` first.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .archive import PackageFile
+from .errors import FormatError
+from .manifest import Manifest
+from .verify import payload_bytes
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    name: str
+    version: str
+    digest: str
+    metrics: dict[str, float]
+    size: int
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    with PackageFile(path) as pkg:
+        return Manifest.from_bytes(pkg.manifest_bytes)
+
+
+def read_info(path: str | os.PathLike[str]) -> PackageInfo:
+    with PackageFile(path) as pkg:
+        m = Manifest.from_bytes(pkg.manifest_bytes)
+        return PackageInfo(m.name, m.version, str(m.digest), m.metrics, pkg.size)
+
+
+def extract_member(path: str | os.PathLike[str], logical_path: str) -> bytes:
+    """One small file's logical bytes (decompressed). Parses, does not verify."""
+    with PackageFile(path) as pkg:
+        m = Manifest.from_bytes(pkg.manifest_bytes)
+        entry = m.file(logical_path)
+        if entry is None:
+            raise FormatError(f"has no file {logical_path!r}", str(path))
+        return payload_bytes(pkg, entry)

@@ -1,0 +1,207 @@
+"""Verification: the steps of spec/format.md §9, in the order they run.
+
+``verify`` never raises for a bad package: it returns a result listing every
+problem found, so a user sees extra, missing and mismatched files together.
+Policy fails closed: no trusted valid signature means not ok, unless the
+caller explicitly allows unsigned packages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .archive import PackageFile
+from .digests import Digest, hash_range, new_file_hasher
+from .errors import FormatError, MpkgError, SignatureError, VerificationError
+from .manifest import MANIFEST_NAME, SIGNATURES_NAME, FileEntry, Manifest
+from .signatures import Envelope, SignatureCheck, TrustedKey, check_envelope, check_statement, load_public_keys
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which signatures make a package acceptable. Fail-closed by construction."""
+
+    keys: tuple[TrustedKey, ...] = ()
+    allow_unsigned: bool = False
+
+    @classmethod
+    def from_paths(cls, keys: Iterable[str | os.PathLike[str]] = (), allow_unsigned: bool = False) -> Policy:
+        return cls(load_public_keys(keys), allow_unsigned)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    path: str
+    digest: Digest | None
+    manifest: Manifest | None = field(repr=False)
+    signatures: tuple[SignatureCheck, ...]
+    errors: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            raise VerificationError([e for e in self._problems()])
+
+    def _problems(self) -> Iterable[Any]:
+        from .errors import Problem
+
+        return (Problem("", e) for e in self.errors)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "path": self.path,
+            "digest": str(self.digest) if self.digest else None,
+            "name": self.manifest.name if self.manifest else None,
+            "version": self.manifest.version if self.manifest else None,
+            "signatures": [s.to_json() for s in self.signatures],
+            "errors": list(self.errors),
+        }
+
+
+def verify(
+    path: str | os.PathLike[str],
+    keys: Sequence[str | os.PathLike[str]] | Policy = (),
+    allow_unsigned: bool = False,
+    progress: Progress | None = None,
+) -> VerificationResult:
+    """Verify a package completely: layout, manifest, signatures, every byte of every file."""
+    policy = keys if isinstance(keys, Policy) else Policy.from_paths(keys, allow_unsigned)
+    where = str(path)
+    try:
+        with PackageFile(path) as pkg:  # step 1: layout
+            return _verify_open(pkg, policy, progress)
+    except MpkgError as exc:
+        return VerificationResult(where, None, None, (), tuple(exc.reasons()))
+
+
+def _verify_open(pkg: PackageFile, policy: Policy, progress: Progress | None) -> VerificationResult:
+    where = pkg.where
+    errors: list[str] = []
+    # step 2: the manifest, strictly
+    try:
+        manifest = Manifest.from_bytes(pkg.manifest_bytes)
+    except MpkgError as exc:
+        return VerificationResult(where, None, None, (), tuple(f"{where}: {r}" for r in exc.reasons()))
+    digest = manifest.digest
+    # step 3: the members are exactly the manifest's files, in order, then the manifest, then signatures
+    errors.extend(_check_members(pkg, manifest))
+    # step 4: signatures against the policy
+    checks, sig_errors = _check_signatures(pkg, manifest, policy)
+    errors.extend(sig_errors)
+    # step 5: every file's size and content digest
+    errors.extend(_check_contents(pkg, manifest, progress))
+    return VerificationResult(where, digest, manifest, checks, tuple(errors))
+
+
+def _check_members(pkg: PackageFile, manifest: Manifest) -> list[str]:
+    where = pkg.where
+    expected = [f.member_name for f in manifest.files] + [MANIFEST_NAME]
+    actual = [m.name for m in pkg.members]
+    if actual and actual[-1] == SIGNATURES_NAME:
+        actual = actual[:-1]
+    if actual == expected:
+        return []
+    problems = []
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    if missing:
+        problems.append(f"{where}: files missing from the archive: {', '.join(missing)}")
+    if extra:
+        problems.append(f"{where}: files not listed in the manifest: {', '.join(extra)}")
+    if not missing and not extra:
+        problems.append(f"{where}: members are not in canonical order (files by path, manifest, signatures)")
+    return problems
+
+
+def _check_signatures(
+    pkg: PackageFile, manifest: Manifest, policy: Policy
+) -> tuple[tuple[SignatureCheck, ...], list[str]]:
+    where = pkg.where
+    if pkg.signatures_bytes is None:
+        if policy.allow_unsigned:
+            return (), []
+        return (), [f"{where}: the package is not signed; sign it with `mpkg sign` or pass --allow-unsigned"]
+    try:
+        envelope = Envelope.from_bytes(pkg.signatures_bytes)
+    except (SignatureError, FormatError) as exc:
+        return (), [f"{where}: {r}" for r in exc.reasons()]
+    reason = check_statement(
+        envelope.payload, manifest.name, manifest.version, manifest.digest, manifest.format_version
+    )
+    checks = check_envelope(envelope, policy.keys, reason is None)
+    errors = []
+    if reason is not None:
+        errors.append(f"{where}: {reason}")
+    errors.extend(f"{where}: signature by key {c.keyid[:16]}: {c.reason}" for c in checks if c.trusted and not c.valid)
+    if not any(c.valid for c in checks) and not policy.allow_unsigned:
+        if not policy.keys:
+            errors.append(f"{where}: no trusted keys given; pass --key NAME.pub (or --allow-unsigned)")
+        elif reason is None and not any(c.trusted for c in checks):
+            errors.append(
+                f"{where}: no signature by a trusted key (signed by {', '.join(c.keyid[:16] for c in checks)}); "
+                "pass the signer's public key with --key"
+            )
+    return checks, errors
+
+
+def _check_contents(pkg: PackageFile, manifest: Manifest, progress: Progress | None) -> list[str]:
+    errors = []
+    for entry in manifest.files:
+        member = pkg.by_name.get(entry.member_name)
+        if member is None:
+            continue  # reported by step 3
+        try:
+            actual = _digest_member(pkg, entry, member, progress)
+        except MpkgError as exc:
+            errors.extend(exc.reasons())
+            continue
+        if actual != entry.digest:
+            errors.append(f"{pkg.where}: {entry.path}: content does not match its digest (modified or corrupted)")
+    return errors
+
+
+def _digest_member(pkg: PackageFile, entry: FileEntry, member: Any, progress: Progress | None) -> Digest:
+    if entry.encoding == "identity":
+        if member.size != entry.size:
+            raise FormatError(f"is {member.size} bytes, the manifest says {entry.size}", f"{pkg.where}: {entry.path}")
+        digest = hash_range(pkg.file, member.data_offset, member.size)
+        if progress:
+            progress(member.size)
+        return digest
+    hasher = new_file_hasher()
+    for chunk in pkg.iter_decompressed(member, entry.size):
+        hasher.update(chunk)
+    if progress:
+        progress(member.size)
+    return Digest("blake3", hasher.hexdigest())
+
+
+def verify_or_raise(
+    path: str | os.PathLike[str],
+    keys: Sequence[str | os.PathLike[str]] | Policy = (),
+    allow_unsigned: bool = False,
+) -> VerificationResult:
+    result = verify(path, keys, allow_unsigned)
+    result.raise_for_errors()
+    return result
+
+
+def payload_bytes(pkg: PackageFile, entry: FileEntry) -> bytes:
+    """A (small) file's logical bytes, decompressed if needed. Callers verify first."""
+    member = pkg.by_name[entry.member_name]
+    if entry.encoding == "identity":
+        return pkg.read(member)
+    return b"".join(pkg.iter_decompressed(member, entry.size))
+
+
+__all__ = ["Path", "Policy", "VerificationResult", "payload_bytes", "verify", "verify_or_raise"]
