@@ -235,7 +235,7 @@ def _plan_example(
 def _infer_version(base: Manifest, document: dict[str, Any], files: list[PlannedFile], declared: str | None) -> str:
     from .diff import infer_version
 
-    return infer_version(base, document, files, declared)
+    return infer_version(base, document, files, declared).version
 
 
 def _check_unique(files: list[PlannedFile]) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 from mpkg.cli import emit_json, info
 from mpkg.progress import progress_bar
 
-from .build import build_package
 from .signing import ALGORITHMS, keygen, sign
 
 # Each module adds its own commands; listed here so `mpkg --help` shows them in this order.
@@ -51,6 +50,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from .build import build_package  # onnx and friends load only when building
+
     with contextlib.ExitStack() as stack:
 
         def bar(total: int) -> Any:

@@ -99,6 +99,7 @@ _TABLES: dict[str, tuple[set[str], set[str]]] = {
     "card": ({"file"}, set()),
     "lineage": (set(), {"metrics", "params", "data"}),
     "example": ({"file"}, {"rtol", "atol"}),
+    "diff": (set(), {"rules"}),  # rule overrides for `mpkg diff` / `build --base` (spec/semver.md)
 }
 _REQUIRED_TABLES = ("package", "model", "environment", "card")
 

@@ -32,7 +32,7 @@ from .dtypes import NUMPY_OF_ONNX_ELEM
 from .environment import require_environment
 from .errors import ContractError, FormatError, MpkgError, Problem, VerificationError
 from .manifest import ENTRY_POINTS, FileEntry, Manifest
-from .verify import Policy, _verify_open, payload_bytes
+from .verify import Policy, payload_bytes, verify_open
 from .weights import TensorMap, map_safetensors, onnx_external_tensors
 
 Array = np.ndarray[Any, Any]
@@ -422,7 +422,7 @@ def load(
     except MpkgError as exc:
         raise VerificationError([Problem("", r) for r in exc.reasons()]) from None
     with pkg:
-        result = _verify_open(pkg, policy, None)  # hashes every byte once, on this open file
+        result = verify_open(pkg, policy)  # hashes every byte once, on this open file
         result.raise_for_errors()
         manifest = result.manifest
         assert manifest is not None

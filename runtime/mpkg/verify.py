@@ -79,12 +79,14 @@ def verify(
     where = str(path)
     try:
         with PackageFile(path) as pkg:  # step 1: layout
-            return _verify_open(pkg, policy, progress)
+            return verify_open(pkg, policy, progress)
     except MpkgError as exc:
         return VerificationResult(where, None, None, (), tuple(exc.reasons()))
 
 
-def _verify_open(pkg: PackageFile, policy: Policy, progress: Progress | None) -> VerificationResult:
+def verify_open(pkg: PackageFile, policy: Policy, progress: Progress | None = None) -> VerificationResult:
+    """Steps 2-5 on an already opened (and layout-checked) package: callers that go on to
+    read the same file (load) verify exactly the bytes they will use."""
     where = pkg.where
     errors: list[str] = []
     # step 2: the manifest, strictly

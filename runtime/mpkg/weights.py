@@ -13,7 +13,6 @@ tells the real type and :func:`bfloat16_to_float32` upcasts a tensor on demand (
 
 from __future__ import annotations
 
-import json
 import math
 import mmap
 import os
@@ -27,20 +26,10 @@ import numpy as np
 
 from .dtypes import SAFETENSORS_DTYPE
 from .errors import FormatError, MpkgError, SourceError
+from .safetensors import TensorInfo, parse_header
 
 Array = np.ndarray[Any, Any]
 MAX_HEADER = 100 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """One tensor of a safetensors header; offsets relative to the data section start."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    begin: int
-    end: int
 
 
 class TensorMap(Mapping[str, Array]):
@@ -94,35 +83,9 @@ class TensorMap(Mapping[str, Array]):
         return TensorMap(arrays, dtypes, keep)
 
 
-def _parse_header(header: bytes, data_len: int, where: str) -> list[TensorInfo]:
-    """TensorInfos from the header JSON, via the strict runtime parser when it exists."""
-    try:
-        from . import safetensors as parser  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        parser = None
-    if parser is not None and hasattr(parser, "parse_header"):
-        info = parser.parse_header(header, data_len, where, FormatError)
-        return [TensorInfo(t.name, t.dtype, tuple(t.shape), t.begin, t.end) for t in info.tensors]
-    # TODO(lead): remove this fallback once mpkg_builder/sources/safetensors.py moves to
-    # mpkg/safetensors.py (parse_header(header, data_len, where, error) -> SafetensorsInfo).
-    # Until then this minimal parser reads the header; bounds are checked by the caller.
-    try:
-        doc = json.loads(header.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FormatError(f"safetensors header is not valid JSON ({exc})", where) from None
-    if not isinstance(doc, dict):
-        raise FormatError("safetensors header must be a JSON object", where)
-    infos = []
-    for name, entry in doc.items():
-        if name == "__metadata__":
-            continue
-        try:
-            begin, end = entry["data_offsets"]
-            shape = tuple(int(d) for d in entry["shape"])
-            infos.append(TensorInfo(name, str(entry["dtype"]), shape, int(begin), int(end)))
-        except (KeyError, TypeError, ValueError):
-            raise FormatError(f"tensor {name!r} has a malformed header entry", where) from None
-    return infos
+def _parse_header(header: bytes, data_len: int, where: str) -> tuple[TensorInfo, ...]:
+    """TensorInfos from the header, parsed as strictly as the builder parsed it."""
+    return parse_header(header, data_len, where, FormatError).tensors
 
 
 def tensors_from_infos(

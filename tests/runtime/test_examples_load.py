@@ -11,8 +11,6 @@ import pytest
 from mpkg.errors import ContractError
 from pkgfactory import make_key
 
-# TODO(lead): drop this guard once mpkg_builder.example (the builder's example recorder) lands.
-pytest.importorskip("mpkg_builder.example", reason="the builder cannot record examples yet")
 from mpkg_builder.build import build_package
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
