@@ -1,0 +1,112 @@
+"""``mpkg serve``: argument parsing only; the work is in :mod:`mpkg.serve.server`.
+
+Importing this module stays cheap (no uvicorn, numpy or onnxruntime) because the
+top-level CLI imports every command's ``register`` on each invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from mpkg.errors import EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from .server import ServeOptions
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1024, "kib": 1024, "kb": 1000,
+    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
+    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
+}
+
+
+def parse_size(text: str) -> int:
+    """'64MiB', '512k', '1000000' -> bytes (argparse type)."""
+    m = _SIZE.match(text)
+    if not m or int(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive size such as 64MiB, 512KiB or 1048576")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+def _split(text: str) -> Any:
+    from .registry import parse_split
+
+    try:
+        return parse_split(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.problems[0].reason) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0-65535; 0 picks a free one)")
+    return int(text)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``serve`` to the top-level ``mpkg`` parser (CLI convention)."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve packages over the Open Inference Protocol (KServe V2)",
+        description="Verify, load and smoke-test packages, then serve them over HTTP "
+        "(Open Inference Protocol / KServe V2, binary tensors, Arrow IPC for tabular "
+        "packages, Prometheus /metrics). SIGTERM drains in-flight requests and exits 0.",
+    )
+    p.add_argument("packages", nargs="+", metavar="PKG", help=".mpkg files to serve")
+    p.add_argument("--key", action="append", default=[], metavar="PUB",
+                   help="public key trusted for signatures (repeatable)")
+    p.add_argument("--allow-unsigned", action="store_true", help="serve packages without signatures")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0 picks a free one)")
+    p.add_argument("--workers", type=_positive, default=1,
+                   help="processes sharing the socket; each loads the packages (default 1)")
+    p.add_argument("--split", type=_split, action="append", default=[], metavar="NAME=V:W,V:W",
+                   help="weighted split of unversioned requests, e.g. fraud=1.0.0:90,1.1.0:10")
+    p.add_argument("--split-seed", type=int, default=None, metavar="N",
+                   help="seed the split's random choice (reproducible tests)")
+    p.add_argument("--max-body-bytes", type=parse_size, default="64MiB", metavar="SIZE",
+                   help="largest request body, also after decompression (default 64MiB)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="request log on stderr: text or one JSON object per line")
+    p.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="longest wait for in-flight requests after SIGTERM (default 30)")
+    p.set_defaults(handler=handle)
+
+
+def options_from_args(args: argparse.Namespace) -> ServeOptions:
+    """The parsed command line as ServeOptions."""
+    from .server import ServeOptions
+
+    return ServeOptions(
+        packages=tuple(args.packages),
+        keys=tuple(args.key),
+        allow_unsigned=args.allow_unsigned,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        splits=tuple(args.split),
+        split_seed=args.split_seed,
+        max_body_bytes=args.max_body_bytes,
+        log_format=args.log_format,
+        drain_timeout=args.drain_timeout,
+    )
+
+
+def handle(args: argparse.Namespace) -> int:
+    from .server import run
+
+    run(options_from_args(args))
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": True, "served": list(args.packages)}, sort_keys=True))
+    return EXIT_OK

@@ -1,0 +1,81 @@
+"""Request and event logs on stderr: one line per request, text or JSON lines."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from typing import Any, TextIO
+
+import orjson
+
+
+class Log:
+    """Writes one line per event; JSON mode gives one object per line for log shippers."""
+
+    def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
+        if fmt not in ("text", "json"):
+            raise ValueError(f"log format {fmt!r} is not text or json")
+        self.json = fmt == "json"
+        self.stream = stream if stream is not None else sys.stderr
+        self.pid = os.getpid()  # tells workers apart in JSON logs
+
+    def _write(self, line: str) -> None:
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken stderr must not take requests down
+
+    def access(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        seconds: float,
+        model: str = "",
+        version: str = "",
+        digest: str = "",
+        request_id: str | None = None,
+    ) -> None:
+        now = time.time()
+        if self.json:
+            doc: dict[str, Any] = {
+                "ts": round(now, 6),
+                "kind": "request",
+                "pid": self.pid,
+                "method": method,
+                "path": path,
+                "status": status,
+                "latency_ms": round(seconds * 1000, 3),
+            }
+            if model:
+                doc.update(model=model, version=version, digest=digest)
+            if request_id is not None:
+                doc["id"] = request_id
+            self._write(orjson.dumps(doc).decode())
+        else:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            line = f"{stamp}.{int(now % 1 * 1000):03d}Z {method} {path} {status} {seconds * 1000:.3f}ms"
+            if model:
+                line += f" model={model} version={version} digest={digest}"
+            if request_id is not None:
+                line += f" id={request_id!r}"
+            self._write(line)
+
+    def event(self, level: str, message: str, exc: BaseException | None = None, **fields: Any) -> None:
+        now = time.time()
+        tb = "".join(traceback.format_exception(exc)) if exc is not None else ""
+        if self.json:
+            doc: dict[str, Any] = {
+                "ts": round(now, 6), "kind": "event", "pid": self.pid, "level": level, "msg": message,
+            }
+            doc.update(fields)
+            if tb:
+                doc["traceback"] = tb
+            self._write(orjson.dumps(doc, default=str).decode())
+        else:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            extra = "".join(f" {k}={v}" for k, v in fields.items())
+            self._write(f"{stamp}Z {level.upper()} {message}{extra}" + (f"\n{tb.rstrip()}" if tb else ""))

@@ -1,0 +1,224 @@
+"""The set of models one server answers for, with version choice and traffic splits.
+
+Everything a request needs that does not depend on the request (metadata
+responses, input decoding specs, metric slots) is computed once here so the
+hot path is dictionary lookups.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from packaging.version import InvalidVersion, Version
+
+from mpkg.errors import UsageError
+
+from .tensors import InputSpec, RequestError, input_specs, tensor_metadata
+from .types import ArrowServable, ServableModel
+
+
+@dataclass(frozen=True)
+class Split:
+    """Weighted traffic split across versions of one model name."""
+
+    name: str
+    weights: tuple[tuple[str, int], ...]  # (version, weight > 0)
+
+
+_SPLIT = re.compile(r"^([^=\s]+)=(.+)$")
+
+
+def parse_split(text: str) -> Split:
+    """Parse ``name=1.0.0:90,1.1.0:10``; raises UsageError naming what is wrong."""
+    where = "--split"
+    m = _SPLIT.match(text.strip())
+    if not m:
+        raise UsageError(f"{text!r} is not NAME=VERSION:WEIGHT[,VERSION:WEIGHT...]", where)
+    name, rest = m.groups()
+    weights: list[tuple[str, int]] = []
+    for part in rest.split(","):
+        version, sep, weight = part.strip().rpartition(":")
+        if not sep or not version:
+            raise UsageError(f"{part!r} in {text!r} is not VERSION:WEIGHT", where)
+        if not weight.isdigit() or int(weight) <= 0:
+            raise UsageError(f"weight {weight!r} for {name} {version} must be a positive integer", where)
+        if any(v == version for v, _ in weights):
+            raise UsageError(f"version {version} of {name} appears twice in {text!r}", where)
+        weights.append((version, int(weight)))
+    return Split(name, tuple(weights))
+
+
+def version_key(version: str) -> tuple[int, Any]:
+    """Order versions by PEP 440 where they parse; unparsable ones sort below, by text."""
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One loaded package and everything precomputed for serving it."""
+
+    model: ServableModel
+    name: str
+    version: str
+    digest: str
+    index: int  # metric slot
+    specs: dict[str, InputSpec]
+    output_names: tuple[str, ...]
+    arrow: bool  # tabular and offers predict_arrow
+    metadata_body: bytes
+    ready_body: bytes
+    labels: str  # Prometheus label set, pre-escaped
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class _Chooser:
+    def __init__(self, entries: Sequence[ModelEntry], weights: Sequence[int], rng: random.Random):
+        self.entries = tuple(entries)
+        self.cumulative: list[int] = []
+        total = 0
+        for w in weights:
+            total += w
+            self.cumulative.append(total)
+        self.total = total
+        self.rng = rng
+
+    def choose(self) -> ModelEntry:
+        return self.entries[bisect_right(self.cumulative, self.rng.randrange(self.total))]
+
+
+class ModelSet:
+    """Resolves (name, version) to a loaded model; unversioned requests follow splits."""
+
+    def __init__(
+        self,
+        models: Sequence[ServableModel],
+        splits: Sequence[Split] = (),
+        seed: int | None = None,
+        platform: str = "mpkg",
+        server_version: str = "0",
+    ) -> None:
+        versions_of: dict[str, list[str]] = {}
+        for model in models:
+            seen = versions_of.setdefault(model.name, [])
+            if model.version in seen:
+                raise UsageError(
+                    f"two packages provide {model.name} {model.version}; serve each version once"
+                )
+            seen.append(model.version)
+        for seen in versions_of.values():
+            seen.sort(key=version_key)
+        by_name: dict[str, dict[str, ModelEntry]] = {}
+        entries: list[ModelEntry] = []
+        for model in models:
+            entry = self._entry(model, len(entries), platform, versions_of[model.name])
+            by_name.setdefault(model.name, {})[model.version] = entry
+            entries.append(entry)
+        self.entries: tuple[ModelEntry, ...] = tuple(entries)
+        self.by_name = by_name
+        self.default: dict[str, ModelEntry] = {
+            name: versions[max(versions, key=version_key)] for name, versions in by_name.items()
+        }
+        rng = random.Random(seed)
+        self.choosers: dict[str, _Chooser] = {}
+        for split in splits:
+            if split.name in self.choosers:
+                raise UsageError(f"model {split.name} has two --split options; give one", "--split")
+            loaded = by_name.get(split.name)
+            if loaded is None:
+                raise UsageError(
+                    f"model {split.name} is not among the served packages {sorted(by_name)}", "--split"
+                )
+            missing = [v for v, _ in split.weights if v not in loaded]
+            if missing:
+                raise UsageError(
+                    f"{split.name} versions {missing} are not loaded; loaded: "
+                    f"{sorted(loaded, key=version_key)}",
+                    "--split",
+                )
+            self.choosers[split.name] = _Chooser(
+                [loaded[v] for v, _ in split.weights], [w for _, w in split.weights], rng
+            )
+        self.server_metadata_body = orjson.dumps(
+            {
+                "name": "mpkg",
+                "version": server_version,
+                "extensions": ["binary_tensor_data", "arrow_ipc_stream", "traffic_split"],
+                "models": [
+                    {"name": e.name, "version": e.version, "digest": e.digest} for e in entries
+                ],
+            }
+        )
+
+    @staticmethod
+    def _entry(
+        model: ServableModel, index: int, platform: str, versions: list[str]
+    ) -> ModelEntry:
+        contract = model.contract
+        metadata = {
+            "name": model.name,
+            "versions": versions,
+            "platform": getattr(model, "platform", platform),
+            "digest": model.digest,
+            "inputs": tensor_metadata(contract.inputs),
+            "outputs": tensor_metadata(contract.outputs),
+        }
+        labels = (
+            f'model="{_escape(model.name)}",version="{_escape(model.version)}",'
+            f'digest="{_escape(model.digest)}"'
+        )
+        return ModelEntry(
+            model=model,
+            name=model.name,
+            version=model.version,
+            digest=model.digest,
+            index=index,
+            specs=input_specs(contract),
+            output_names=tuple(f.name for f in contract.outputs),
+            arrow=contract.is_tabular and isinstance(model, ArrowServable),
+            metadata_body=orjson.dumps(metadata),
+            ready_body=orjson.dumps({"name": model.name, "ready": True}),
+            labels=labels,
+        )
+
+    def resolve(self, name: str, version: str | None) -> ModelEntry:
+        """The entry for a request; unknown names or versions are a 404."""
+        if version is None:
+            chooser = self.choosers.get(name)
+            if chooser is not None:
+                return chooser.choose()
+            entry = self.default.get(name)
+            if entry is None:
+                raise RequestError(404, f"model {name!r} is not served here; see GET /v2 for models")
+            return entry
+        versions = self.by_name.get(name)
+        if versions is None:
+            raise RequestError(404, f"model {name!r} is not served here; see GET /v2 for models")
+        entry = versions.get(version)
+        if entry is None:
+            raise RequestError(
+                404,
+                f"model {name!r} has no version {version!r}; served versions: "
+                f"{sorted(versions, key=version_key)}",
+            )
+        return entry
+
+    def metadata_entry(self, name: str, version: str | None) -> ModelEntry:
+        """Metadata is deterministic: unversioned means the highest version, not a split draw."""
+        if version is None:
+            entry = self.default.get(name)
+            if entry is None:
+                raise RequestError(404, f"model {name!r} is not served here; see GET /v2 for models")
+            return entry
+        return self.resolve(name, version)
