@@ -195,11 +195,9 @@ def load_models(options: ServeOptions, worker: int = 0) -> ModelSet:
 
 
 def _default_loader(path: str, keys: Sequence[str], allow_unsigned: bool) -> ServableModel:
-    import mpkg  # lazily: mpkg.load verifies then loads, and may not exist in old runtimes
+    from ..model import load  # lazily: onnxruntime loads in the worker, after the socket is open
 
-    load: Any = getattr(mpkg, "load")  # noqa: B009  # absent until the runtime's load lands
-    model: ServableModel = load(path, keys=list(keys), allow_unsigned=allow_unsigned)
-    return model
+    return load(path, keys=list(keys), allow_unsigned=allow_unsigned)
 
 
 def mpkg_version() -> str:
