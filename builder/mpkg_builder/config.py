@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
@@ -17,20 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mpkg.errors import ProblemCollector, SourceError
+from mpkg.manifest import MODEL_FORMATS, NAME_RE, SEMVER_RE
+from mpkg.manifest import MODULE_RE as _MODULE_RE
 
 from .sources.paths import lexical_problem, regular_file_problem, resolve_inside
 
 CONFIG_NAME = "mpkg.toml"
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
-# SemVer 2.0.0, the regex from semver.org.
-SEMVER_RE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
-)
-_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
-MODEL_FORMATS = ("onnx", "safetensors")
 _SKIP_DIRS = frozenset({"__pycache__"})
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 

@@ -118,7 +118,7 @@ def loads(data: bytes, where: str) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise FormatError(f"not UTF-8 at byte {exc.start}", where) from None
+        raise FormatError(f"is not UTF-8 (byte {exc.start})", where) from None
     try:
         return json.loads(
             text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant, parse_int=_parse_int
@@ -126,7 +126,7 @@ def loads(data: bytes, where: str) -> Any:
     except FormatError as exc:
         raise FormatError(exc.problems[0].reason, where) from None
     except (ValueError, RecursionError) as exc:
-        raise FormatError(f"not valid JSON ({exc})", where) from None
+        raise FormatError(f"is not valid JSON ({exc})", where) from None
 
 
 def loads_canonical(data: bytes, where: str) -> Any:

@@ -32,7 +32,7 @@ SCENARIOS: dict[str, str] = {
     "contract-disagrees-with-graph": "declared float64 but the graph has float32",
     "example-names-unknown-input": "inputs.z is not in the contract",
     "lockfile-partial-hashes": "has no --hash while other lines do",
-    "metrics-not-finite": "NaN is not a metric value",
+    "metrics-not-finite": "NaN is not valid JSON",
     "missing-file": "'MODEL_CARD.md' does not exist in the source folder",
     "onnx-external-data-hardlink": "is a hardlink",
     "onnx-external-data-symlink": "leaves the model folder",

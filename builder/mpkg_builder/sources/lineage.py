@@ -7,7 +7,6 @@ Git is optional: no git, or a source outside a work tree, simply records nothing
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -18,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from mpkg.errors import ProblemCollector, SourceError
+
+from .jsonfile import load_json_strict
 
 if TYPE_CHECKING:
     from ..config import SourceConfig
@@ -222,25 +223,7 @@ def parse_params(path: Path, rel: str) -> dict[str, Any]:
 def parse_metrics(path: Path, rel: str) -> dict[str, float | int]:
     """A JSON object of metrics, flattened to dotted names; values must be finite numbers."""
 
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in items:
-            if k in out:
-                raise SourceError(f"metric {k!r} appears twice; keep one", rel)
-            out[k] = v
-        return out
-
-    def bad_constant(name: str) -> Any:
-        raise SourceError(f"{name} is not a metric value; use finite numbers", rel)
-
-    try:
-        doc = json.loads(
-            path.read_bytes().decode("utf-8"), object_pairs_hook=pairs, parse_constant=bad_constant
-        )
-    except UnicodeDecodeError:
-        raise SourceError("is not UTF-8 text", rel) from None
-    except ValueError as exc:
-        raise SourceError(f"is not valid JSON: {exc}", rel) from None
+    doc = load_json_strict(path, rel)
     if not isinstance(doc, dict):
         raise SourceError("must be a JSON object of metric names to numbers", rel)
     problems = ProblemCollector()

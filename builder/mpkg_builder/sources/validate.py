@@ -6,7 +6,6 @@ list of what to fix (like pypa/build and installer), not one refusal per attempt
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from mpkg.safetensors import SafetensorsInfo, parse_safetensors
 
 from ..config import SourceConfig, list_code_files, load_config
 from .card import Card, parse_card
+from .jsonfile import load_json_strict
 from .lineage import collect_lineage
 from .lockfile import Lockfile, parse_lockfile
 from .onnx_model import OnnxInfo, compare_contract, inspect_onnx
@@ -47,30 +47,6 @@ class ValidatedSource:
         if cfg.example:
             names.add(cfg.example.file)
         return tuple(sorted(names))
-
-
-def load_json_strict(path: Path, where: str) -> Any:
-    """JSON with duplicate keys and NaN/Infinity refused (parser differentials)."""
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in items:
-            if k in out:
-                raise SourceError(f"key {k!r} appears twice in one object; keep one", where)
-            out[k] = v
-        return out
-
-    def constant(name: str) -> Any:
-        raise SourceError(f"{name} is not valid JSON; use null or a finite number", where)
-
-    try:
-        return json.loads(
-            path.read_bytes().decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant
-        )
-    except UnicodeDecodeError:
-        raise SourceError("is not UTF-8 text", where) from None
-    except ValueError as exc:
-        raise SourceError(f"is not valid JSON: {exc}", where) from None
 
 
 def load_contract(path: Path, where: str) -> Contract:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mpkg.digests import hash_bytes
 from mpkg.errors import SourceError
 from mpkg.manifest import Manifest
+from mpkg_builder.build import PlannedFile
 from mpkg_builder.diff import (
     Bump,
     RuleSet,
@@ -25,16 +25,6 @@ from mpkg_builder.diff import (
 from mpkgdiff_factory import Doc, field_of, mutate, onnx_manifest, safetensors_manifest
 
 MAJOR, MINOR, PATCH, NONE = Bump.MAJOR, Bump.MINOR, Bump.PATCH, Bump.NONE
-
-
-@dataclass(frozen=True)
-class PlannedFile:
-    """The shape of mpkg_builder.build.PlannedFile (engine.PlannedLike): path, role, bytes."""
-
-    path: str
-    role: str
-    source: Path | None = None
-    data: bytes | None = None
 
 
 @pytest.mark.parametrize(

@@ -229,13 +229,13 @@ def test_metrics_flattened_and_sorted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ('{"a": NaN}', "NaN is not a metric value"),
-        ('{"a": Infinity}', "Infinity is not a metric value"),
+        ('{"a": NaN}', "NaN is not valid JSON"),
+        ('{"a": Infinity}', "Infinity is not valid JSON"),
         ('{"a": 1e999}', "is not a finite number"),
         ('{"a": true}', "True is not a finite number"),
         ('{"a": "0.9"}', "'0.9' is not a finite number"),
         ('{"a": [1, 2]}', "is not a finite number"),
-        ('{"a": 1, "a": 2}', "metric 'a' appears twice"),
+        ('{"a": 1, "a": 2}', "duplicate key 'a'"),
         ('{"a.b": 1, "a": {"b": 2}}', "collides with another metric"),
         ('{"a": {}}', "is an empty object"),
         ("{}", "has no metrics"),
