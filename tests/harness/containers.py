@@ -1,0 +1,171 @@
+"""A real container engine for tests: podman's Docker-compatible API on a private socket.
+
+``.ci/container-setup.sh`` (as root) installs podman, writes a CONTAINERS_CONF with runc and
+explicit ulimits (this sandbox cannot raise rlimits) and imports a debootstrapped Debian
+bookworm as ``localhost/mpkg-base:bookworm``. The ``container_engine`` fixture starts
+``podman system service`` on a socket of its own for the test session, and afterwards stops
+it and removes the images the session created (so repeated runs do not fill the disk).
+
+Set ``MPKG_TEST_DOCKER_HOST`` (and ``MPKG_TEST_BASE_IMAGE``) to use another engine, e.g. a
+real Docker daemon. Where no engine can be had, the fixture skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CACHE = Path(os.environ.get("MPKG_CI_CACHE", "/var/cache/mpkg-ci"))
+STATUS_FILE = CACHE / "status"
+CONTAINERS_CONF = Path("/etc/mpkg-ci/containers.conf")
+BASE_IMAGE = "localhost/mpkg-base:bookworm"
+SETUP_HINT = "run `sudo bash .ci/container-setup.sh`"
+# Waiting for the service to answer is set-up, not an assertion: generous on a loaded machine.
+SERVICE_START_DEADLINE = 120.0
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A reachable Docker API. ``podman_env`` is set when it is our podman service."""
+
+    url: str
+    base_image: str
+    podman_env: Mapping[str, str] | None = field(default=None, hash=False)
+
+    def client(self) -> Any:
+        import docker
+
+        return docker.DockerClient(base_url=self.url, timeout=600)
+
+    def podman(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the podman CLI against the same storage (for what the compat API hides)."""
+        assert self.podman_env is not None, "not a podman engine"
+        return subprocess.run(
+            ["podman", *args],
+            env=dict(self.podman_env),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+
+def podman_env() -> dict[str, str]:
+    return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+
+
+def why_unavailable() -> str | None:
+    """Why the podman engine cannot be used here, or None when it can."""
+    status = STATUS_FILE.read_text().strip() if STATUS_FILE.is_file() else ""
+    if status.startswith("unavailable:"):
+        return f"container engine {status} ({SETUP_HINT} to retry)"
+    if shutil.which("podman") is None:
+        return f"podman is not installed; {SETUP_HINT}"
+    if not CONTAINERS_CONF.is_file():
+        return f"{CONTAINERS_CONF} is missing; {SETUP_HINT}"
+    try:
+        import docker  # noqa: F401
+    except ImportError:
+        return "the docker SDK is not installed (pip install 'mpkg[builder]')"
+    probe = subprocess.run(
+        ["podman", "image", "exists", BASE_IMAGE],
+        env=podman_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        said = probe.stderr.strip() or "not imported"
+        return f"base image {BASE_IMAGE} is missing ({said}); {SETUP_HINT}"
+    return None
+
+
+def _ping(url: str) -> str | None:
+    import docker
+
+    try:
+        client = docker.DockerClient(base_url=url, timeout=10)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        client.ping()
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    external = os.environ.get("MPKG_TEST_DOCKER_HOST")
+    if external:
+        problem = _ping(external)
+        if problem:
+            pytest.skip(f"MPKG_TEST_DOCKER_HOST={external} does not answer: {problem}")
+        yield Engine(external, os.environ.get("MPKG_TEST_BASE_IMAGE", BASE_IMAGE))
+        return
+    reason = why_unavailable()
+    if reason:
+        pytest.skip(reason)
+    before = _image_ids()
+    work = tmp_path_factory.mktemp("podman")
+    sock = work / "podman.sock"
+    log = work / "service.log"
+    env = podman_env()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["podman", "system", "service", "--time=0", f"unix://{sock}"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    url = f"unix://{sock}"
+    try:
+        deadline = time.monotonic() + SERVICE_START_DEADLINE
+        problem: str | None = "not started"
+        while time.monotonic() < deadline and proc.poll() is None:
+            problem = _ping(url) if sock.exists() else "no socket yet"
+            if problem is None:
+                break
+            time.sleep(0.2)
+        if problem is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            pytest.skip(f"podman system service did not answer on {sock}: {problem}; it said: {tail[0]}")
+        yield Engine(url, BASE_IMAGE, env)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        # every image this session made (final and intermediate layers), and nothing else
+        created = sorted(_image_ids() - before)
+        if created:
+            subprocess.run(
+                ["podman", "rmi", "--force", "--ignore", *created],
+                env=env,
+                capture_output=True,
+                check=False,
+            )
+
+
+def _image_ids() -> set[str]:
+    listed = subprocess.run(
+        ["podman", "images", "--all", "--quiet", "--no-trunc"],
+        env=podman_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return set(listed.stdout.split())
