@@ -12,7 +12,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 from typing import Any
 
 from . import __version__
@@ -47,7 +46,12 @@ def trusted_keys(args: argparse.Namespace) -> list[str]:
     return [*args.key, *env]
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands the runtime defines itself: running one never loads the builder (start-up cost
+# counts at every deploy and container start).
+_RUNTIME_COMMANDS = {"verify", "inspect", "unpack", "serve"}
+
+
+def build_parser(with_builder: bool = True) -> argparse.ArgumentParser:
     parser = _Parser(prog="mpkg", description="Immutable, signed model packages.")
     parser.add_argument("--version", action="version", version=f"mpkg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -57,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve.cli import register as register_serve
 
     register_serve(sub)
+    if not with_builder:
+        return parser
+    from importlib.metadata import entry_points  # 20 ms: only when builder commands may run
+
     for ep in entry_points(group="mpkg.commands"):
         try:
             register = ep.load()
@@ -75,7 +83,7 @@ _BUILDER_COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(with_builder=not argv or argv[0] not in _RUNTIME_COMMANDS)
     if argv and argv[0] in _BUILDER_COMMANDS and _missing_builder:
         info(f"mpkg: `{argv[0]}` needs the builder: pip install 'mpkg[builder]' ({_missing_builder[0]})")
         return EXIT_USAGE
@@ -94,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in exc.reasons():
                 info(f"mpkg: {line}")
         return exc.exit_code
+    except OSError as exc:  # the file system refused (disk full, permissions): one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        info(f"mpkg: {where}{exc.strerror or exc}")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         info("mpkg: interrupted; nothing was written")
         return EXIT_FAILED
