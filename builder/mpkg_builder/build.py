@@ -40,10 +40,6 @@ class PlannedFile:
     data: bytes | None = None
 
     @property
-    def compressed(self) -> bool:
-        return self.role != "weights"
-
-    @property
     def size(self) -> int:
         return len(self.data) if self.data is not None else self.source.stat().st_size  # type: ignore[union-attr]
 
@@ -262,10 +258,10 @@ def write(plan: BuildPlan, out: Path, private_key: Any = None, advance: Progress
         entries = []
         for pf in plan.files:
             if pf.data is not None:
-                entries.append(writer.add_bytes(pf.path, pf.data, pf.role, pf.compressed))
+                entries.append(writer.add_bytes(pf.path, pf.data, pf.role))
             else:
                 assert pf.source is not None
-                entries.append(writer.add_file(pf.path, pf.source, pf.role, pf.compressed))
+                entries.append(writer.add_file(pf.path, pf.source, pf.role))
         document = {**plan.document, "files": [e.to_json() for e in entries]}
         manifest = Manifest.from_json(document)
         signatures = None

@@ -7,28 +7,27 @@ archive, not the source at some other moment.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import io
 import os
+import stat
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-import zstandard
+import blake3
 from mpkg import layout
-from mpkg.digests import FILE_DIGEST_ALGORITHM, Digest, new_file_hasher
+from mpkg.digests import FILE_DIGEST_ALGORITHM, WINDOW, Digest, new_file_hasher, update_from_fd
 from mpkg.errors import SourceError
 from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME, FileEntry
 
-# Fixed compressor parameters: part of "same mpkg version gives the same bytes" (spec §3.3).
-ZSTD_LEVEL = 19
 CHUNK = 8 * 1024 * 1024
-MAX_COMPRESSED_SOURCE = 256 * 1024 * 1024
+# copy_file_range errors meaning "not between these files": fall back to read/write.
+_NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.ETXTBSY}
 
 Progress = Callable[[int], None]
-
-
-def compress(data: bytes) -> bytes:
-    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True, write_checksum=False, threads=0)
-    return cctx.compress(data)
 
 
 class ArchiveWriter:
@@ -40,6 +39,8 @@ class ArchiveWriter:
         self._last_path: bytes | None = None
         self._progress = progress
         self._buffer = bytearray(CHUNK)
+        self._direct = _direct_target(out)
+        self._kernel_copy = hasattr(os, "copy_file_range")  # Linux only; elsewhere pread/pwrite
 
     def _write(self, data: bytes | memoryview) -> None:
         self._out.write(data)
@@ -56,47 +57,96 @@ class ArchiveWriter:
             raise ValueError(f"files must be added in sorted order: {path!r}")
         self._last_path = key
 
-    def add_file(self, path: str, source: Path, role: str, compressed: bool) -> FileEntry:
+    def add_file(self, path: str, source: Path, role: str) -> FileEntry:
         """Stream ``source`` into the archive as ``path``; hash while copying."""
         self._check_order(path)
-        if compressed:
-            size = source.stat().st_size
-            if size > MAX_COMPRESSED_SOURCE:
-                raise SourceError(
-                    f"is {size} bytes; only weight files may exceed {MAX_COMPRESSED_SOURCE} bytes", str(source)
-                )
-            return self.add_bytes(path, source.read_bytes(), role, compressed=True, _checked=True)
         with open(source, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+            st = os.fstat(f.fileno())
+            size = st.st_size
             self._write(layout.member_header(path, size))
             hasher = new_file_hasher()
-            view = memoryview(self._buffer)
-            remaining = size
-            while remaining:
-                n = f.readinto(view[: min(CHUNK, remaining)])
-                if not n:
-                    raise SourceError("changed size while being packed; build again", str(source))
-                chunk = view[:n]
-                hasher.update(chunk)
-                self._write(chunk)
-                remaining -= n
-                if self._progress:
-                    self._progress(n)
-            if f.read(1):
-                raise SourceError("grew while being packed; build again", str(source))
+            if self._direct is not None and stat.S_ISREG(st.st_mode):
+                self._copy_direct(f.fileno(), self._direct, size, hasher, source)
+            else:
+                self._copy_buffered(f, size, hasher, source)
             self._write(b"\0" * layout.padding(size))
         return FileEntry(path, size, Digest(FILE_DIGEST_ALGORITHM, hasher.hexdigest()), "identity", role)
 
-    def add_bytes(
-        self, path: str, data: bytes, role: str, compressed: bool, _checked: bool = False
-    ) -> FileEntry:
-        if not _checked:
-            self._check_order(path)
+    def _copy_buffered(self, f: BinaryIO, size: int, hasher: blake3.blake3, source: Path) -> None:
+        """Read, hash and write through one reused buffer (any writable target)."""
+        view = memoryview(self._buffer)
+        remaining = size
+        while remaining:
+            n = f.readinto(view[: min(CHUNK, remaining)])  # type: ignore[attr-defined]
+            if not n:
+                raise SourceError("changed size while being packed; build again", str(source))
+            chunk = view[:n]
+            hasher.update(chunk)
+            self._write(chunk)
+            remaining -= n
+            if self._progress:
+                self._progress(n)
+        if f.read(1):
+            raise SourceError("grew while being packed; build again", str(source))
+
+    def _copy_direct(self, src: int, target: tuple[int, int], size: int, hasher: blake3.blake3, source: Path) -> None:
+        """Copy in the kernel (copy_file_range: no user-space copy), then hash each window
+        back from the archive itself — the digest is of the bytes written, never of the
+        source at another moment. Hashing window i overlaps copying window i+1."""
+        fd, base = target
+        self._out.flush()
+        dst = base + self._offset
+        pending: Future[None] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="mpkg-hash") as pool:
+            try:
+                done = 0
+                while done < size:
+                    n = min(WINDOW, size - done)
+                    self._copy_range(src, fd, done, dst + done, n, source)
+                    if pending is not None:
+                        pending.result()
+                    pending = pool.submit(update_from_fd, hasher, fd, dst + done, n)
+                    done += n
+                    if self._progress:
+                        self._progress(n)
+                if pending is not None:
+                    pending.result()
+            finally:
+                if pending is not None:
+                    pending.cancel()
+        if os.pread(src, 1, size):
+            raise SourceError("grew while being packed; build again", str(source))
+        self._offset += size
+        self._out.seek(base + self._offset)
+
+    def _copy_range(self, src: int, dst: int, src_at: int, dst_at: int, n: int, source: Path) -> None:
+        while n:
+            copied = 0
+            if self._kernel_copy:
+                try:
+                    copied = os.copy_file_range(src, dst, n, src_at, dst_at)
+                except OSError as exc:
+                    if exc.errno not in _NO_KERNEL_COPY:
+                        raise
+                    self._kernel_copy = False
+                    continue
+            else:
+                data = os.pread(src, min(n, CHUNK), src_at)
+                copied = len(data)
+                if copied and os.pwrite(dst, data, dst_at) != copied:
+                    raise OSError(errno.EIO, "short write to the package")
+            if not copied:
+                raise SourceError("changed size while being packed; build again", str(source))
+            n -= copied
+            src_at += copied
+            dst_at += copied
+
+    def add_bytes(self, path: str, data: bytes, role: str) -> FileEntry:
+        self._check_order(path)
         hasher = new_file_hasher()
         hasher.update(data)
-        digest = Digest(FILE_DIGEST_ALGORITHM, hasher.hexdigest())
-        entry = FileEntry(path, len(data), digest, "zstd" if compressed else "identity", role)
-        self._member(entry.member_name, compress(data) if compressed else data)
+        entry = FileEntry(path, len(data), Digest(FILE_DIGEST_ALGORITHM, hasher.hexdigest()), "identity", role)
+        self._member(entry.member_name, data)
         if self._progress:
             self._progress(len(data))
         return entry
@@ -111,3 +161,18 @@ class ArchiveWriter:
     @property
     def offset(self) -> int:
         return self._offset
+
+
+def _direct_target(out: BinaryIO) -> tuple[int, int] | None:
+    """(fd, offset of the writer's byte 0) when ``out`` is a regular file we can also read
+    back from (kernel copy + hash the written bytes); None means: buffered path."""
+    try:
+        fd = out.fileno()
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        if flags & os.O_ACCMODE != os.O_RDWR or flags & os.O_APPEND:
+            return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or not out.seekable():
+            return None
+        return fd, out.tell()
+    except (OSError, io.UnsupportedOperation, AttributeError, ValueError):
+        return None

@@ -9,15 +9,11 @@ is exposed as offsets into the file for zero-copy, memory-mapped access.
 
 from __future__ import annotations
 
-import io
 import mmap
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-
-import zstandard
 
 from . import layout
 from .errors import FormatError
@@ -25,9 +21,6 @@ from .manifest import MANIFEST_NAME, MAX_FILES, MAX_MANIFEST_BYTES, SIGNATURES_N
 
 MAX_PAX_BYTES = 64 * 1024
 MAX_SIGNATURES_BYTES = 1024 * 1024
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-ZSTD_MAX_WINDOW = 1 << 27  # 128 MiB; the writer uses far less
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -142,7 +135,8 @@ class PackageFile:
         self.path = Path(path)
         self.where = str(path)
         try:
-            self._f: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below refuses it.
+            self._f: BinaryIO = os.fdopen(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
         except OSError as exc:
             raise FormatError(f"cannot be opened ({exc.strerror})", self.where) from None
         try:
@@ -190,110 +184,3 @@ class PackageFile:
     def mmap(self) -> mmap.mmap:
         """A read-only map of the whole package, for zero-copy tensor access."""
         return mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ)
-
-    def iter_decompressed(self, member: Member, expected_size: int) -> Iterator[bytes]:
-        """Decompress a zstd member in bounded chunks, refusing anything but exactly one
-        frame that declares ``expected_size`` and produces exactly that many bytes."""
-        where = f"{self.where}: {member.name}"
-        self._f.seek(member.data_offset)
-        frame_size = zstd_frame_size(self._f, member.size, expected_size, where)
-        if frame_size != member.size:
-            raise FormatError("has data after its zstd frame (extra or skippable frames)", where)
-        self._f.seek(member.data_offset)
-        source: io.BufferedIOBase = (
-            io.BytesIO(self._f.read(member.size))
-            if member.size <= 8 * _CHUNK
-            else io.BufferedReader(_Window(self._f, member))
-        )
-        dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
-        produced = 0
-        try:
-            with dctx.stream_reader(source, read_across_frames=False, closefd=False) as reader:  # type: ignore[arg-type]
-                while True:
-                    chunk = reader.read(_CHUNK)
-                    if not chunk:
-                        break
-                    produced += len(chunk)
-                    if produced > expected_size:
-                        raise FormatError(
-                            f"decompresses past its recorded size of {expected_size} bytes (decompression bomb)",
-                            where,
-                        )
-                    yield chunk
-        except zstandard.ZstdError as exc:
-            raise FormatError(f"is not valid zstd ({exc})", where) from None
-        if produced != expected_size:
-            raise FormatError(f"decompresses to {produced} bytes, the manifest says {expected_size}", where)
-
-
-class _Window(io.RawIOBase):
-    """A read-only view of one member's bytes, for streaming decompression of large members."""
-
-    def __init__(self, f: BinaryIO, member: Member) -> None:
-        self._f, self._pos, self._end = f, member.data_offset, member.data_offset + member.size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        n = min(len(buffer), self._end - self._pos)
-        if n <= 0:
-            return 0
-        self._f.seek(self._pos)
-        data = self._f.read(n)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-
-def zstd_frame_size(f: BinaryIO, limit: int, expected_size: int, where: str) -> int:
-    """Walk one zstd frame's headers (RFC 8878) and return its compressed length.
-
-    Refuses skippable frames, missing or wrong content sizes, oversized windows,
-    dictionaries and reserved block types, before any decompression happens."""
-    start = f.tell()
-
-    def need(n: int) -> bytes:
-        data = f.read(n)
-        if len(data) != n or f.tell() - start > limit:
-            raise FormatError("ends inside its zstd frame", where)
-        return data
-
-    if need(4) != ZSTD_MAGIC:
-        raise FormatError("does not start with a zstd frame (skippable frames are refused)", where)
-    fhd = need(1)[0]
-    fcs_flag, single_segment, checksum, dict_flag = fhd >> 6, (fhd >> 5) & 1, (fhd >> 2) & 1, fhd & 3
-    if (fhd >> 3) & 1:
-        raise FormatError("has a reserved zstd header bit set", where)
-    if dict_flag:
-        raise FormatError("uses a zstd dictionary, which the format does not allow", where)
-    if not single_segment:
-        descriptor = need(1)[0]
-        exponent, mantissa = descriptor >> 3, descriptor & 7
-        base = 1 << (10 + exponent)
-        if base + (base >> 3) * mantissa > ZSTD_MAX_WINDOW:
-            raise FormatError("asks for a zstd window over 128 MiB", where)
-    fcs_len = {0: 1 if single_segment else 0, 1: 2, 2: 4, 3: 8}[fcs_flag]
-    if fcs_len == 0:
-        raise FormatError("has a zstd frame without a content size", where)
-    content_size = int.from_bytes(need(fcs_len), "little") + (256 if fcs_len == 2 else 0)
-    if content_size != expected_size:
-        raise FormatError(
-            f"declares {content_size} bytes in its zstd frame, the manifest says {expected_size}", where
-        )
-    while True:
-        header = int.from_bytes(need(3), "little")
-        last, block_type, block_size = header & 1, (header >> 1) & 3, header >> 3
-        if block_type == 3:
-            raise FormatError("has a reserved zstd block type", where)
-        if block_size > zstandard.BLOCKSIZE_MAX:
-            raise FormatError("has an oversized zstd block", where)
-        skip = 1 if block_type == 1 else block_size
-        f.seek(skip, io.SEEK_CUR)
-        if f.tell() - start > limit:
-            raise FormatError("ends inside its zstd frame", where)
-        if last:
-            break
-    if checksum:
-        need(4)
-    return f.tell() - start

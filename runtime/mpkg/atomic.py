@@ -9,19 +9,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import MpkgError
+
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[BinaryIO]:
     """Write to a hidden temp file beside ``path``; fsync and rename on success, delete on any failure."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    except OSError as exc:
+        raise MpkgError(f"cannot be written ({exc.strerror}); does its folder exist?", str(target)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
-            f.flush()
-            os.fchmod(f.fileno(), mode & ~_umask())
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+            try:
+                f.flush()
+                os.fchmod(f.fileno(), mode & ~_umask())
+                os.fsync(f.fileno())
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise MpkgError(f"cannot be written ({exc.strerror})", str(target)) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -53,7 +53,13 @@ def package_digest(manifest_bytes: bytes) -> Digest:
 def hash_range(f: BinaryIO, offset: int, length: int, hasher: blake3.blake3 | None = None) -> Digest:
     """BLAKE3 of ``length`` bytes at ``offset`` of an open file, through bounded mmap windows."""
     h = hasher or new_file_hasher()
-    fd = f.fileno()
+    update_from_fd(h, f.fileno(), offset, length)
+    return Digest(FILE_DIGEST_ALGORITHM, h.hexdigest())
+
+
+def update_from_fd(hasher: blake3.blake3, fd: int, offset: int, length: int) -> None:
+    """Feed ``length`` bytes at ``offset`` of ``fd`` (opened readable) to ``hasher`` through
+    mmap windows of at most WINDOW bytes, each dropped from this process once hashed."""
     pos = offset
     end = offset + length
     while pos < end:
@@ -62,11 +68,10 @@ def hash_range(f: BinaryIO, offset: int, length: int, hasher: blake3.blake3 | No
         with mmap.mmap(fd, size, access=mmap.ACCESS_READ, offset=start) as window:
             window.madvise(mmap.MADV_SEQUENTIAL)
             with memoryview(window) as view:
-                h.update(view[pos - start : size])
+                hasher.update(view[pos - start : size])
             # Drop the pages from this process (they stay in the page cache) to keep RSS flat.
             window.madvise(mmap.MADV_DONTNEED)
         pos = start + size
-    return Digest(FILE_DIGEST_ALGORITHM, h.hexdigest())
 
 
 def hash_bytes(data: bytes | memoryview) -> Digest:

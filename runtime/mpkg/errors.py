@@ -24,7 +24,9 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.reason}" if self.where else self.reason
+        text = f"{self.where}: {self.reason}" if self.where else self.reason
+        # Names in reasons come from untrusted packages: a newline there would forge output lines.
+        return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class MpkgError(Exception):

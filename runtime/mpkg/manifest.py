@@ -25,7 +25,9 @@ SIGNATURES_NAME = "mpkg/signatures.json"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_FILES = 100_000
 
-ENCODINGS = ("identity", "zstd")
+# Format v1 stores every file as is. A bit flipped inside zstd data can decode to the same bytes,
+# so compressed members could not be accounted for bit by bit (spec/format.md §3.4).
+ENCODINGS = ("identity",)
 ROLES = ("weights", "code", "card", "environment", "lineage", "example")
 # Each role lives under its own top-level folder; `mpkg/` is reserved for the manifest and signatures.
 ROLE_ROOT = {
@@ -86,8 +88,8 @@ class FileEntry:
 
     @property
     def member_name(self) -> str:
-        """The tar member name: compressed members carry a `.zst` suffix."""
-        return self.path + ".zst" if self.encoding == "zstd" else self.path
+        """The tar member name: the package path itself."""
+        return self.path
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -354,7 +356,8 @@ def _check_ref(
         return
     for extra in sorted(set(obj) - set(allowed)):
         bad(f"{key}.{extra}", "is not a known field")
-    entry = by_path.get(obj.get(path_key, ""))
+    ref = obj.get(path_key)
+    entry = by_path.get(ref) if isinstance(ref, str) else None  # a list or object here is not a path
     if entry is None or entry.role != role:
         bad(f"{key}.{path_key}", f"must name a file with role '{role}' in files")
 
@@ -383,7 +386,7 @@ def _parse_files(raw: object, bad: Any) -> tuple[FileEntry, ...]:
             bad(f"{at}.digest", f"must be '{FILE_DIGEST_ALGORITHM}:<64 hex>'")
             continue
         if encoding not in ENCODINGS:
-            bad(f"{at}.encoding", f"must be one of {list(ENCODINGS)}")
+            bad(f"{at}.encoding", f"must be {' or '.join(map(repr, ENCODINGS))}: format v1 stores files uncompressed")
             continue
         if role not in ROLES:
             bad(f"{at}.role", f"must be one of {list(ROLES)}")
@@ -391,15 +394,11 @@ def _parse_files(raw: object, bad: Any) -> tuple[FileEntry, ...]:
         if path.split("/", 1)[0] != ROLE_ROOT[role] or "/" not in path:
             bad(f"{at}.path", f"a {role} file must live under '{ROLE_ROOT[role]}/'")
             continue
-        if role == "weights" and encoding != "identity":
-            bad(f"{at}.encoding", "weights are stored uncompressed so they can be memory-mapped")
-            continue
         entry = FileEntry(path, size, digest, encoding, role)
-        for name in {entry.path, entry.member_name}:
-            key = fold(name)
-            if key in folded:
-                bad(f"{at}.path", f"{path!r} collides with {folded[key]!r} (case or Unicode folding)")
-            folded[key] = path
+        key = fold(entry.path)
+        if key in folded:
+            bad(f"{at}.path", f"{path!r} collides with {folded[key]!r} (case or Unicode folding)")
+        folded[key] = path
         entries.append(entry)
     paths = [e.path.encode("utf-8") for e in entries]
     if paths != sorted(paths):

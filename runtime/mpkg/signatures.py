@@ -148,9 +148,12 @@ def _b64(value: Any, where: str) -> bytes:
     if not isinstance(value, str):
         raise SignatureError("must be a base64 string", where)
     try:
-        return base64.b64decode(value, validate=True)
+        raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise SignatureError("is not valid standard base64", where) from None
+    if base64.b64encode(raw).decode("ascii") != value:  # set unused bits: same bytes, other envelope bytes
+        raise SignatureError("is not canonical base64 (non-zero trailing bits)", where)
+    return raw
 
 
 def verify_signature(key: PublicKey, message: bytes, sig: bytes) -> bool:

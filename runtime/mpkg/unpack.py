@@ -33,7 +33,10 @@ def unpack(package: str | os.PathLike[str], target: str | os.PathLike[str], poli
     result.raise_for_errors()
     assert result.manifest is not None
     parent = dest.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VerificationError(f"cannot create its folder ({exc.strerror})", str(dest)) from None
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
     try:
         with PackageFile(package) as pkg:
@@ -68,16 +71,12 @@ def _write_new(root: Path, rel: str, chunks: object) -> Digest:
 
 def _extract(pkg: PackageFile, entry: FileEntry, root: Path) -> None:
     member = pkg.by_name[entry.member_name]
-    if entry.encoding == "zstd":
-        chunks = pkg.iter_decompressed(member, entry.size)
-    else:
-        chunks = _identity_chunks(pkg, member.data_offset, member.size)
-    digest = _write_new(root, entry.path, chunks)
+    digest = _write_new(root, entry.path, _chunks(pkg, member.data_offset, member.size))
     if digest != entry.digest:
         raise VerificationError("changed while being unpacked; nothing was written", f"{pkg.where}: {entry.path}")
 
 
-def _identity_chunks(pkg: PackageFile, offset: int, size: int):  # type: ignore[no-untyped-def]
+def _chunks(pkg: PackageFile, offset: int, size: int):  # type: ignore[no-untyped-def]
     f = pkg.file
     f.seek(offset)
     remaining = size

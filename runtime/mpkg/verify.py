@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .archive import PackageFile
-from .digests import Digest, hash_range, new_file_hasher
+from .archive import Member, PackageFile
+from .digests import Digest, hash_range
 from .errors import FormatError, MpkgError, SignatureError, VerificationError
 from .manifest import MANIFEST_NAME, SIGNATURES_NAME, FileEntry, Manifest
 from .signatures import Envelope, SignatureCheck, TrustedKey, check_envelope, check_statement, load_public_keys
@@ -114,8 +113,8 @@ def _check_members(pkg: PackageFile, manifest: Manifest) -> list[str]:
     if actual == expected:
         return []
     problems = []
-    missing = sorted(set(expected) - set(actual))
-    extra = sorted(set(actual) - set(expected))
+    missing = [n if n.isprintable() else repr(n) for n in sorted(set(expected) - set(actual))]
+    extra = [n if n.isprintable() else repr(n) for n in sorted(set(actual) - set(expected))]
     if missing:
         problems.append(f"{where}: files missing from the archive: {', '.join(missing)}")
     if extra:
@@ -172,20 +171,13 @@ def _check_contents(pkg: PackageFile, manifest: Manifest, progress: Progress | N
     return errors
 
 
-def _digest_member(pkg: PackageFile, entry: FileEntry, member: Any, progress: Progress | None) -> Digest:
-    if entry.encoding == "identity":
-        if member.size != entry.size:
-            raise FormatError(f"is {member.size} bytes, the manifest says {entry.size}", f"{pkg.where}: {entry.path}")
-        digest = hash_range(pkg.file, member.data_offset, member.size)
-        if progress:
-            progress(member.size)
-        return digest
-    hasher = new_file_hasher()
-    for chunk in pkg.iter_decompressed(member, entry.size):
-        hasher.update(chunk)
+def _digest_member(pkg: PackageFile, entry: FileEntry, member: Member, progress: Progress | None) -> Digest:
+    if member.size != entry.size:
+        raise FormatError(f"is {member.size} bytes, the manifest says {entry.size}", f"{pkg.where}: {entry.path}")
+    digest = hash_range(pkg.file, member.data_offset, member.size)
     if progress:
         progress(member.size)
-    return Digest("blake3", hasher.hexdigest())
+    return digest
 
 
 def verify_or_raise(
@@ -199,11 +191,8 @@ def verify_or_raise(
 
 
 def payload_bytes(pkg: PackageFile, entry: FileEntry) -> bytes:
-    """A (small) file's logical bytes, decompressed if needed. Callers verify first."""
-    member = pkg.by_name[entry.member_name]
-    if entry.encoding == "identity":
-        return pkg.read(member)
-    return b"".join(pkg.iter_decompressed(member, entry.size))
+    """A (small) file's bytes. Callers verify first."""
+    return pkg.read(pkg.by_name[entry.member_name])
 
 
-__all__ = ["Path", "Policy", "VerificationResult", "payload_bytes", "verify", "verify_or_raise"]
+__all__ = ["Policy", "VerificationResult", "payload_bytes", "verify", "verify_open", "verify_or_raise"]

@@ -42,15 +42,15 @@ def write_package(
     version: str = "1.0.0",
 ) -> Manifest:
     """Write a package; ``model_files``/``code`` keys are paths under model/ and code/."""
-    files: list[tuple[str, bytes, str, bool]] = []
+    files: list[tuple[str, bytes, str]] = []
     for path, data in model_files.items():
-        files.append((f"model/{path}", data, "weights", False))
+        files.append((f"model/{path}", data, "weights"))
     for path, data in (code or {}).items():
-        files.append((f"code/{path}", data, "code", True))
-    files.append(("card/MODEL_CARD.md", CARD, "card", True))
-    files.append(("environment/requirements.lock", b"numpy==2.0.0\n", "environment", True))
+        files.append((f"code/{path}", data, "code"))
+    files.append(("card/MODEL_CARD.md", CARD, "card"))
+    files.append(("environment/requirements.lock", b"numpy==2.0.0\n", "environment"))
     if example is not None:
-        files.append(("example/example.json", json.dumps(example).encode(), "example", True))
+        files.append(("example/example.json", json.dumps(example).encode(), "example"))
     files.sort(key=lambda f: f[0].encode())
     env: dict[str, Any] = {
         "lockfile": "environment/requirements.lock",
@@ -75,7 +75,7 @@ def write_package(
         doc["example"] = {"path": "example/example.json", "rtol": rtol, "atol": atol}
     buf = io.BytesIO()
     writer = ArchiveWriter(buf)
-    entries = [writer.add_bytes(p, d, role, compressed) for p, d, role, compressed in files]
+    entries = [writer.add_bytes(p, d, role) for p, d, role in files]
     doc["files"] = [e.to_json() for e in entries]
     manifest = Manifest.from_json(doc)
     signatures = envelope_for(manifest, load_private_key(key)).to_bytes() if key else None

@@ -9,9 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from mpkg.errors import ContractError
-from pkgfactory import make_key
-
 from mpkg_builder.build import build_package
+from pkgfactory import make_key
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

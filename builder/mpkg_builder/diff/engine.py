@@ -964,7 +964,7 @@ def infer_version(
                     "path": f.path,
                     "size": size,
                     "digest": str(digest),
-                    "encoding": "identity" if f.role == "weights" else "zstd",
+                    "encoding": "identity",
                     "role": f.role,
                 }
             )

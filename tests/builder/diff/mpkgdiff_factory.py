@@ -25,7 +25,7 @@ def _file(path: str, role: str, tag: str | None = None, size: int = 100) -> dict
         "path": path,
         "size": size,
         "digest": digest(tag or path),
-        "encoding": "identity" if role == "weights" else "zstd",
+        "encoding": "identity",
         "role": role,
     }
 

@@ -173,7 +173,7 @@ def _sparse_copy(src: Path, out: Path, weights_size: int) -> None:
     assert data == canonical.dumps(doc)
     with PackageFile(src) as pkg, open(out, "wb") as f:
         for entry in doc["files"]:
-            name = entry["path"] + (".zst" if entry["encoding"] == "zstd" else "")
+            name = entry["path"]
             if entry["role"] == "weights":
                 f.write(layout.member_header(name, weights_size))
                 f.seek(weights_size + layout.padding(weights_size), os.SEEK_CUR)

@@ -98,7 +98,7 @@ def add_file(path: str, role: str, model_file: bool = False) -> Change:
                 "size": 10,
                 "digest": digest(path),
                 "role": role,
-                "encoding": "identity" if role == "weights" else "zstd",
+                "encoding": "identity",
             }
         )
         if model_file:

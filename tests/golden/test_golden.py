@@ -1,0 +1,93 @@
+"""Golden packages: what format v1 wrote must verify forever, and rebuilding gives the same digest.
+
+See README.md here for what the files are and how to regenerate them deliberately.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import mpkg
+import pytest
+from mpkg.package import read_manifest
+from mpkg.verify import verify
+
+V1 = Path(__file__).resolve().parent / "v1"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DIGESTS: dict[str, Any] = json.loads((V1 / "DIGESTS.json").read_text())
+PACKAGES: dict[str, dict[str, Any]] = DIGESTS["packages"]
+
+
+def test_the_set_covers_both_examples_and_both_key_types() -> None:
+    assert DIGESTS["format_version"] == 1
+    assert {r["example"] for r in PACKAGES.values()} == {"iris-mlp", "churn-tabular"}
+    assert {r["public_key"] for r in PACKAGES.values()} == {None, "golden-test.pub", "golden-test-ecdsa.pub"}
+
+
+@pytest.mark.parametrize("filename", sorted(PACKAGES))
+def test_golden_package_verifies_with_current_code(filename: str) -> None:
+    record = PACKAGES[filename]
+    path = V1 / filename
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == record["file_sha256"], (
+        f"{filename} changed; golden packages are immutable (see tests/golden/README.md)"
+    )
+    if record["public_key"]:
+        result = verify(path, [V1 / record["public_key"]])
+        assert [(s.keyid, s.valid) for s in result.signatures] == [(record["keyid"], True)]
+    else:
+        assert not verify(path).ok  # unsigned packages need an explicit opt-in
+        result = verify(path, allow_unsigned=True)
+    assert result.ok, result.errors
+    assert str(result.digest) == record["digest"]
+    assert result.manifest is not None
+    assert (result.manifest.name, result.manifest.version) == (record["name"], record["version"])
+
+
+@pytest.mark.parametrize("filename", sorted(PACKAGES))
+def test_golden_package_loads_and_replays_its_example(filename: str) -> None:
+    record = PACKAGES[filename]
+    keys = [V1 / record["public_key"]] if record["public_key"] else []
+    model = mpkg.load(V1 / filename, keys=keys, allow_unsigned=not keys)
+    model.smoke_test()
+
+
+def test_golden_signatures_do_not_cross() -> None:
+    """The Ed25519 golden key does not vouch for the ECDSA-signed package, and vice versa."""
+    assert not verify(V1 / "churn-tabular-0.3.0-ecdsa.mpkg", [V1 / "golden-test.pub"]).ok
+    assert not verify(V1 / "iris-mlp-1.0.0.mpkg", [V1 / "golden-test-ecdsa.pub"]).ok
+
+
+def _current_builder() -> dict[str, str]:
+    return {
+        "mpkg": mpkg.__version__,
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "platform": f"{sys.platform}-{platform.machine()}",
+    }
+
+
+@pytest.mark.parametrize("example", ["iris-mlp", "churn-tabular"])
+def test_rebuilding_the_example_gives_the_golden_digest(example: str, tmp_path: Path) -> None:
+    from mpkg_builder.build import build_package
+
+    if DIGESTS["builder"] != _current_builder():
+        pytest.skip(f"golden digests were recorded by {DIGESTS['builder']}, this is {_current_builder()}")
+    filename, record = next((f, r) for f, r in sorted(PACKAGES.items()) if r["example"] == example)
+    src = shutil.copytree(EXAMPLES / example, tmp_path / "src" / example)  # outside git: no lineage.git
+    result = build_package(src, tmp_path / "rebuilt.mpkg")
+    if result.digest != record["digest"]:
+        golden = read_manifest(V1 / filename).raw
+        fresh = read_manifest(tmp_path / "rebuilt.mpkg").raw
+        changed = sorted(k for k in set(golden) | set(fresh) if golden.get(k) != fresh.get(k))
+        files = sorted(
+            f["path"] for f in fresh.get("files", []) if f not in golden.get("files", [])
+        )
+        pytest.fail(
+            f"examples/{example} no longer builds to its golden digest: manifest fields {changed} differ "
+            f"(files: {files}). If the example changed on purpose, run tests/golden/regenerate.py --write."
+        )

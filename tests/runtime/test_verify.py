@@ -1,0 +1,96 @@
+"""verify(): the steps of spec/format.md §9, the policy, and the result it returns."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from mpkg.errors import SignatureError, VerificationError
+from mpkg.package import read_info, read_manifest
+from mpkg.verify import Policy, verify, verify_or_raise
+
+
+def test_valid_signed_package(built) -> None:  # type: ignore[no-untyped-def]
+    for name, path in built.signed.items():
+        result = verify(path, [built.pub])
+        assert result.ok and result.errors == ()
+        assert str(result.digest) == built.digests[name]
+        assert result.manifest is not None and result.manifest.name == name
+        assert [(s.trusted, s.valid) for s in result.signatures] == [(True, True)]
+        doc = result.to_json()
+        assert doc["ok"] is True and doc["digest"] == built.digests[name] and doc["name"] == name
+        json.dumps(doc)  # serialisable as is
+
+
+def test_policy_fails_closed(built) -> None:  # type: ignore[no-untyped-def]
+    signed, unsigned = built.signed["iris-mlp"], built.unsigned["iris-mlp"]
+    assert not verify(signed).ok  # signed, but no key given
+    assert "no trusted keys given" in verify(signed).errors[0]
+    assert verify(signed, allow_unsigned=True).ok  # explicitly not checking signatures
+    assert not verify(unsigned, [built.pub]).ok
+    assert "the package is not signed" in verify(unsigned).errors[0]
+    assert verify(unsigned, allow_unsigned=True).ok
+    assert verify(signed, Policy.from_paths([built.pub])).ok
+
+
+def test_signed_and_unsigned_builds_share_the_digest(built) -> None:  # type: ignore[no-untyped-def]
+    for name in built.signed:
+        assert read_manifest(built.signed[name]).digest == read_manifest(built.unsigned[name]).digest
+        info = read_info(built.signed[name])
+        assert info.digest == built.digests[name] and info.size == built.signed[name].stat().st_size
+
+
+def test_progress_reports_every_member(built) -> None:  # type: ignore[no-untyped-def]
+    seen: list[int] = []
+    assert verify(built.unsigned["churn-tabular"], allow_unsigned=True, progress=seen.append).ok
+    assert len(seen) == len(read_manifest(built.unsigned["churn-tabular"]).files) and all(n >= 0 for n in seen)
+
+
+def test_verify_never_raises_for_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "empty.mpkg").write_bytes(b"")
+    (tmp_path / "noise.mpkg").write_bytes(bytes(range(256)) * 100)
+    for path in (tmp_path / "empty.mpkg", tmp_path / "noise.mpkg", tmp_path / "missing.mpkg", tmp_path):
+        result = verify(path, allow_unsigned=True)
+        assert not result.ok and result.digest is None and result.manifest is None
+        assert len(result.errors) == 1 and str(path) in result.errors[0]
+
+
+def test_problems_are_collected_across_steps(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A wrong file digest and a signature problem are reported together, one line each."""
+    pkg = tmp_path / "p.mpkg"
+    shutil.copyfile(built.signed["iris-mlp"], pkg)
+    from mpkg.archive import PackageFile
+
+    with PackageFile(pkg) as f:
+        weights = f.by_name["model/model.onnx"]
+    data = bytearray(pkg.read_bytes())
+    data[weights.data_offset + 10] ^= 0xFF
+    pkg.write_bytes(bytes(data))
+    other = tmp_path / "other"
+    from mpkg_builder.signing import keygen
+
+    pair = keygen(other)
+    result = verify(pkg, [pair.public_path])
+    assert not result.ok and result.digest is not None  # the manifest still parsed: its digest is known
+    text = "\n".join(result.errors)
+    assert "model/model.onnx: content does not match its digest" in text
+    assert "no signature by a trusted key" in text
+    assert len(result.errors) == 2
+
+
+def test_verify_or_raise(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert verify_or_raise(built.signed["iris-mlp"], [built.pub]).ok
+    with pytest.raises(VerificationError, match="not signed"):
+        verify_or_raise(built.unsigned["iris-mlp"], [built.pub])
+
+
+def test_bad_key_file_is_a_caller_error(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "junk.pub").write_text("not a key")
+    with pytest.raises(SignatureError, match="is not a PEM public key"):
+        verify(built.signed["iris-mlp"], [tmp_path / "junk.pub"])
+    with pytest.raises(SignatureError, match="cannot be read"):
+        verify(built.signed["iris-mlp"], [tmp_path / "absent.pub"])
+    with pytest.raises(SignatureError, match=r"pass NAME\.pub, not the private key"):
+        verify(built.signed["iris-mlp"], [built.key])
