@@ -88,12 +88,18 @@ def load_private_key(path: str | Path) -> PrivateKey:
     return key
 
 
-def sign_statement(key: PrivateKey, payload: bytes) -> SignatureEntry:
-    message = pae(PAYLOAD_TYPE, payload)
-    sig = key.sign(message) if isinstance(key, ed25519.Ed25519PrivateKey) else key.sign(
-        message, ec.ECDSA(hashes.SHA256())
-    )
+def sign_payload(key: PrivateKey, payload_type: str, payload: bytes) -> SignatureEntry:
+    """One DSSE signature over PAE(payload_type, payload), with the signer's key id."""
+    message = pae(payload_type, payload)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        sig = key.sign(message)
+    else:
+        sig = key.sign(message, ec.ECDSA(hashes.SHA256()))
     return SignatureEntry(key_id(key.public_key()), sig)
+
+
+def sign_statement(key: PrivateKey, payload: bytes) -> SignatureEntry:
+    return sign_payload(key, PAYLOAD_TYPE, payload)
 
 
 def envelope_for(manifest: Manifest, key: PrivateKey, existing: Envelope | None = None) -> Envelope:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from mpkg import canonical
 from mpkg.errors import RegistryError
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -117,8 +118,8 @@ def digest_bytes(data: bytes) -> str:
 
 
 def canonical_json(obj: Any) -> bytes:
-    """Deterministic JSON (sorted keys, no spaces, UTF-8): same input, same bytes, same digest."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """RFC 8785 JSON, as for manifests: same input, same bytes, same digest."""
+    return canonical.dumps(obj)
 
 
 def read_file_range(path: Path, start: int, length: int, hasher: Any) -> Iterator[bytes]:

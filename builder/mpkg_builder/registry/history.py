@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from mpkg.errors import RegistryError
 from mpkg.signatures import TrustedKey, key_id, pae, verify_signature
 
+from ..signing import load_private_key, sign_payload
 from .backend import (
     DSSE_LAYER_TYPE,
     EMPTY_DATA,
@@ -155,17 +155,11 @@ class Signer:
 
     @classmethod
     def load(cls, path: str | Path) -> Signer:
-        from mpkg_builder.signing import load_private_key
-
         key = load_private_key(path)
         return cls(key, key_id(key.public_key()))
 
     def sign(self, payload: bytes) -> bytes:
-        message = pae(EVENT_LAYER_TYPE, payload)
-        if isinstance(self.key, ed25519.Ed25519PrivateKey):
-            sig = self.key.sign(message)
-        else:
-            sig = self.key.sign(message, ec.ECDSA(hashes.SHA256()))
+        sig = sign_payload(self.key, EVENT_LAYER_TYPE, payload).sig
         return canonical_json({
             "payload": base64.b64encode(payload).decode(),
             "payloadType": EVENT_LAYER_TYPE,
