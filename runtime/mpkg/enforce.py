@@ -46,6 +46,11 @@ _INT_BITS = {
     "uint64": 64,
 }
 _FLOAT_MANTISSA = {"float16": 11, "float32": 24, "float64": 53}
+_DTYPE_STR = {k: np.dtype(v).str for k, v in NUMPY_DTYPE.items()}  # per call otherwise
+# Contract dtypes whose numpy arrays need no check beyond their dtype (strings do).
+_EXACT_STR = {k: v for k, v in _DTYPE_STR.items() if k != "string"}
+_ENUM_UNROLL = 8  # up to this many enum values, compare one by one (np.isin costs ~20 us)
+_ENUM_SMALL = 128  # up to this many integers, a Python set beats numpy calls
 _TIMESTAMP = re.compile(r"^timestamp\[(s|ms|us|ns)(?:, tz=(.+))?\]$")
 _DECIMAL = re.compile(r"^decimal128\((\d+),(\d+)\)$")
 
@@ -94,6 +99,8 @@ def convert(field: Field, value: object, side: str = "input") -> Array:
 
 
 def _convert(field: Field, value: object) -> Array:
+    if type(value) is np.ndarray:  # the common case, first: skips the checks below
+        return _from_typed(field, value)
     if _is_untyped(value):
         return _from_python(field, value)
     if isinstance(value, (np.ndarray, np.generic)):
@@ -129,6 +136,8 @@ def _describe(arr: Array) -> str:
 
 def _from_typed(field: Field, arr: Array) -> Array:
     dst = field.dtype
+    if arr.dtype.str == _EXACT_STR.get(dst):  # already the contract dtype (not string)
+        return arr
     if dst in NUMPY_DTYPE and dst != "string":
         src = _src_dtype(arr)
         if src is None:
@@ -140,7 +149,7 @@ def _from_typed(field: Field, arr: Array) -> Array:
                 f"expected dtype {dst}, got {src}; casting {src} to {dst} may lose values, "
                 f"so it is refused (convert explicitly if that is what you mean)"
             )
-        if arr.dtype.str == np.dtype(NUMPY_DTYPE[dst]).str:
+        if arr.dtype.str == _DTYPE_STR[dst]:
             return arr
         return arr.astype(NUMPY_DTYPE[dst])
     if dst == "bfloat16":
@@ -373,21 +382,32 @@ def _check_field(
 
 def _check_enum(field: Field, arr: Array, mask: Array | None) -> list[str]:
     assert field.enum is not None
-    allowed = set(field.enum)
     flat = np.asarray(arr).ravel()
     if flat.dtype.kind in "biufmM":
         numeric = [v for v in field.enum if not isinstance(v, str)]
-        ok = (
-            np.isin(flat, np.array(numeric, dtype=flat.dtype))
-            if numeric
-            else np.zeros(flat.shape, bool)
-        )
+        if numeric and flat.dtype.kind in "biu" and flat.size <= _ENUM_SMALL:
+            # integers have no nulls; for a few values Python sets beat numpy's call overhead
+            allowed_ints = frozenset(np.array(numeric, dtype=flat.dtype).tolist())
+            for i, v in enumerate(flat.tolist()):
+                if v not in allowed_ints:
+                    return [f"value {v!r} at flat index {i} is not one of {list(field.enum)}"]
+            return []
+        if not numeric:
+            ok = np.zeros(flat.shape, bool)
+        elif len(numeric) <= _ENUM_UNROLL:  # what np.isin does for few values, minus its overhead
+            values = np.array(numeric, dtype=flat.dtype)
+            ok = flat == values[0]
+            for v in values[1:]:
+                ok |= flat == v
+        else:
+            ok = np.isin(flat, np.array(numeric, dtype=flat.dtype))
         if mask is not None:
             ok |= mask.ravel()
         if ok.all():
             return []
         i = int(np.flatnonzero(~ok)[0])
         return [f"value {flat[i].item()!r} at flat index {i} is not one of {list(field.enum)}"]
+    allowed = set(field.enum)
     for i, v in enumerate(flat):
         if v is None or v in allowed:
             continue
@@ -476,7 +496,7 @@ def _pyarrow() -> Any:
         import pyarrow
     except ImportError:
         raise MpkgError(
-            "Arrow data needs pyarrow, which is not installed: pip install pyarrow", "inputs"
+            "Arrow data needs pyarrow, which is not installed: pip install 'mpkg[tabular]'", "inputs"
         ) from None
     return pyarrow
 

@@ -44,10 +44,20 @@ _NOT_READY = orjson.dumps({"ready": False})
 _GENERIC_500 = "internal error in the model's code; the server log has the details"
 
 # Adaptive execution: a model whose calls stay fast runs on the event loop (no thread
-# hop); anything slow moves to a thread so health checks keep answering.
+# hop, no GIL hand-over); anything slow moves to a thread so health checks keep answering.
+# In a thread, a call is judged by the CPU time of its thread: its wall time under load is
+# mostly waiting for the GIL (up to the 5 ms switch interval), which says nothing about the
+# model. A call that blocks without using CPU (I/O, sleep) is kept off the loop by the
+# wall-time cap. On the loop, wall time is what health checks wait for, but one preemption
+# by the OS must not send a fast model back to threads: it takes _SLOW_STRIKES slow calls
+# in a row. Each demotion doubles the fast calls needed before the next promotion, so a
+# model that is sometimes slow settles in the thread pool instead of flapping.
 _INLINE_AFTER_FAST_CALLS = 8
-_FAST_S = 0.001
-_SLOW_S = 0.002
+_INLINE_AFTER_MAX = 4096
+_FAST_S = 0.001  # CPU seconds of one call in a thread that count as fast
+_FAST_WALL_S = 0.05  # ... provided the call did not block for longer than this
+_SLOW_S = 0.002  # wall seconds of one call on the loop that count as slow
+_SLOW_STRIKES = 2
 _INLINE_MAX_BODY = 256 * 1024
 
 
@@ -66,11 +76,42 @@ class ServerState:
     draining: bool = False
     inflight: int = 0
     starting_message: str = "server is starting: packages are still loading"
-    fast_calls: dict[int, int] = field(default_factory=dict)
+    dispatch: dict[int, Dispatch] = field(default_factory=dict)  # by ModelEntry.index
 
     def install(self, models: ModelSet, metrics: Metrics) -> None:
         self.metrics = metrics
         self.models = models  # set last: a non-None models means ready
+
+
+class Dispatch:
+    """Where one model's calls run: on the event loop once it has proven fast, else a thread."""
+
+    __slots__ = ("fast", "inline", "needed", "strikes")
+
+    def __init__(self) -> None:
+        self.inline = False
+        self.fast = 0  # consecutive fast calls in the thread pool
+        self.needed = _INLINE_AFTER_FAST_CALLS
+        self.strikes = 0  # consecutive slow calls on the loop
+
+    def threaded(self, cpu: float, wall: float) -> None:
+        """Account for one call run in a thread."""
+        if cpu < _FAST_S and wall < _FAST_WALL_S:
+            self.fast += 1
+            if self.fast >= self.needed:
+                self.inline, self.strikes = True, 0
+        else:
+            self.fast = 0
+
+    def on_loop(self, wall: float) -> None:
+        """Account for one call run on the event loop."""
+        if wall <= _SLOW_S:
+            self.strikes = 0
+            return
+        self.strikes += 1
+        if self.strikes >= _SLOW_STRIKES:
+            self.inline, self.fast = False, 0
+            self.needed = min(self.needed * 2, _INLINE_AFTER_MAX)
 
 
 class App:
@@ -245,18 +286,24 @@ class App:
                 )
             pa = self._arrow()
         body = await _read_body(receive, limit)
-        fast = self.state.fast_calls
-        if len(body) < _INLINE_MAX_BODY and fast.get(entry.index, 0) >= _INLINE_AFTER_FAST_CALLS:
-            result, seconds = _pipeline(pa, entry, body, encoding, header_length, limit)
-            if seconds > _SLOW_S:
-                fast[entry.index] = 0
-        else:
-            loop = asyncio.get_running_loop()
-            result, seconds = await loop.run_in_executor(
-                self._pool, _pipeline, pa, entry, body, encoding, header_length, limit
-            )
-            if len(body) < _INLINE_MAX_BODY:
-                fast[entry.index] = fast.get(entry.index, 0) + 1 if seconds < _FAST_S else 0
+        small = len(body) < _INLINE_MAX_BODY
+        dispatch = self.state.dispatch.get(entry.index)
+        if dispatch is None:
+            dispatch = self.state.dispatch[entry.index] = Dispatch()
+        if small and dispatch.inline:
+            t0 = time.perf_counter()
+            try:
+                return _pipeline(pa, entry, body, encoding, header_length, limit)
+            finally:
+                dispatch.on_loop(time.perf_counter() - t0)
+        loop = asyncio.get_running_loop()
+        result, cpu, wall = await loop.run_in_executor(
+            self._pool, _timed_pipeline, pa, entry, body, encoding, header_length, limit
+        )
+        if small:
+            dispatch.threaded(cpu, wall)
+        if isinstance(result, BaseException):
+            raise result
         return result
 
     def _arrow(self) -> Any:
@@ -272,32 +319,44 @@ class App:
         return self._pyarrow
 
 
+def _timed_pipeline(
+    pa: Any, entry: ModelEntry, body: bytes, encoding: bytes, header_length: int | None, limit: int
+) -> tuple[_Result | BaseException, float, float]:
+    """``_pipeline`` in a pool thread: its result (or the exception it raised, so refusals
+    count for dispatch too), this thread's CPU seconds and the wall seconds."""
+    c0, t0 = time.thread_time(), time.perf_counter()
+    result: _Result | BaseException
+    try:
+        result = _pipeline(pa, entry, body, encoding, header_length, limit)
+    except Exception as exc:
+        result = exc
+    return result, time.thread_time() - c0, time.perf_counter() - t0
+
+
 def _pipeline(
     pa: Any, entry: ModelEntry, body: bytes, encoding: bytes, header_length: int | None, limit: int
-) -> tuple[_Result, float]:
-    """Decompress, decode, predict, encode; returns the response and the seconds spent in it.
+) -> _Result:
+    """Decompress, decode, predict, encode.
 
     Runs on the event loop for small bodies of models that have proven fast, otherwise
     in a thread so a big body or a slow model never stalls health checks.
     """
-    t0 = time.perf_counter()
     if encoding not in (b"", b"identity"):
         body = _decompress(body, encoding, limit)
     if pa is not None:
-        return _arrow_pipeline(pa, entry, body), time.perf_counter() - t0
+        return _arrow_pipeline(pa, entry, body)
     request = parse_infer_request(body, header_length, entry.specs, entry.output_names)
     results = _call_model(entry.model.predict, request.inputs)
     try:
         out, json_length = encode_infer_response(entry.name, entry.version, request, results)
     except (TypeError, ValueError) as exc:  # the model broke its own contract
         raise _ModelBug(str(exc)) from exc
-    seconds = time.perf_counter() - t0
     if json_length is None:
-        return (200, [_CT_JSON], out, entry, request.id), seconds
-    return (200, [
+        return 200, [_CT_JSON], out, entry, request.id
+    return 200, [
         (b"content-type", b"application/octet-stream"),
         (b"inference-header-content-length", str(json_length).encode()),
-    ], out, entry, request.id), seconds
+    ], out, entry, request.id
 
 
 def _arrow_pipeline(pa: Any, entry: ModelEntry, body: bytes) -> _Result:

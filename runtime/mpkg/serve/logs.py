@@ -1,9 +1,16 @@
-"""Request and event logs on stderr: one line per request, text or JSON lines."""
+"""Request and event logs on stderr: one line per request, text or JSON lines.
+
+Access lines written on an event loop are gathered and written together once the loop
+has finished its current batch of callbacks (one write per loop turn, not per request),
+so every line still reaches stderr within a loop iteration of its request.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import threading
 import time
 import traceback
 from typing import Any, TextIO
@@ -20,13 +27,45 @@ class Log:
         self.json = fmt == "json"
         self.stream = stream if stream is not None else sys.stderr
         self.pid = os.getpid()  # tells workers apart in JSON logs
+        self._pending: list[str] = []  # access lines waiting for the end of the loop turn
+        self._lock = threading.Lock()  # events may be written from other threads
+        self._second = -1  # the whole second _stamp was formatted for
+        self._stamp = ""
 
     def _write(self, line: str) -> None:
+        self.flush()  # keep lines in the order they happened
+        self._emit(line + "\n")
+
+    def _emit(self, text: str) -> None:
         try:
-            self.stream.write(line + "\n")
+            self.stream.write(text)
             self.stream.flush()
         except (OSError, ValueError):
             pass  # a closed or broken stderr must not take requests down
+
+    def _queue(self, line: str) -> None:
+        """Write ``line`` at the end of this loop turn, or now when not on an event loop."""
+        with self._lock:
+            if self._pending:
+                self._pending.append(line + "\n")
+                return
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop in this thread: write it now
+                pass
+            else:
+                self._pending.append(line + "\n")
+                return
+        self._write(line)
+
+    def flush(self) -> None:
+        """Write every queued access line now."""
+        with self._lock:
+            if not self._pending:
+                return
+            text = "".join(self._pending)
+            self._pending.clear()
+        self._emit(text)
 
     def access(
         self,
@@ -54,15 +93,18 @@ class Log:
                 doc.update(model=model, version=version, digest=digest)
             if request_id is not None:
                 doc["id"] = request_id
-            self._write(orjson.dumps(doc).decode())
+            self._queue(orjson.dumps(doc).decode())
         else:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-            line = f"{stamp}.{int(now % 1 * 1000):03d}Z {method} {path} {status} {seconds * 1000:.3f}ms"
+            second = int(now)
+            if second != self._second:
+                self._second = second
+                self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            line = f"{self._stamp}.{int(now % 1 * 1000):03d}Z {method} {path} {status} {seconds * 1000:.3f}ms"
             if model:
                 line += f" model={model} version={version} digest={digest}"
             if request_id is not None:
                 line += f" id={request_id!r}"
-            self._write(line)
+            self._queue(line)
 
     def event(self, level: str, message: str, exc: BaseException | None = None, **fields: Any) -> None:
         now = time.time()
