@@ -156,8 +156,8 @@ class Manifest:
 
     @property
     def metrics(self) -> dict[str, float]:
-        metrics = self.lineage.get("metrics", {})
-        return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        metrics: dict[str, float] = dict(self.lineage.get("metrics", {}))  # numbers, checked at parse
+        return metrics
 
     def file(self, path: str) -> FileEntry | None:
         return next((f for f in self.files if f.path == path), None)
@@ -313,6 +313,12 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
     lineage = doc.get("lineage", {})
     if not isinstance(lineage, Mapping):
         bad("lineage", "must be an object")
+    elif "metrics" in lineage:
+        metrics = lineage["metrics"]
+        if not isinstance(metrics, Mapping) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()
+        ):
+            bad("lineage.metrics", "must be an object of metric names to numbers")
     base = doc.get("base")
     if base is not None and (
         not isinstance(base, Mapping)

@@ -251,11 +251,11 @@ def test_runtime_requirements_pin_every_runtime_wheel_by_hash(
         "numpy",
         "onnxruntime",
         "uvicorn",
-        "starlette",
+        "orjson",
         "blake3",
         "cryptography",
     } <= names
-    assert not names & {"onnx", "pyarrow", "docker", "jsonschema", "rich"}  # builder-only
+    assert not names & {"onnx", "pyarrow", "docker", "jsonschema", "rich", "httpx"}  # builder-only
     wheels = [*(ctx.path / "wheels").glob("*.whl"), *(ctx.path / "runtime").glob("*.whl")]
     by_hash = {"sha256:" + hashlib.sha256(w.read_bytes()).hexdigest(): w for w in wheels}
     for pin in (*pins, *mpkg_pin):

@@ -62,7 +62,7 @@ def test_typed_view() -> None:
     doc["files"].insert(1, _entry("code/pkg/pipeline.py", "code"))
     doc["example"] = {"path": "example/example.json", "rtol": 0.001, "atol": 0}
     doc["files"].insert(3, _entry("example/example.json", "example"))
-    doc["lineage"] = {"metrics": {"accuracy": 0.97, "note": "n/a"}, "git": {"commit": "abc", "dirty": False}}
+    doc["lineage"] = {"metrics": {"accuracy": 0.97}, "git": {"commit": "abc", "dirty": False}}
     doc["base"] = {"digest": "sha256:" + "00" * 32, "version": "0.9.0"}
     m = Manifest.from_json(doc)
     assert (m.name, m.version, m.model_format, m.model_files) == ("m", "1.0.0", "onnx", ("model/model.onnx",))
@@ -102,6 +102,8 @@ def test_typed_view() -> None:
         (lambda d: d["files"][2].update(encoding="zstd"), "files[2].encoding"),
         (lambda d: d["files"][0].update(extra=1), "files[0]"),
         (lambda d: d.update(lineage=[]), "lineage"),
+        (lambda d: d.update(lineage={"metrics": {"note": "n/a"}}), "lineage.metrics"),
+        (lambda d: d.update(lineage={"metrics": None}), "lineage.metrics"),
     ],
 )
 def test_each_field_rule_names_the_field(mutate: Any, field: str) -> None:
