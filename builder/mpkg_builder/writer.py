@@ -96,6 +96,13 @@ class ArchiveWriter:
         fd, base = target
         self._out.flush()
         dst = base + self._offset
+        if size <= WINDOW:  # one window: nothing to overlap, so no thread (1,000 small files stay cheap)
+            self._copy_range(src, fd, 0, dst, size, source)
+            update_from_fd(hasher, fd, dst, size)
+            if self._progress:
+                self._progress(size)
+            self._finish_direct(src, size, base, source)
+            return
         pending: Future[None] | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="mpkg-hash") as pool:
             try:
@@ -114,6 +121,9 @@ class ArchiveWriter:
             finally:
                 if pending is not None:
                     pending.cancel()
+        self._finish_direct(src, size, base, source)
+
+    def _finish_direct(self, src: int, size: int, base: int, source: Path) -> None:
         if os.pread(src, 1, size):
             raise SourceError("grew while being packed; build again", str(source))
         self._offset += size

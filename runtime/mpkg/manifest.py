@@ -116,6 +116,7 @@ class Manifest:
     files: tuple[FileEntry, ...]
     raw: Mapping[str, Any] = field(repr=False)
     digest: Digest = field(repr=False)
+    encoded: bytes = field(repr=False)  # the canonical bytes the digest is over
     format_version: int = FORMAT_VERSION
 
     @property
@@ -163,7 +164,7 @@ class Manifest:
         return next((f for f in self.files if f.path == path), None)
 
     def to_bytes(self) -> bytes:
-        return canonical.dumps(self.raw)
+        return self.encoded
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Manifest:
@@ -345,6 +346,7 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
         files=files,
         raw=doc,
         digest=package_digest(data),
+        encoded=data,
     )
 
 
