@@ -206,9 +206,10 @@ def serve(rep: Report, scratch: Scratch, duration: float, with_mlflow: bool) -> 
     serve_bench.bench_serve(rep, scratch.root, scratch.key, scratch.pub, duration, with_mlflow)
 
 
-def cli_start(repeat: int) -> float:
-    """Wall time of `mpkg --version`: interpreter start, imports and command registration."""
-    return med(alternate({"v": lambda: run([MPKG, "--version"])}, repeat)["v"])
+def cli_start(repeat: int, command: str = "verify") -> float:
+    """Wall time of `mpkg COMMAND --help`: interpreter start, imports and command registration
+    on the same path as the measured command (runtime commands never load the builder)."""
+    return med(alternate({"v": lambda: run([MPKG, command, "--help"])}, repeat)["v"])
 
 
 # --- sections ---------------------------------------------------------------------------------------
@@ -232,8 +233,8 @@ def bench_build(rep: Report, scratch: Scratch, size: int, repeat: int) -> None:
     rep.add("build", "ratio mpkg / (tar + b3sum)", f"{m / t:.2f}", "<= 1.0", m / t <= 1.0)
     rep.add("build", "tar + b3sum + `sync FILE` (same durability as mpkg build)", f"{ts:.2f} s")
     rep.add("build", "ratio mpkg / (tar + b3sum + sync)", f"{m / ts:.2f}", "<= 1.0", m / ts <= 1.0)
-    start = cli_start(repeat)
-    rep.add("build", "of mpkg's time: CLI start (`mpkg --version`)", f"{start:.2f} s")
+    start = cli_start(repeat, "build")
+    rep.add("build", "of mpkg's time: CLI start (`mpkg build --help`)", f"{start:.2f} s")
     rep.add("memory", f"peak RSS of mpkg build, {size / GIB:g} GiB", f"{peak(res['mpkg']):.0f} MiB", "<= 256 MiB",
             peak(res["mpkg"]) <= 256)
 
@@ -249,7 +250,7 @@ def bench_verify(rep: Report, scratch: Scratch, size: int, repeat: int) -> None:
     rep.add("verify", "b3sum of the package (2 threads, mmap), median", f"{b:.2f} s ({gb / b:.2f} GB/s)")
     rep.add("verify", "ratio mpkg / b3sum", f"{m / b:.2f}", "<= 1.25", m / b <= 1.25)
     start = cli_start(repeat)
-    rep.add("verify", "ratio without mpkg's CLI start (`mpkg --version`)", f"{(m - start) / b:.2f}")
+    rep.add("verify", "ratio without mpkg's CLI start (`mpkg verify --help`)", f"{(m - start) / b:.2f}")
     rep.add("memory", f"peak RSS of mpkg verify, {size / GIB:g} GiB", f"{peak(res['mpkg']):.0f} MiB", "<= 256 MiB",
             peak(res["mpkg"]) <= 256)
 
@@ -324,7 +325,7 @@ def bench_diff(rep: Report, scratch: Scratch, size: int, repeat: int) -> None:
     res = alternate({"diff": lambda: run([MPKG, "diff", str(old), str(new), "--json"])}, repeat)
     d = med(res["diff"])
     rep.add("diff", f"mpkg diff of two {size / GIB:g} GiB packages (CLI, wall)", f"{d:.2f} s", "<= 0.3 s", d <= 0.3)
-    rep.add("diff", "of which: `mpkg --version` (interpreter + CLI start)", f"{cli_start(repeat):.2f} s")
+    rep.add("diff", "of which: `mpkg diff --help` (interpreter + CLI start)", f"{cli_start(repeat, 'diff'):.2f} s")
     scratch.remove(new_src)
 
 
@@ -408,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.notes += [
         "`mpkg build` fsyncs the package before renaming it into place (crash-safe); `tar` does not, so the "
         "table also compares against tar + b3sum + `sync FILE`.",
-        "Every `mpkg` figure includes the CLI start (`mpkg --version` row); the verify ratio is also shown "
+        "Every `mpkg` figure includes the CLI start (`mpkg COMMAND --help` rows); the verify ratio is also shown "
         "without it, which is the hashing path alone.",
         "Client (wrk) and server share the cores; server CPU per request is utime+stime of the server's "
         "process tree over the measured run divided by the requests served.",

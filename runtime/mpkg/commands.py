@@ -63,6 +63,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         except MpkgError as exc:
             doc["smoke_test"] = {"ok": False, "errors": exc.reasons()}
             errors.extend(exc.reasons())
+        except Exception as exc:  # the package's own code failed: report it, never a traceback
+            reason = f"{args.package}: the package code raised {type(exc).__name__}: {exc}".splitlines()[0]
+            doc["smoke_test"] = {"ok": False, "errors": [reason]}
+            errors.append(reason)
     doc["ok"] = not errors
     doc["errors"] = errors
     if args.json:

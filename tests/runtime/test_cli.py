@@ -114,3 +114,26 @@ def test_file_system_refusals_are_one_line(  # type: ignore[no-untyped-def]
     proc = run_mpkg(*args, expect=1)
     assert proc.stderr.startswith("mpkg: ") and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_verify_run_reports_a_failing_package_code_in_one_line(run_mpkg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Package code is the author's: when it raises during the smoke test, `verify --run` says so
+    in one line naming the package and exits 1 (the run_mpkg fixture refuses any traceback)."""
+    from conftest import copy_outside_git
+
+    src = copy_outside_git("iris-mlp", tmp_path / "src")
+    pipeline = src / "src" / "pipeline.py"
+    pipeline.write_text(
+        pipeline.read_text()
+        + "\n\nimport os\n_post = postprocess\n\n\ndef postprocess(outputs):\n"
+        + "    if os.environ.get('IRIS_FAIL'):\n        raise RuntimeError('boom: calibration table missing')\n"
+        + "    return _post(outputs)\n"
+    )
+    package = tmp_path / "iris.mpkg"
+    run_mpkg("build", src, "-o", package, expect=0)
+    run_mpkg("verify", package, "--allow-unsigned", "--run", expect=0)
+    failed = run_mpkg("verify", package, "--allow-unsigned", "--run", env={"IRIS_FAIL": "1"}, expect=1)
+    lines = [line for line in failed.stderr.splitlines() if "boom" in line]
+    assert len(lines) == 1 and "RuntimeError" in lines[0] and str(package) in lines[0], failed.stderr
+    doc = _one_object(run_mpkg("verify", package, "--allow-unsigned", "--run", "--json", env={"IRIS_FAIL": "1"}).stdout)
+    assert doc["ok"] is False and doc["smoke_test"]["ok"] is False
