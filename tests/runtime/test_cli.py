@@ -119,9 +119,8 @@ def test_file_system_refusals_are_one_line(  # type: ignore[no-untyped-def]
 def test_verify_run_reports_a_failing_package_code_in_one_line(run_mpkg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Package code is the author's: when it raises during the smoke test, `verify --run` says so
     in one line naming the package and exits 1 (the run_mpkg fixture refuses any traceback)."""
-    from conftest import copy_outside_git
-
-    src = copy_outside_git("iris-mlp", tmp_path / "src")
+    src = tmp_path / "src"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "iris-mlp", src)
     pipeline = src / "src" / "pipeline.py"
     pipeline.write_text(
         pipeline.read_text()
