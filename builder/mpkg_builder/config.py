@@ -162,6 +162,10 @@ def _check_name(v: str) -> str | None:
     )
 
 
+def _check_description(v: str) -> str | None:
+    return None if v.isprintable() else "must be one line of printable text (no newlines or control characters)"
+
+
 def _check_version(v: str) -> str | None:
     if SEMVER_RE.match(v):
         return None
@@ -227,7 +231,7 @@ def load_config(src: Path) -> SourceConfig:
     pkg = readers.get("package", empty)
     name = pkg.str_("name", _check_name)
     version = pkg.str_("version", _check_version)
-    description = pkg.str_("description") or ""
+    description = pkg.str_("description", _check_description) or ""
 
     model = readers.get("model", empty)
     fmt = model.str_("format")

@@ -7,7 +7,7 @@ from typing import Any
 
 from .archive import PackageFile
 from .cli import add_key_options, emit_json, exit_code, info, trusted_keys
-from .errors import EXIT_FAILED, MpkgError
+from .errors import EXIT_FAILED, MpkgError, printable
 from .manifest import Manifest
 from .progress import progress_bar
 from .signatures import Envelope
@@ -127,37 +127,45 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(doc)
         return 0
-    print(f"{doc['name']} {doc['version']}  {doc['digest']}")
+    print(_describe_text(doc))
+    return 0
+
+
+def _describe_text(doc: dict[str, Any]) -> str:
+    """The human listing, one line per entry, every line escaped: nothing here is verified."""
+    lines: list[str] = []
+    out = lines.append
+    out(f"{doc['name']} {doc['version']}  {doc['digest']}")
     if doc["description"]:
-        print(f"  {doc['description']}")
-    print(f"  format v{doc['format_version']}, model {doc['model']['format']}, {doc['size']} bytes")
-    print("files:")
+        out(f"  {doc['description']}")
+    out(f"  format v{doc['format_version']}, model {doc['model']['format']}, {doc['size']} bytes")
+    out("files:")
     for f in doc["files"]:
-        print(f"  {f['size']:>12}  {f['encoding']:<8} {f['role']:<11} {f['path']}  {f['digest'][:23]}…")
-    print("contract:")
+        out(f"  {f['size']:>12}  {f['encoding']:<8} {f['role']:<11} {f['path']}  {f['digest'][:23]}…")
+    out("contract:")
     for side in ("inputs", "outputs"):
         for field in doc["contract"][side]:
             flags = [k for k in ("optional", "nullable") if field.get(k)]
             extra = f" [{', '.join(flags)}]" if flags else ""
-            print(f"  {side[:-1]:<6} {field['name']}: {field['dtype']}{field['shape']}{extra}")
+            out(f"  {side[:-1]:<6} {field['name']}: {field['dtype']}{field['shape']}{extra}")
     meta = doc["card"].get("metadata") or {}
     if meta:
-        print("card: " + ", ".join(f"{k}={meta[k]}" for k in sorted(meta) if isinstance(meta[k], (str, int, float))))
+        out("card: " + ", ".join(f"{k}={meta[k]}" for k in sorted(meta) if isinstance(meta[k], (str, int, float))))
     metrics = doc["lineage"].get("metrics") or {}
     if metrics:
-        print("metrics: " + ", ".join(f"{k}={v}" for k, v in sorted(metrics.items())))
+        out("metrics: " + ", ".join(f"{k}={v}" for k, v in sorted(metrics.items())))
     git = doc["lineage"].get("git")
     if git:
-        print(f"git: {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
+        out(f"git: {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
     env = doc["environment"]
-    print(f"environment: {env.get('kind')} {len(env.get('packages', []))} packages"
+    out(f"environment: {env.get('kind')} {len(env.get('packages', []))} packages"
           + (f", python {env['requires_python']}" if env.get("requires_python") else ""))
     if doc["signatures"]:
         for s in doc["signatures"]:
-            print(f"signature: {s.get('keyid', s.get('error'))}")
+            out(f"signature: {s.get('keyid', s.get('error'))}")
     else:
-        print("signatures: none")
-    return 0
+        out("signatures: none")
+    return "\n".join(printable(line) for line in lines)
 
 
 def cmd_unpack(args: argparse.Namespace) -> int:

@@ -24,9 +24,13 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        text = f"{self.where}: {self.reason}" if self.where else self.reason
-        # Names in reasons come from untrusted packages: a newline there would forge output lines.
-        return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        return printable(f"{self.where}: {self.reason}" if self.where else self.reason)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped. Names and descriptions come from untrusted
+    packages: a newline or terminal escape in them must not forge or hide output lines."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class MpkgError(Exception):

@@ -61,7 +61,7 @@ def path_problem(path: object) -> str | None:
         return f"is longer than {_MAX_PATH} bytes"
     if unicodedata.normalize("NFC", path) != path:
         return "is not in Unicode NFC form"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path) or "\\" in path:
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in path) or "\\" in path:
         return "contains control characters or a backslash"
     if path.startswith("/"):
         return "is absolute; package paths are relative"
@@ -228,8 +228,8 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
     if not isinstance(ver, str) or not SEMVER_RE.match(ver):
         bad("version", "must be a SemVer 2.0.0 version such as 1.2.3")
     description = doc.get("description", "")
-    if not isinstance(description, str):
-        bad("description", "must be a string")
+    if not isinstance(description, str) or not description.isprintable():
+        bad("description", "must be one line of printable text")
 
     files = _parse_files(doc.get("files"), bad)
     by_path = {f.path: f for f in files}

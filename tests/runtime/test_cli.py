@@ -136,3 +136,18 @@ def test_verify_run_reports_a_failing_package_code_in_one_line(run_mpkg, tmp_pat
     assert len(lines) == 1 and "RuntimeError" in lines[0] and str(package) in lines[0], failed.stderr
     doc = _one_object(run_mpkg("verify", package, "--allow-unsigned", "--run", "--json", env={"IRIS_FAIL": "1"}).stdout)
     assert doc["ok"] is False and doc["smoke_test"]["ok"] is False
+
+
+def test_inspect_escapes_what_the_package_says(run_mpkg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """inspect does not verify: a card's front matter with a newline or a terminal escape must
+    not forge lines or drive the terminal."""
+    src = tmp_path / "src"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "iris-mlp", src)
+    card = src / "MODEL_CARD.md"
+    card.write_text(card.read_text().replace("---\n", '---\nnote: "fine\\nok: iris-mlp verified\\u001b[2J"\n', 1))
+    package = tmp_path / "iris.mpkg"
+    run_mpkg("build", src, "-o", package, expect=0)
+    out = run_mpkg("inspect", package, expect=0).stdout
+    assert "\x1b" not in out
+    assert not any(line.startswith("ok:") for line in out.splitlines())
+    assert "note=fine\\nok: iris-mlp verified\\x1b[2J" in out
