@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,8 @@ from typing import Any, BinaryIO, Protocol
 
 from mpkg import canonical
 from mpkg.errors import RegistryError
+
+Progress = Callable[[int], None]  # told the size of each piece moved, for progress bars
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
@@ -59,11 +61,14 @@ class Backend(Protocol):
 
     def blob_exists(self, repo: str, digest: str) -> bool: ...
 
-    def push_blob_file(self, repo: str, path: Path, digest: str, size: int) -> bool:
+    def push_blob_file(
+        self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None
+    ) -> bool:
         """Store a file's bytes under ``digest`` unless present; True if bytes were sent.
 
         Streams from disk with bounded memory and re-hashes while streaming, so a file that
         changed since ``digest`` was computed is refused rather than stored under a lie.
+        ``progress(n)`` is told each piece sent.
         """
         ...
 
@@ -122,7 +127,9 @@ def canonical_json(obj: Any) -> bytes:
     return canonical.dumps(obj)
 
 
-def read_file_range(path: Path, start: int, length: int, hasher: Any) -> Iterator[bytes]:
+def read_file_range(
+    path: Path, start: int, length: int, hasher: Any, progress: Progress | None = None
+) -> Iterator[bytes]:
     """Yield ``length`` bytes of ``path`` from ``start`` in bounded pieces, feeding ``hasher``."""
     with path.open("rb") as fh:
         fh.seek(start)
@@ -133,6 +140,8 @@ def read_file_range(path: Path, start: int, length: int, hasher: Any) -> Iterato
                 raise RegistryError("file shrank while uploading; push it again", str(path))
             hasher.update(chunk)
             left -= len(chunk)
+            if progress:
+                progress(len(chunk))
             yield chunk
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import re
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 
 from mpkg.cli import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import UsageError
+from mpkg.progress import progress_bar
 
 from . import lifecycle
 from .auth import Credentials
@@ -121,7 +123,11 @@ def cmd_push(args: argparse.Namespace) -> int:
     package = Path(args.package)
     if not package.is_file():
         raise UsageError("no such file", args.package)
-    result = _run(args, ref, lambda b: lifecycle.push(b, ref, package, key=args.key))
+    with contextlib.ExitStack() as bars:
+        def bar(total: int) -> Any:
+            return bars.enter_context(progress_bar("pushing", total, not args.json))
+
+        result = _run(args, ref, lambda b: lifecycle.push(b, ref, package, key=args.key, progress=bar))
     if args.json:
         emit_json(result.to_json())
     else:
@@ -134,8 +140,12 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     ref = parse_ref(args.ref)
     keys = trusted_keys(args)
-    result = _run(args, ref, lambda b: lifecycle.pull(
-        b, ref, Path(args.output), keys=keys, allow_unsigned=args.allow_unsigned))
+    with contextlib.ExitStack() as bars:
+        def bar(total: int) -> Any:
+            return bars.enter_context(progress_bar("pulling", total, not args.json))
+
+        result = _run(args, ref, lambda b: lifecycle.pull(
+            b, ref, Path(args.output), keys=keys, allow_unsigned=args.allow_unsigned, progress=bar))
     if args.json:
         emit_json(result.to_json())
     else:

@@ -10,13 +10,14 @@ there moves are simply serial.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from mpkg.errors import Problem, RegistryError, UsageError, VerificationError
 
@@ -27,6 +28,7 @@ from .backend import (
     PACKAGE_LAYER_TYPE,
     Backend,
     Manifest,
+    Progress,
     artifact_manifest,
     digest_bytes,
     sha256_file,
@@ -52,6 +54,8 @@ from .history import (
 )
 from .local import LocalBackend
 from .refs import STAGES, Reference, version_tag
+
+ProgressFactory = Callable[[int], Progress | None]
 
 ANNOTATION_NAME = "dev.mpkg.package.name"
 ANNOTATION_VERSION = "dev.mpkg.package.version"
@@ -179,9 +183,10 @@ class PushResult:
                 "tagged": self.tagged}
 
 
-def push(backend: Backend, ref: Reference, package: Path, *, key: Path | str | None = None
-         ) -> PushResult:
-    """Store a package as an OCI artifact under ``ref`` (default tag: its version)."""
+def push(backend: Backend, ref: Reference, package: Path, *, key: Path | str | None = None,
+         progress: ProgressFactory | None = None) -> PushResult:
+    """Store a package as an OCI artifact under ``ref`` (default tag: its version).
+    ``progress(total)`` may return a callback told each piece uploaded (a progress bar)."""
     from mpkg.package import read_info
 
     if ref.digest:
@@ -204,7 +209,7 @@ def push(backend: Backend, ref: Reference, package: Path, *, key: Path | str | N
                 f"tag {tag} already names another package ({other.package}); versions are "
                 "immutable: bump the version or push under another tag", str(ref.with_tag(tag)))
         backend.push_blob_bytes(repo, EMPTY_DATA)
-        uploaded = backend.push_blob_file(repo, package, blob, size)
+        uploaded = backend.push_blob_file(repo, package, blob, size, progress(size) if progress else None)
         tagged = existing is None
         if tagged:
             backend.put_manifest(repo, tag, data)
@@ -235,12 +240,14 @@ class PullResult:
                 "manifest": self.manifest_digest, "size": self.size}
 
 
-def _download(backend: Backend, repo: str, target: PackageRef, directory: Path, stem: str) -> Path:
+def _download(backend: Backend, repo: str, target: PackageRef, directory: Path, stem: str,
+              progress: Progress | None = None) -> Path:
     """Stream the package blob to a hidden temp file in ``directory``, checking its digest."""
     fd, name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".partial")
     try:
         with os.fdopen(fd, "wb") as out:
-            backend.fetch_blob(repo, target.blob, target.size, out)
+            sink = cast(BinaryIO, _Counted(out, progress)) if progress else out  # fetch_blob only writes
+            backend.fetch_blob(repo, target.blob, target.size, sink)
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
@@ -263,9 +270,25 @@ def _verify(path: Path, keys: Sequence[Path | str], allow_unsigned: bool, target
             f"{target.package}; refusing a substituted package", where)
 
 
+class _Counted(io.RawIOBase):
+    """A writable file that reports each write to a progress callback."""
+
+    def __init__(self, out: BinaryIO, progress: Progress) -> None:
+        self._out, self._progress = out, progress
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        n = self._out.write(data)
+        self._progress(n)
+        return n
+
+
 def pull(backend: Backend, ref: Reference, out: Path, *, keys: Sequence[Path | str] = (),
-         allow_unsigned: bool = False) -> PullResult:
-    """Fetch, check the blob digest, verify the package, then atomically rename to ``out``."""
+         allow_unsigned: bool = False, progress: ProgressFactory | None = None) -> PullResult:
+    """Fetch, check the blob digest, verify the package, then atomically rename to ``out``.
+    ``progress(total)`` may return a callback told each piece downloaded (a progress bar)."""
     out = Path(out)
     directory = out.parent if str(out.parent) else Path(".")
     if not directory.is_dir():
@@ -273,7 +296,8 @@ def pull(backend: Backend, ref: Reference, out: Path, *, keys: Sequence[Path | s
     if out.is_dir():
         raise UsageError(f"{out} is a directory; name the output file", "-o")
     _, target = _resolve(backend, ref)
-    tmp = _download(backend, ref.repository, target, directory, out.name)
+    tmp = _download(backend, ref.repository, target, directory, out.name,
+                    progress(target.size) if progress else None)
     try:
         _verify(tmp, keys, allow_unsigned, target, str(ref))
         os.replace(tmp, out)

@@ -28,6 +28,7 @@ from .backend import (
     MAX_SMALL_BLOB_BYTES,
     READ_SIZE,
     Manifest,
+    Progress,
     digest_bytes,
     read_file_range,
 )
@@ -99,7 +100,9 @@ class LocalBackend:
     def blob_exists(self, repo: str, digest: str) -> bool:
         return self._blob_path(digest).is_file() and self._link(repo, "_layers", digest).exists()
 
-    def push_blob_file(self, repo: str, path: Path, digest: str, size: int) -> bool:
+    def push_blob_file(
+        self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None
+    ) -> bool:
         if self.blob_exists(repo, digest):
             return False
         target = self._blob_path(digest)
@@ -110,7 +113,7 @@ class LocalBackend:
             fd, name = tempfile.mkstemp(dir=self._tmp(), prefix="b-")
             try:
                 with os.fdopen(fd, "wb") as out:
-                    for chunk in read_file_range(path, 0, size, hasher):
+                    for chunk in read_file_range(path, 0, size, hasher, progress):
                         out.write(chunk)
                     out.flush()
                     os.fsync(out.fileno())

@@ -25,6 +25,7 @@ from .backend import (
     MAX_MANIFEST_BYTES,
     MAX_SMALL_BLOB_BYTES,
     Manifest,
+    Progress,
     digest_bytes,
     read_file_range,
 )
@@ -45,10 +46,12 @@ class _StreamHash:
         self.committed = hashlib.sha256()
         self.pending = self.committed
 
-    def body(self, path: Path, start: int, length: int) -> Callable[[], Iterable[bytes]]:
+    def body(
+        self, path: Path, start: int, length: int, progress: Progress | None = None
+    ) -> Callable[[], Iterable[bytes]]:
         def make() -> Iterable[bytes]:
             self.pending = self.committed.copy()
-            return read_file_range(path, start, length, self.pending)
+            return read_file_range(path, start, length, self.pending, progress)
 
         return make
 
@@ -252,14 +255,16 @@ class OciBackend:
             self.blob_uploads += 1
         return digest
 
-    def push_blob_file(self, repo: str, path: Path, digest: str, size: int) -> bool:
+    def push_blob_file(
+        self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None
+    ) -> bool:
         if self.blob_exists(repo, digest):
             return False
         location = self._start_upload(repo)
         hasher = _StreamHash()
         if size <= self.monolithic_limit:
             # the registry checks ?digest= against what it received: a changed file is refused
-            self._finish_upload(repo, location, digest, hasher.body(path, 0, size), size)
+            self._finish_upload(repo, location, digest, hasher.body(path, 0, size, progress), size)
         else:
             offset = 0
             while offset < size:
@@ -272,7 +277,7 @@ class OciBackend:
                         "Content-Range": f"{start}-{start + length - 1}",
                         "Content-Length": str(length),
                     },
-                    body=hasher.body(path, start, length),
+                    body=hasher.body(path, start, length, progress),
                 )
                 if resp.status_code != 202 or "location" not in resp.headers:
                     raise self._fail(resp, f"upload chunk at {start} to {repo}")

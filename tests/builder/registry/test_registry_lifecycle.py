@@ -92,6 +92,26 @@ def test_push_pull_round_trip_is_byte_identical(store: Store, make_package: Make
     assert again.manifest_digest == pushed.manifest_digest
 
 
+def test_push_and_pull_report_progress_byte_for_byte(store: Store, make_package: MakePackage,
+                                                      tmp_path: Path) -> None:
+    """The progress callbacks (progress bars on a terminal) see every byte moved, once."""
+    pkg = make_package("1.0.0")
+    size = pkg.stat().st_size
+    seen: dict[str, list[int]] = {"push": [], "pull": []}
+
+    def tracker(kind: str) -> Callable[[int], Callable[[int], None]]:
+        def factory(total: int) -> Callable[[int], None]:
+            assert total == size
+            return seen[kind].append
+        return factory
+
+    lifecycle.push(store.backend, store.ref(), pkg, progress=tracker("push"))
+    lifecycle.pull(store.backend, store.ref(":1.0.0"), tmp_path / "p.mpkg", allow_unsigned=True,
+                   progress=tracker("pull"))
+    assert sum(seen["push"]) == size and sum(seen["pull"]) == size
+    assert (tmp_path / "p.mpkg").read_bytes() == pkg.read_bytes()
+
+
 def test_push_is_idempotent(store: Store, make_package: MakePackage) -> None:
     pkg = make_package("1.0.0")
     lifecycle.push(store.backend, store.ref(), pkg)
