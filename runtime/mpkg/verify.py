@@ -15,7 +15,7 @@ from typing import Any
 
 from .archive import Member, PackageFile
 from .digests import Digest, hash_range
-from .errors import FormatError, MpkgError, SignatureError, VerificationError
+from .errors import FormatError, MpkgError, Problem, SignatureError, VerificationError
 from .manifest import MANIFEST_NAME, SIGNATURES_NAME, FileEntry, Manifest
 from .signatures import Envelope, SignatureCheck, TrustedKey, check_envelope, check_statement, load_public_keys
 
@@ -48,12 +48,7 @@ class VerificationResult:
 
     def raise_for_errors(self) -> None:
         if self.errors:
-            raise VerificationError([e for e in self._problems()])
-
-    def _problems(self) -> Iterable[Any]:
-        from .errors import Problem
-
-        return (Problem("", e) for e in self.errors)
+            raise VerificationError(Problem("", e) for e in self.errors)
 
     def to_json(self) -> dict[str, Any]:
         return {
