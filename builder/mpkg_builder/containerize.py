@@ -163,31 +163,19 @@ def containerize(
     socket). Refusals raise :class:`MpkgError` with one-line reasons.
     """
     check_reference(tag, "--tag", TAG_RE, "NAME[:TAG], e.g. registry.example/team/iris:1.0.0")
-    if context_only is not None:
-        ctx = write_context(
-            package,
-            context_only,
-            base=base,
-            keys=keys,
-            allow_unsigned=allow_unsigned,
-            wheelhouse=wheelhouse,
-            offline=offline,
-            log=log,
+    def context_in(dest: str | os.PathLike[str]) -> BuildContext:
+        return write_context(
+            package, dest, base=base, keys=keys, allow_unsigned=allow_unsigned,
+            wheelhouse=wheelhouse, offline=offline, log=log,
         )
+
+    if context_only is not None:
+        ctx = context_in(context_only)
         return ContainerizeResult(tag, None, ctx.path, ctx.package, ctx.labels)
     client = connect_engine(engine)  # before the slow part: no engine, no work
     try:
         with tempfile.TemporaryDirectory(prefix="mpkg-containerize-") as tmp:
-            ctx = write_context(
-                package,
-                Path(tmp) / "context",
-                base=base,
-                keys=keys,
-                allow_unsigned=allow_unsigned,
-                wheelhouse=wheelhouse,
-                offline=offline,
-                log=log,
-            )
+            ctx = context_in(Path(tmp) / "context")
             image_id = build_image(client, ctx.path, tag, log=log)
     finally:
         client.close()
