@@ -11,7 +11,7 @@ from .errors import EXIT_FAILED, MpkgError, printable
 from .manifest import Manifest
 from .progress import progress_bar
 from .signatures import Envelope
-from .verify import Policy, verify
+from .verify import Policy, VerificationResult, verified
 
 
 def register(sub: Any) -> None:
@@ -43,30 +43,23 @@ def _policy(args: argparse.Namespace) -> Policy:
 def cmd_verify(args: argparse.Namespace) -> int:
     policy = _policy(args)
     total = _size(args.package)
-    with progress_bar("verifying", total, not args.json) as advance:
-        result = verify(args.package, policy, progress=advance)
-    doc = result.to_json()
-    errors = list(result.errors)
-    if result.ok and result.manifest is not None and args.env:
-        from .environment import check_environment
+    with (
+        progress_bar("verifying", total, not args.json) as advance,
+        verified(args.package, policy, advance) as (pkg, result),
+    ):
+        doc = result.to_json()
+        errors = list(result.errors)
+        if result.ok and result.manifest is not None and args.env:
+            from .environment import check_environment
 
-        env_problems = check_environment(result.manifest)
-        doc["environment"] = {"ok": not env_problems, "mismatches": env_problems}
-        errors.extend(f"environment: {p}" for p in env_problems)
-    if result.ok and args.run:
-        from .model import load
-
-        try:
-            model = load(args.package, keys=trusted_keys(args), allow_unsigned=args.allow_unsigned)
-            model.smoke_test()
-            doc["smoke_test"] = {"ok": True}
-        except MpkgError as exc:
-            doc["smoke_test"] = {"ok": False, "errors": exc.reasons()}
-            errors.extend(exc.reasons())
-        except Exception as exc:  # the package's own code failed: report it, never a traceback
-            reason = f"{args.package}: the package code raised {type(exc).__name__}: {exc}".splitlines()[0]
-            doc["smoke_test"] = {"ok": False, "errors": [reason]}
-            errors.append(reason)
+            env_problems = check_environment(result.manifest)
+            doc["environment"] = {"ok": not env_problems, "mismatches": env_problems}
+            errors.extend(f"environment: {p}" for p in env_problems)
+        if result.ok and args.run:
+            assert pkg is not None
+            smoke_errors = _smoke_test(pkg, result, args.package)
+            doc["smoke_test"] = {"ok": not smoke_errors, **({"errors": smoke_errors} if smoke_errors else {})}
+            errors.extend(smoke_errors)
     doc["ok"] = not errors
     doc["errors"] = errors
     if args.json:
@@ -80,6 +73,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
             assert result.manifest is not None
             info(f"ok: {result.manifest.name} {result.manifest.version} {result.digest}")
     return exit_code(not errors)
+
+
+def _smoke_test(pkg: PackageFile, result: VerificationResult, where: str) -> list[str]:
+    """Load the verified package from the same open file and replay its stored example."""
+    from .model import from_verified
+
+    try:
+        with from_verified(pkg, result) as model:
+            model.smoke_test()
+    except MpkgError as exc:
+        return exc.reasons()
+    except Exception as exc:  # the package's own code failed: report it, never a traceback
+        return [f"{where}: the package code raised {type(exc).__name__}: {exc}".splitlines()[0]]
+    return []
 
 
 def _size(path: str) -> int:

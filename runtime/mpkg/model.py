@@ -32,7 +32,7 @@ from .dtypes import NUMPY_OF_ONNX_ELEM
 from .environment import require_environment
 from .errors import ContractError, FormatError, MpkgError, Problem, VerificationError
 from .manifest import ENTRY_POINTS, FileEntry, Manifest
-from .verify import Policy, payload_bytes, verify_open
+from .verify import Policy, VerificationResult, payload_bytes, verified
 from .weights import TensorMap, map_safetensors, onnx_external_tensors
 
 Array = np.ndarray[Any, Any]
@@ -417,24 +417,27 @@ def load(
     verify, EnvironmentMismatch with ``strict_env`` when this environment differs from the
     lockfile. Package code is imported only after verification passed."""
     policy = keys if isinstance(keys, Policy) else Policy.from_paths(keys, allow_unsigned)
-    try:
-        pkg = PackageFile(path)
-    except MpkgError as exc:
-        raise VerificationError([Problem("", r) for r in exc.reasons()]) from None
-    with pkg:
-        result = verify_open(pkg, policy)  # hashes every byte once, on this open file
+    with verified(path, policy) as (pkg, result):  # hashes every byte once, on this open file
         result.raise_for_errors()
-        manifest = result.manifest
-        assert manifest is not None
-        if strict_env:
-            require_environment(manifest)
-        mm = pkg.mmap()
-        try:
-            return _from_package(pkg, manifest, mm)
-        except BaseException:
-            with contextlib.suppress(BufferError):
-                mm.close()
-            raise
+        assert pkg is not None
+        return from_verified(pkg, result, strict_env)
+
+
+def from_verified(pkg: PackageFile, result: VerificationResult, strict_env: bool = False) -> Model:
+    """Load a package that ``result`` says verified, from the same open file (see
+    :func:`mpkg.verify.verified`). Package code is imported only here, after verification."""
+    result.raise_for_errors()
+    manifest = result.manifest
+    assert manifest is not None
+    if strict_env:
+        require_environment(manifest)
+    mm = pkg.mmap()
+    try:
+        return _from_package(pkg, manifest, mm)
+    except BaseException:
+        with contextlib.suppress(BufferError):
+            mm.close()
+        raise
 
 
 def _from_package(pkg: PackageFile, manifest: Manifest, mm: mmap.mmap) -> Model:

@@ -8,8 +8,9 @@ caller explicitly allows unsigned packages.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,12 +71,28 @@ def verify(
 ) -> VerificationResult:
     """Verify a package completely: layout, manifest, signatures, every byte of every file."""
     policy = keys if isinstance(keys, Policy) else Policy.from_paths(keys, allow_unsigned)
-    where = str(path)
+    with verified(path, policy, progress) as (_, result):
+        return result
+
+
+@contextlib.contextmanager
+def verified(
+    path: str | os.PathLike[str], policy: Policy, progress: Progress | None = None
+) -> Iterator[tuple[PackageFile | None, VerificationResult]]:
+    """Open and verify a package; yield the open file (None if it could not be opened) with
+    the result, so a caller that goes on to load it uses exactly the bytes that were hashed,
+    and hashes them once."""
     try:
-        with PackageFile(path) as pkg:  # step 1: layout
-            return verify_open(pkg, policy, progress)
+        pkg = PackageFile(path)  # step 1: layout
     except MpkgError as exc:
-        return VerificationResult(where, None, None, (), tuple(exc.reasons()))
+        yield None, VerificationResult(str(path), None, None, (), tuple(exc.reasons()))
+        return
+    with pkg:
+        try:
+            result = verify_open(pkg, policy, progress)
+        except MpkgError as exc:
+            result = VerificationResult(pkg.where, None, None, (), tuple(exc.reasons()))
+        yield pkg, result
 
 
 def verify_open(pkg: PackageFile, policy: Policy, progress: Progress | None = None) -> VerificationResult:
@@ -190,4 +207,4 @@ def payload_bytes(pkg: PackageFile, entry: FileEntry) -> bytes:
     return pkg.read(pkg.by_name[entry.member_name])
 
 
-__all__ = ["Policy", "VerificationResult", "payload_bytes", "verify", "verify_open", "verify_or_raise"]
+__all__ = ["Policy", "VerificationResult", "payload_bytes", "verified", "verify", "verify_open", "verify_or_raise"]
