@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.harness.process import stop
+
 CACHE = Path(os.environ.get("MPKG_CI_CACHE", "/var/cache/mpkg-ci"))
 STATUS_FILE = CACHE / "status"
 CONTAINERS_CONF = Path("/etc/mpkg-ci/containers.conf")
@@ -143,12 +145,7 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engin
             pytest.skip(f"podman system service did not answer on {sock}: {problem}; it said: {tail[0]}")
         yield Engine(url, BASE_IMAGE, env)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=30)
         # every image this session made (final and intermediate layers), and nothing else
         created = sorted(_image_ids() - before)
         if created:

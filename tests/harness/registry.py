@@ -33,6 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.harness.process import stop
+
 REGISTRY_BIN = shutil.which("docker-registry")
 _ACCESS = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
 TOKEN_USER = "alice"
@@ -120,13 +122,7 @@ def _start(tmp: Path, auth_yaml: str = "") -> Iterator[RegistryProcess]:
                 yield RegistryProcess(f"127.0.0.1:{port}", storage, log)
                 return
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(proc, timeout=10)
     raise RuntimeError(f"docker-registry failed to start; log:\n{log.read_text()[-2000:]}")
 
 
