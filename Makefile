@@ -19,13 +19,15 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-# System packages for the real-component tests (registry, skopeo, container engine), then the suite.
-test: $(STAMP)
+# Lint gates, system packages for the real-component tests (registry, skopeo, container engine), then the suite.
+test: lint
 	bash .ci/system-deps.sh
 	$(PY) -m pytest -n 2 -p no:cacheprovider
 
+# The gates CI runs before the tests: lint, formatting and strict types.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check runtime builder tests bench examples
+	$(VENV)/bin/ruff format --check runtime builder tests bench examples
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

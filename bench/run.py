@@ -235,8 +235,13 @@ def bench_build(rep: Report, scratch: Scratch, size: int, repeat: int) -> None:
     rep.add("build", "ratio mpkg / (tar + b3sum + sync)", f"{m / ts:.2f}", "<= 1.0", m / ts <= 1.0)
     start = cli_start(repeat, "build")
     rep.add("build", "of mpkg's time: CLI start (`mpkg build --help`)", f"{start:.2f} s")
-    rep.add("memory", f"peak RSS of mpkg build, {size / GIB:g} GiB", f"{peak(res['mpkg']):.0f} MiB", "<= 256 MiB",
-            peak(res["mpkg"]) <= 256)
+    rep.add(
+        "memory",
+        f"peak RSS of mpkg build, {size / GIB:g} GiB",
+        f"{peak(res['mpkg']):.0f} MiB",
+        "<= 256 MiB",
+        peak(res["mpkg"]) <= 256,
+    )
 
 
 def bench_verify(rep: Report, scratch: Scratch, size: int, repeat: int) -> None:
@@ -245,14 +250,20 @@ def bench_verify(rep: Report, scratch: Scratch, size: int, repeat: int) -> None:
     res = alternate({"mpkg": verify_cmd(scratch, pkg), "b3sum": b3sum_cmd(pkg)}, repeat)
     m, b = med(res["mpkg"]), med(res["b3sum"])
     gb = pkg.stat().st_size / 1e9
-    rep.add("verify", f"mpkg verify {size / GIB:g} GiB (signature + every byte), median",
-            f"{m:.2f} s ({gb / m:.2f} GB/s)")
+    rep.add(
+        "verify", f"mpkg verify {size / GIB:g} GiB (signature + every byte), median", f"{m:.2f} s ({gb / m:.2f} GB/s)"
+    )
     rep.add("verify", "b3sum of the package (2 threads, mmap), median", f"{b:.2f} s ({gb / b:.2f} GB/s)")
     rep.add("verify", "ratio mpkg / b3sum", f"{m / b:.2f}", "<= 1.25", m / b <= 1.25)
     start = cli_start(repeat)
     rep.add("verify", "ratio without mpkg's CLI start (`mpkg verify --help`)", f"{(m - start) / b:.2f}")
-    rep.add("memory", f"peak RSS of mpkg verify, {size / GIB:g} GiB", f"{peak(res['mpkg']):.0f} MiB", "<= 256 MiB",
-            peak(res["mpkg"]) <= 256)
+    rep.add(
+        "memory",
+        f"peak RSS of mpkg verify, {size / GIB:g} GiB",
+        f"{peak(res['mpkg']):.0f} MiB",
+        "<= 256 MiB",
+        peak(res["mpkg"]) <= 256,
+    )
 
 
 LOAD_SCRIPT = """
@@ -330,8 +341,10 @@ def bench_diff(rep: Report, scratch: Scratch, size: int, repeat: int) -> None:
 
 
 def bench_scale(rep: Report, scratch: Scratch, sizes: Sequence[int], repeat: int) -> None:
-    lines = ["| weights | files | build s | build GB/s | verify s | verify GB/s | build RSS MiB | verify RSS MiB |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| weights | files | build s | build GB/s | verify s | verify GB/s | build RSS MiB | verify RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     points: dict[tuple[int, int], tuple[float, float]] = {}
     small = min(sizes)
     cases = [(s, 1) for s in sorted(sizes)] + [(small, 100), (small, 1000)]
@@ -360,14 +373,24 @@ def bench_scale(rep: Report, scratch: Scratch, sizes: Sequence[int], repeat: int
     if len({s0, s1, s2}) == 3:
         for i, what in enumerate(("build", "verify")):
             r = linear(s0, points[(s0, 1)][i], s1, points[(s1, 1)][i], s2, points[(s2, 1)][i])
-            rep.add("scale", f"{what} time at {s2 / GIB:g} GiB / linear prediction from {s0 / GIB:g}, "
-                    f"{s1 / GIB:g} GiB", f"{r:.2f}", "<= 1.25", r <= 1.25)
+            rep.add(
+                "scale",
+                f"{what} time at {s2 / GIB:g} GiB / linear prediction from {s0 / GIB:g}, {s1 / GIB:g} GiB",
+                f"{r:.2f}",
+                "<= 1.25",
+                r <= 1.25,
+            )
     for i, what in enumerate(("build", "verify")):
         one, hundred, thousand = (points[(small, n)][i] for n in (1, 100, 1000))
         r = linear(1, one, 100, hundred, 1000, thousand)
         per_file = (thousand - one) / 999 * 1e3
-        rep.add("scale", f"{what}: 1,000 files / linear prediction from 1, 100 files ({small / GIB:g} GiB)",
-                f"{r:.2f} ({per_file:.2f} ms/file)", "<= 1.25", r <= 1.25)
+        rep.add(
+            "scale",
+            f"{what}: 1,000 files / linear prediction from 1, 100 files ({small / GIB:g} GiB)",
+            f"{r:.2f} ({per_file:.2f} ms/file)",
+            "<= 1.25",
+            r <= 1.25,
+        )
 
 
 # --- main ----------------------------------------------------------------------------------------------
@@ -400,10 +423,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     size = int(args.size_gib * GIB)
     scratch_root = args.scratch or Path(tempfile.mkdtemp(prefix="mpkg-bench-", dir="/tmp"))
-    header = f"## mpkg benchmark results\n\nMeasured on: {machine()}.\n" \
-             f"Model: safetensors, float32, {args.size_gib:g} GiB unless stated; {args.repeat} alternating runs " \
-             f"per contender, medians; page cache warm; every `mpkg` figure is the real CLI " \
-             f"(interpreter start included)."
+    header = (
+        f"## mpkg benchmark results\n\nMeasured on: {machine()}.\n"
+        f"Model: safetensors, float32, {args.size_gib:g} GiB unless stated; {args.repeat} alternating runs "
+        f"per contender, medians; page cache warm; every `mpkg` figure is the real CLI "
+        f"(interpreter start included)."
+    )
     print(header, flush=True)
     rep = Report()
     rep.notes += [

@@ -122,8 +122,7 @@ _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 def wrk(url: str, body: bytes, seconds: float, server_pid: int, scratch: Path) -> Load:
     script = scratch / "post.lua"
     script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{body.decode()}]==]\n"
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body.decode()}]==]\n'
     )
     argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
     subprocess.run([*argv[:4], "-d2s", *argv[5:]], capture_output=True, check=True)  # warm-up
@@ -197,18 +196,17 @@ def ensure_mlflow() -> Path:
 def mlflow_model(python: Path, scratch: Path) -> Path:
     folder = scratch / "mlflow-iris"
     if not folder.exists():
-        code = (
-            "import sys, onnx, mlflow.onnx\n"
-            "mlflow.onnx.save_model(onnx.load(sys.argv[1]), sys.argv[2])\n"
+        code = "import sys, onnx, mlflow.onnx\nmlflow.onnx.save_model(onnx.load(sys.argv[1]), sys.argv[2])\n"
+        subprocess.run(
+            [str(python), "-c", code, str(IRIS / "model.onnx"), str(folder)], check=True, capture_output=True
         )
-        subprocess.run([str(python), "-c", code, str(IRIS / "model.onnx"), str(folder)], check=True,
-                       capture_output=True)
     return folder
 
 
 def mlflow_version(python: Path) -> str:
-    out = subprocess.run([str(python), "-c", "import mlflow; print(mlflow.__version__)"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [str(python), "-c", "import mlflow; print(mlflow.__version__)"], capture_output=True, text=True, check=True
+    )
     return out.stdout.strip()
 
 
@@ -260,8 +258,23 @@ def bench_serve(rep: Any, scratch: Path, key: Path, pub: Path, seconds: float, w
                 port = free_port()
                 murl = f"http://127.0.0.1:{port}/invocations"
                 t0 = time.perf_counter()
-                proc = start([mlflow, "models", "serve", "-m", str(model), "--env-manager", "local",
-                              "-h", "127.0.0.1", "-p", str(port)], scratch / "mlflow.log", env)
+                proc = start(
+                    [
+                        mlflow,
+                        "models",
+                        "serve",
+                        "-m",
+                        str(model),
+                        "--env-manager",
+                        "local",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                    ],
+                    scratch / "mlflow.log",
+                    env,
+                )
                 try:
                     wait_first_answer(proc, murl, mlflow_body(1))
                     mstarts.append(time.perf_counter() - t0)
@@ -282,8 +295,10 @@ def bench_serve(rep: Any, scratch: Path, key: Path, pub: Path, seconds: float, w
     for name, by_batch in results.items():
         for b, r in by_batch.items():
             lines.append(f"| {name} | {b} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.cpu_ms_per_req:.3f} |")
-    table = (f"Serve (iris-mlp ONNX MLP; wrk -t1 -c{CONNECTIONS} keep-alive, {seconds:g} s per run; "
-             "in-process = one thread calling session.run, no HTTP):\n\n" + "\n".join(lines))
+    table = (
+        f"Serve (iris-mlp ONNX MLP; wrk -t1 -c{CONNECTIONS} keep-alive, {seconds:g} s per run; "
+        "in-process = one thread calling session.run, no HTTP):\n\n" + "\n".join(lines)
+    )
     rep.tables.append(table)
     print("  " + table.replace("\n", "\n  "), flush=True)
     ours = results["mpkg serve"]
@@ -292,12 +307,23 @@ def bench_serve(rep: Any, scratch: Path, key: Path, pub: Path, seconds: float, w
         if mlf is not None:
             ratio = ours[b].rps / mlf[b].rps
             rep.add("serve", f"throughput vs MLflow, batch {b}", f"{ratio:.1f}x", ">= 5x", ratio >= 5)
-        rep.add("serve", f"server CPU per request, batch {b}", f"{ours[b].cpu_ms_per_req:.3f} ms", "<= 0.3 ms",
-                ours[b].cpu_ms_per_req <= 0.3)
-        rep.add("serve", f"p99 latency, batch {b}, 16 clients", f"{ours[b].p99_ms:.2f} ms", "< 15 ms",
-                ours[b].p99_ms < 15)
-    rep.add("serve", "launch to first answer (small package, verify + load)", f"{launch['mpkg']:.2f} s", "<= 0.5 s",
-            launch["mpkg"] <= 0.5)
+        rep.add(
+            "serve",
+            f"server CPU per request, batch {b}",
+            f"{ours[b].cpu_ms_per_req:.3f} ms",
+            "<= 0.3 ms",
+            ours[b].cpu_ms_per_req <= 0.3,
+        )
+        rep.add(
+            "serve", f"p99 latency, batch {b}, 16 clients", f"{ours[b].p99_ms:.2f} ms", "< 15 ms", ours[b].p99_ms < 15
+        )
+    rep.add(
+        "serve",
+        "launch to first answer (small package, verify + load)",
+        f"{launch['mpkg']:.2f} s",
+        "<= 0.5 s",
+        launch["mpkg"] <= 0.5,
+    )
     if "mlflow" in launch:
         rep.add("serve", "MLflow launch to first answer", f"{launch['mlflow']:.2f} s")
     if mlflow_note:

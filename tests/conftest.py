@@ -24,8 +24,9 @@ MPKG = Path(sys.executable).parent / "mpkg"
 RunMpkg = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def _run(*args: str | os.PathLike[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-         expect: int | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str | os.PathLike[str], cwd: Path | None = None, env: dict[str, str] | None = None, expect: int | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `mpkg` command; never a traceback on stderr, and the exit code if given."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("MPKG_KEYS", "MPKG_KEY_PASSPHRASE")}
     full_env.update(env or {})

@@ -158,15 +158,12 @@ def _plan_model(source: ValidatedSource, files: list[PlannedFile]) -> dict[str, 
         architecture.update(source.onnx.architecture)
     for rel, st in source.safetensors:
         architecture.setdefault("tensors", []).extend(
-            {"file": f"model/{rel}", "name": t.name, "dtype": t.dtype, "shape": list(t.shape)}
-            for t in st.tensors
+            {"file": f"model/{rel}", "name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in st.tensors
         )
     return {"format": cfg.model.format, "files": model_files, "architecture": architecture}
 
 
-def _plan_code(
-    source: ValidatedSource, files: list[PlannedFile], problems: ProblemCollector
-) -> dict[str, Any] | None:
+def _plan_code(source: ValidatedSource, files: list[PlannedFile], problems: ProblemCollector) -> dict[str, Any] | None:
     cfg = source.config
     if cfg.code is None:
         if cfg.model.format == "safetensors":
@@ -217,9 +214,7 @@ def _plan_lineage(source: ValidatedSource, files: list[PlannedFile]) -> dict[str
     return lineage
 
 
-def _plan_example(
-    source: ValidatedSource, document: Mapping[str, Any], files: list[PlannedFile]
-) -> dict[str, Any]:
+def _plan_example(source: ValidatedSource, document: Mapping[str, Any], files: list[PlannedFile]) -> dict[str, Any]:
     """Run the model from source on the example input and record what it produced."""
     from .example import record_example
 
@@ -272,9 +267,7 @@ def write(plan: BuildPlan, out: Path, private_key: Any = None, advance: Progress
             signed_by = tuple(s.keyid for s in envelope.signatures)
         writer.finish(manifest.to_bytes(), signatures)
         size = writer.offset
-    return BuildResult(
-        manifest.name, manifest.version, str(manifest.digest), str(out), size, signed_by, manifest
-    )
+    return BuildResult(manifest.name, manifest.version, str(manifest.digest), str(out), size, signed_by, manifest)
 
 
 __all__ = ["BuildPlan", "BuildResult", "build_package", "plan", "write"]

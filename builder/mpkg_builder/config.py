@@ -156,10 +156,7 @@ def _tname(v: object) -> str:
 def _check_name(v: str) -> str | None:
     if NAME_RE.match(v):
         return None
-    return (
-        f"{v!r} is not a package name: use 1-64 lowercase letters, digits and '-', starting with "
-        "a letter"
-    )
+    return f"{v!r} is not a package name: use 1-64 lowercase letters, digits and '-', starting with a letter"
 
 
 def _check_description(v: str) -> str | None:
@@ -169,9 +166,7 @@ def _check_description(v: str) -> str | None:
 def _check_version(v: str) -> str | None:
     if SEMVER_RE.match(v):
         return None
-    return (
-        f"{v!r} is not a SemVer 2.0.0 version (MAJOR.MINOR.PATCH[-pre][+build], no leading zeros)"
-    )
+    return f"{v!r} is not a SemVer 2.0.0 version (MAJOR.MINOR.PATCH[-pre][+build], no leading zeros)"
 
 
 def _check_module(v: str) -> str | None:
@@ -190,9 +185,7 @@ def load_config(src: Path) -> SourceConfig:
     if not src.is_dir():
         raise SourceError(f"source folder {str(src)!r} does not exist or is not a folder")
     if not cfg_path.is_file():
-        raise SourceError(
-            f"no {CONFIG_NAME} in {str(src)!r}; create one describing the package", CONFIG_NAME
-        )
+        raise SourceError(f"no {CONFIG_NAME} in {str(src)!r}; create one describing the package", CONFIG_NAME)
     try:
         doc = tomllib.loads(cfg_path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
@@ -209,9 +202,7 @@ def load_config(src: Path) -> SourceConfig:
             )
             continue
         if not isinstance(value, dict):
-            problems.add(
-                f"{CONFIG_NAME}: {table}", f"must be a table ([{table}]), not {_tname(value)}"
-            )
+            problems.add(f"{CONFIG_NAME}: {table}", f"must be a table ([{table}]), not {_tname(value)}")
             continue
         required, optional = _TABLES[table]
         for k in sorted(set(value) - required - optional):
@@ -236,9 +227,7 @@ def load_config(src: Path) -> SourceConfig:
     model = readers.get("model", empty)
     fmt = model.str_("format")
     if fmt is not None and fmt not in MODEL_FORMATS:
-        problems.add(
-            model.key("format"), f"{fmt!r} is not supported; use one of {', '.join(MODEL_FORMATS)}"
-        )
+        problems.add(model.key("format"), f"{fmt!r} is not supported; use one of {', '.join(MODEL_FORMATS)}")
         fmt = None
     files = model.str_list("files")
     if files is not None:
@@ -269,9 +258,7 @@ def load_config(src: Path) -> SourceConfig:
     card = readers.get("card", empty).str_("file")
 
     lin = readers.get("lineage", empty)
-    lineage = LineageSection(
-        metrics=lin.str_("metrics"), params=lin.str_("params"), data=lin.str_list("data") or ()
-    )
+    lineage = LineageSection(metrics=lin.str_("metrics"), params=lin.str_("params"), data=lin.str_list("data") or ())
 
     example: ExampleSection | None = None
     if "example" in readers:
@@ -335,8 +322,7 @@ def _check_code_root(src: Path, code: CodeSection, problems: ProblemCollector) -
         rel = "/".join(parts)
         problems.add(
             f"{CONFIG_NAME}: [code].module",
-            f"module {code.module!r} not found: expected {code.root}/{rel}.py or "
-            f"{code.root}/{rel}/__init__.py",
+            f"module {code.module!r} not found: expected {code.root}/{rel}.py or {code.root}/{rel}/__init__.py",
         )
 
 
@@ -385,8 +371,7 @@ def list_code_files(src: Path, root: str) -> tuple[str, ...]:
                 if not target.is_file():
                     problems.add(
                         rel,
-                        "is a symlink to something that is not a regular file; replace it with "
-                        "the file",
+                        "is a symlink to something that is not a regular file; replace it with the file",
                     )
                     continue
             elif not stat.S_ISREG(mode):

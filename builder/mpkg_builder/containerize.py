@@ -163,10 +163,17 @@ def containerize(
     socket). Refusals raise :class:`MpkgError` with one-line reasons.
     """
     check_reference(tag, "--tag", TAG_RE, "NAME[:TAG], e.g. registry.example/team/iris:1.0.0")
+
     def context_in(dest: str | os.PathLike[str]) -> BuildContext:
         return write_context(
-            package, dest, base=base, keys=keys, allow_unsigned=allow_unsigned,
-            wheelhouse=wheelhouse, offline=offline, log=log,
+            package,
+            dest,
+            base=base,
+            keys=keys,
+            allow_unsigned=allow_unsigned,
+            wheelhouse=wheelhouse,
+            offline=offline,
+            log=log,
         )
 
     if context_only is not None:

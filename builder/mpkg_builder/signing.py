@@ -80,9 +80,7 @@ def load_private_key(path: str | Path) -> PrivateKey:
     except TypeError:
         raise SignatureError(f"is encrypted; set {PASSPHRASE_ENV}", where) from None
     except (ValueError, UnsupportedAlgorithm):
-        raise SignatureError(
-            f"is not a PEM private key, or {PASSPHRASE_ENV} is wrong", where
-        ) from None
+        raise SignatureError(f"is not a PEM private key, or {PASSPHRASE_ENV} is wrong", where) from None
     check_key_type(key.public_key(), where)
     assert isinstance(key, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey))
     return key

@@ -34,9 +34,7 @@ def synthesize(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarray],
     tenure = rng.gamma(2.0, 15.0, n).round(1)
     calls = rng.poisson(1.5, n).astype(np.int64)
     plan = rng.choice(np.array(PLANS), n, p=[0.5, 0.3, 0.2])
-    charges = (
-        20 + 15 * (plan == "standard") + 40 * (plan == "premium") + rng.normal(0, 8, n)
-    ).round(2)
+    charges = (20 + 15 * (plan == "standard") + 40 * (plan == "premium") + rng.normal(0, 8, n)).round(2)
     logit = 0.8 - 0.05 * tenure + 0.6 * calls + 0.02 * (charges - 50) - 0.7 * (plan == "premium")
     churn = rng.random(n) < 1 / (1 + np.exp(-logit))
     charges[rng.random(n) < PARAMS["missing_rate"]] = np.nan
@@ -95,10 +93,7 @@ def main() -> None:
         str(HERE / "weights.safetensors"),
         # One key only: the library writes metadata from a hash map, so several keys
         # would come out in a different order on each run.
-        metadata={
-            "features": "tenure,calls,monthly_charges,monthly_charges_missing,"
-            "plan=standard,plan=premium"
-        },
+        metadata={"features": "tenure,calls,monthly_charges,monthly_charges_missing,plan=standard,plan=premium"},
     )
     (HERE / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(json.dumps(metrics, sort_keys=True))

@@ -33,12 +33,7 @@ PARAMS: dict[str, Any] = {
 def load() -> tuple[np.ndarray, np.ndarray]:
     with (HERE / "data" / "iris.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    x = np.array(
-        [
-            [float(r[k]) for k in ("sepal_length", "sepal_width", "petal_length", "petal_width")]
-            for r in rows
-        ]
-    )
+    x = np.array([[float(r[k]) for k in ("sepal_length", "sepal_width", "petal_length", "petal_width")] for r in rows])
     y = np.array([SPECIES.index(r["species"]) for r in rows])
     return x, y
 
@@ -76,9 +71,7 @@ def forward(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return softmax(z1 @ weights["W2"] + weights["B2"])
 
 
-def build_model(
-    weights: dict[str, np.ndarray], mean: np.ndarray, std: np.ndarray
-) -> onnx.ModelProto:
+def build_model(weights: dict[str, np.ndarray], mean: np.ndarray, std: np.ndarray) -> onnx.ModelProto:
     inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in sorted(weights.items())]
     inits += [
         numpy_helper.from_array(mean.astype(np.float32), "MEAN"),
@@ -105,9 +98,7 @@ def build_model(
         ],
         inits,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="mpkg-examples"
-    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="mpkg-examples")
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model

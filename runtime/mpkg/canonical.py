@@ -120,9 +120,7 @@ def loads(data: bytes, where: str) -> Any:
     except UnicodeDecodeError as exc:
         raise FormatError(f"is not UTF-8 (byte {exc.start})", where) from None
     try:
-        return json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant, parse_int=_parse_int
-        )
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant, parse_int=_parse_int)
     except FormatError as exc:
         raise FormatError(exc.problems[0].reason, where) from None
     except (ValueError, RecursionError) as exc:

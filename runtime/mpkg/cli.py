@@ -35,7 +35,10 @@ class _Parser(argparse.ArgumentParser):
 def add_key_options(parser: argparse.ArgumentParser) -> None:
     """--key/--allow-unsigned, shared by every command that verifies a package."""
     parser.add_argument(
-        "--key", action="append", default=[], metavar="PUB",
+        "--key",
+        action="append",
+        default=[],
+        metavar="PUB",
         help="trusted public key (repeatable; also $MPKG_KEYS, colon-separated)",
     )
     parser.add_argument("--allow-unsigned", action="store_true", help="accept packages with no trusted signature")
@@ -77,7 +80,17 @@ def build_parser(with_builder: bool = True) -> argparse.ArgumentParser:
 
 _missing_builder: list[str] = []
 _BUILDER_COMMANDS = {
-    "build", "sign", "keygen", "diff", "containerize", "push", "pull", "promote", "rollback", "history", "gc",
+    "build",
+    "sign",
+    "keygen",
+    "diff",
+    "containerize",
+    "push",
+    "pull",
+    "promote",
+    "rollback",
+    "history",
+    "gc",
 }
 
 

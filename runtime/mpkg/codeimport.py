@@ -89,9 +89,7 @@ class PackageCode:
     def import_module(self, name: str) -> ModuleType:
         """Import ``name`` (as the package names it, e.g. "pipeline"); errors name the package."""
         if name not in self._sources:
-            raise FormatError(
-                f"code module {name!r} is not among the package's code files", "code.module"
-            )
+            raise FormatError(f"code module {name!r} is not among the package's code files", "code.module")
         try:
             return self._load(f"{self.prefix}.{name}")
         except MpkgError:

@@ -165,8 +165,10 @@ def _describe_text(doc: dict[str, Any]) -> str:
     if git:
         out(f"git: {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
     env = doc["environment"]
-    out(f"environment: {env.get('kind')} {len(env.get('packages', []))} packages"
-          + (f", python {env['requires_python']}" if env.get("requires_python") else ""))
+    out(
+        f"environment: {env.get('kind')} {len(env.get('packages', []))} packages"
+        + (f", python {env['requires_python']}" if env.get("requires_python") else "")
+    )
     if doc["signatures"]:
         for s in doc["signatures"]:
             out(f"signature: {s.get('keyid', s.get('error'))}")

@@ -16,9 +16,18 @@ from .errors import ContractError, Problem
 # Numeric/tensor dtypes, spelled as in the spec (and as numpy spells them, bar bfloat16/string).
 TENSOR_DTYPES = (
     "bool",
-    "int8", "int16", "int32", "int64",
-    "uint8", "uint16", "uint32", "uint64",
-    "float16", "bfloat16", "float32", "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
     "string",
 )
 # Arrow-only column types for tabular contracts.
@@ -166,9 +175,7 @@ def _parse_field(item: object, where: str, problems: list[Problem]) -> Field | N
     enum = item.get("enum")
     enum_values: tuple[Scalar, ...] | None = None
     if enum is not None:
-        if not isinstance(enum, list) or not enum or not all(
-            isinstance(v, (bool, int, float, str)) for v in enum
-        ):
+        if not isinstance(enum, list) or not enum or not all(isinstance(v, (bool, int, float, str)) for v in enum):
             problems.append(Problem(f"{where}.enum", "must be a non-empty list of scalars"))
         elif len(set(map(repr, enum))) != len(enum):
             problems.append(Problem(f"{where}.enum", "values must be unique"))

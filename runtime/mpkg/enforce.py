@@ -111,9 +111,7 @@ def _convert(field: Field, value: object) -> Array:
         except (TypeError, ValueError) as exc:
             raise _Refused(f"cannot be read as an array ({exc})") from None
     else:
-        raise _Refused(
-            f"expected an array or a (nested) list of {field.dtype}, got {type(value).__name__}"
-        )
+        raise _Refused(f"expected an array or a (nested) list of {field.dtype}, got {type(value).__name__}")
     return _from_typed(field, arr)
 
 
@@ -155,9 +153,7 @@ def _from_typed(field: Field, arr: Array) -> Array:
     if dst == "bfloat16":
         if arr.dtype.name == "bfloat16":
             return arr
-        raise _Refused(
-            f"expected dtype bfloat16 (e.g. an ml_dtypes.bfloat16 array), got {_describe(arr)}"
-        )
+        raise _Refused(f"expected dtype bfloat16 (e.g. an ml_dtypes.bfloat16 array), got {_describe(arr)}")
     if dst == "string":
         if arr.dtype.kind == "U":
             return arr.astype(object)
@@ -172,8 +168,7 @@ def _from_typed(field: Field, arr: Array) -> Array:
             target = np.dtype(f"datetime64[{unit}]")
             if not np.can_cast(arr.dtype, target, "safe"):
                 raise _Refused(
-                    f"expected {dst}, got datetime64[{src_unit}]; "
-                    f"a finer unit than {unit} would be truncated"
+                    f"expected {dst}, got datetime64[{src_unit}]; a finer unit than {unit} would be truncated"
                 )
             return arr.astype(target)
         if arr.dtype.kind == "O":
@@ -210,9 +205,7 @@ def _datetimes(arr: Array, field: Field, unit: str) -> Array:
     _check_elements(arr, field, (str, np.datetime64, *_datetime_types()), f"{field.dtype} values")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore"
-            )  # numpy deprecates parsing time-zone suffixes; values are UTC
+            warnings.simplefilter("ignore")  # numpy deprecates parsing time-zone suffixes; values are UTC
             return np.array(_nulls_to_none(arr).tolist(), dtype=f"datetime64[{unit}]")
     except (ValueError, TypeError, OverflowError) as exc:
         raise _Refused(f"cannot be read as {field.dtype} ({exc})") from None
@@ -250,9 +243,7 @@ def _decimals(arr: Array, field: Field, spec: tuple[int, int]) -> Array:
             raise _Refused(f"element {i} is {v!r}; expected a finite {field.dtype} value")
         q = d.quantize(quantum, context=decimal.Context(prec=80))
         if q != d:
-            raise _Refused(
-                f"element {i} = {v} has more than {scale} decimal places ({field.dtype})"
-            )
+            raise _Refused(f"element {i} = {v} has more than {scale} decimal places ({field.dtype})")
         if len(q.as_tuple().digits) > precision and q != 0:
             raise _Refused(f"element {i} = {v} has more than {precision} digits ({field.dtype})")
         out[idx] = q
@@ -278,9 +269,7 @@ def _from_python(field: Field, value: object) -> Array:
     try:
         raw = np.asarray(value)
     except (ValueError, OverflowError) as exc:
-        raise _Refused(
-            f"is not a rectangular list of numbers ({str(exc).splitlines()[0]})"
-        ) from None
+        raise _Refused(f"is not a rectangular list of numbers ({str(exc).splitlines()[0]})") from None
     kind = raw.dtype.kind
     if raw.size == 0 and kind in "fO":
         return np.zeros(raw.shape, dtype=NUMPY_DTYPE[dst])
@@ -292,9 +281,7 @@ def _from_python(field: Field, value: object) -> Array:
                 pass
         if any(v is None for v in np.asarray(value, dtype=object).flat):
             raise _Refused("contains null (None); the field is not nullable")
-        raise _Refused(
-            f"expected {dst} values, got a mix of types or integers too large for 64 bits"
-        )
+        raise _Refused(f"expected {dst} values, got a mix of types or integers too large for 64 bits")
     if kind == "b":
         if dst != "bool":
             raise _Refused(f"expected {dst}, got booleans")
@@ -311,10 +298,7 @@ def _from_python(field: Field, value: object) -> Array:
             return raw.astype(NUMPY_DTYPE[dst])
         limit = 2 ** _FLOAT_MANTISSA[dst]
         if raw.size and max(abs(int(raw.min())), abs(int(raw.max()))) > limit:
-            raise _Refused(
-                f"holds integers beyond ±2^{_FLOAT_MANTISSA[dst]}, "
-                f"which {dst} cannot represent exactly"
-            )
+            raise _Refused(f"holds integers beyond ±2^{_FLOAT_MANTISSA[dst]}, which {dst} cannot represent exactly")
         return raw.astype(NUMPY_DTYPE[dst])
     if kind == "f":
         if dst in _INT_BITS:
@@ -343,21 +327,14 @@ def _null_mask(arr: Array) -> Array | None:
     return None
 
 
-def _check_field(
-    field: Field, arr: Array, dims: Dims, origin: dict[str, str], where: str
-) -> list[str]:
+def _check_field(field: Field, arr: Array, dims: Dims, origin: dict[str, str], where: str) -> list[str]:
     problems: list[str] = []
     if arr.ndim != len(field.shape):
-        return [
-            f"expected {len(field.shape)} dims {_shape_text(field)}, got shape {list(arr.shape)}"
-        ]
+        return [f"expected {len(field.shape)} dims {_shape_text(field)}, got shape {list(arr.shape)}"]
     for i, (dim, n) in enumerate(zip(field.shape, arr.shape, strict=True)):
         if isinstance(dim, int):
             if dim != -1 and dim != n:
-                problems.append(
-                    f"dim {i} must be {dim} (shape {_shape_text(field)}), "
-                    f"got shape {list(arr.shape)}"
-                )
+                problems.append(f"dim {i} must be {dim} (shape {_shape_text(field)}), got shape {list(arr.shape)}")
         elif dim in dims and dims[dim] != n:
             problems.append(
                 f"dim {i} ({dim!r}) is {n}, but {dim!r} is {dims[dim]} in {origin[dim]}; "
@@ -372,8 +349,7 @@ def _check_field(
     if mask is not None and not field.nullable and bool(mask.any()):
         first = int(np.flatnonzero(mask.ravel())[0])
         problems.append(
-            f"holds {int(mask.sum())} null/NaN value(s) (first at flat index {first}); "
-            "the field is not nullable"
+            f"holds {int(mask.sum())} null/NaN value(s) (first at flat index {first}); the field is not nullable"
         )
     if field.enum is not None and arr.size:
         problems.extend(_check_enum(field, arr, mask))
@@ -442,8 +418,7 @@ def _check_side(
                 problems.append(
                     Problem(
                         where,
-                        f"is required ({field.dtype}, shape {_shape_text(field)}) "
-                        "but was not given",
+                        f"is required ({field.dtype}, shape {_shape_text(field)}) but was not given",
                     )
                 )
             continue
@@ -473,14 +448,11 @@ def check_inputs(contract: Contract, inputs: Mapping[str, object]) -> tuple[dict
     return _check_side(contract.inputs, inputs, "input", dims, origin), dims
 
 
-def check_outputs(
-    contract: Contract, outputs: object, dims: Mapping[str, int] | None = None
-) -> dict[str, Array]:
+def check_outputs(contract: Contract, outputs: object, dims: Mapping[str, int] | None = None) -> dict[str, Array]:
     """Outputs checked against the contract; named dims must agree with the inputs'."""
     if not isinstance(outputs, Mapping):
         raise ContractError(
-            f"the model returned {type(outputs).__name__}, "
-            "expected a mapping of output name to array",
+            f"the model returned {type(outputs).__name__}, expected a mapping of output name to array",
             "outputs",
         )
     bound = dict(dims or {})
@@ -591,15 +563,10 @@ def _arrow_widens(src: Any, dst: Any, field: Field) -> str | None:
 def _arrow_to_numpy(col: Any, field: Field) -> Array:
     pa = _pyarrow()
     t = pa.types
-    if (
-        field.dtype in NUMPY_DTYPE
-        and field.dtype != "string"
-        and col.null_count
-        and not t.is_floating(col.type)
-    ):
-        values = col.fill_null(
-            pa.scalar(False if t.is_boolean(col.type) else 0, col.type)
-        ).to_numpy(zero_copy_only=False)
+    if field.dtype in NUMPY_DTYPE and field.dtype != "string" and col.null_count and not t.is_floating(col.type):
+        values = col.fill_null(pa.scalar(False if t.is_boolean(col.type) else 0, col.type)).to_numpy(
+            zero_copy_only=False
+        )
         mask = col.is_null().to_numpy(zero_copy_only=False)
         return np.ma.MaskedArray(values, mask=mask)
     if t.is_decimal(col.type) or t.is_string(col.type):
@@ -621,20 +588,14 @@ def check_arrow_inputs(contract: Contract, data: object) -> tuple[dict[str, Arra
     masked entry (ints, bools)."""
     pa = _pyarrow()
     if not contract.is_tabular:
-        raise ContractError(
-            "this model's inputs are not all columns; pass a mapping of arrays", "inputs"
-        )
+        raise ContractError("this model's inputs are not all columns; pass a mapping of arrays", "inputs")
     if type(data).__module__.startswith("pandas"):
         try:
             data = pa.Table.from_pandas(data, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-            raise ContractError(
-                f"the DataFrame cannot be converted to Arrow ({exc})", "inputs"
-            ) from None
+            raise ContractError(f"the DataFrame cannot be converted to Arrow ({exc})", "inputs") from None
     if not isinstance(data, (pa.Table, pa.RecordBatch)):
-        raise ContractError(
-            f"expected a pyarrow Table or RecordBatch, got {type(data).__name__}", "inputs"
-        )
+        raise ContractError(f"expected a pyarrow Table or RecordBatch, got {type(data).__name__}", "inputs")
     problems: list[Problem] = []
     names = list(data.schema.names)
     if len(set(names)) != len(names):
@@ -664,9 +625,7 @@ def check_arrow_inputs(contract: Contract, data: object) -> tuple[dict[str, Arra
             problems.append(Problem(where, reason))
             continue
         if col.null_count and not field.nullable:
-            problems.append(
-                Problem(where, f"holds {col.null_count} null(s); the column is not nullable")
-            )
+            problems.append(Problem(where, f"holds {col.null_count} null(s); the column is not nullable"))
             continue
         try:
             col = col.cast(target, safe=True)
@@ -763,26 +722,18 @@ def to_jsonable(arr: Array) -> Any:
         return obj.tolist()
     if arr.dtype.kind == "O":
         return (
-            np.frompyfunc(lambda v: str(v) if isinstance(v, decimal.Decimal) else v, 1, 1)(
-                arr
-            ).tolist()
+            np.frompyfunc(lambda v: str(v) if isinstance(v, decimal.Decimal) else v, 1, 1)(arr).tolist()
             if arr.ndim
             else arr.item()
         )
     return arr.tolist()
 
 
-def max_deviation(
-    field: Field, actual: Array, expected: Array, rtol: float, atol: float
-) -> str | None:
+def max_deviation(field: Field, actual: Array, expected: Array, rtol: float, atol: float) -> str | None:
     """Why ``actual`` differs from ``expected`` beyond tolerance, or None."""
     if actual.shape != expected.shape:
         return f"has shape {list(actual.shape)}, the recorded example has {list(expected.shape)}"
-    if (
-        actual.dtype.kind in "fiu"
-        and expected.dtype.kind in "fiu"
-        and not isinstance(actual, np.ma.MaskedArray)
-    ):
+    if actual.dtype.kind in "fiu" and expected.dtype.kind in "fiu" and not isinstance(actual, np.ma.MaskedArray):
         a = actual.astype(np.float64)
         e = expected.astype(np.float64)
         both_nan = np.isnan(a) & np.isnan(e)
@@ -807,8 +758,7 @@ def max_deviation(
         return None
     first = same.index(False)
     return (
-        f"differs from the recorded example at {same.count(False)} of {len(same)} values "
-        f"(first at flat index {first})"
+        f"differs from the recorded example at {same.count(False)} of {len(same)} values (first at flat index {first})"
     )
 
 

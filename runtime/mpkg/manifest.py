@@ -175,9 +175,7 @@ class Manifest:
     def from_bytes(cls, data: bytes) -> Manifest:
         """Parse untrusted manifest bytes: size cap, strict canonical JSON, full schema checks."""
         if len(data) > MAX_MANIFEST_BYTES:
-            raise FormatError(
-                f"is {len(data)} bytes, over the {MAX_MANIFEST_BYTES} byte limit", MANIFEST_NAME
-            )
+            raise FormatError(f"is {len(data)} bytes, over the {MAX_MANIFEST_BYTES} byte limit", MANIFEST_NAME)
         doc = canonical.loads_canonical(data, MANIFEST_NAME)
         if not isinstance(doc, dict):
             raise FormatError("must be a JSON object", MANIFEST_NAME)
@@ -265,8 +263,7 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
         else:
             eps = code["entry_points"]
             if not isinstance(eps, Mapping) or not all(
-                k in ENTRY_POINTS and isinstance(v, list) and all(isinstance(a, str) for a in v)
-                for k, v in eps.items()
+                k in ENTRY_POINTS and isinstance(v, list) and all(isinstance(a, str) for a in v) for k, v in eps.items()
             ):
                 bad("code.entry_points", f"must map names among {list(ENTRY_POINTS)} to parameter lists")
             code_root, code_module = code["root"], code["module"]
@@ -297,9 +294,7 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
             bad("environment.kind", "must be 'requirements' or 'pylock'")
         packages = env.get("packages")
         if not isinstance(packages, list) or not all(
-            isinstance(x, Mapping)
-            and set(x) == {"name", "version"}
-            and all(isinstance(v, str) for v in x.values())
+            isinstance(x, Mapping) and set(x) == {"name", "version"} and all(isinstance(v, str) for v in x.values())
             for x in packages
         ):
             bad("environment.packages", "must be a list of {name, version} strings")
@@ -322,9 +317,7 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
             bad("lineage.metrics", "must be an object of metric names to numbers")
     base = doc.get("base")
     if base is not None and (
-        not isinstance(base, Mapping)
-        or set(base) != {"digest", "version"}
-        or Digest.parse(base.get("digest")) is None
+        not isinstance(base, Mapping) or set(base) != {"digest", "version"} or Digest.parse(base.get("digest")) is None
     ):
         bad("base", "must be {digest: 'sha256:<hex>', version}")
     for entry in files:

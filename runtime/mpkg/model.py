@@ -117,13 +117,9 @@ class _OnnxRunner:
         if onnx.external and (not external or len(self.mapped) < len(external)):
             names = list(onnx.external)
             buffers = [onnx.external[n] for n in names]
-            options.add_external_initializers_from_files_in_memory(
-                names, buffers, [len(b) for b in buffers]
-            )
+            options.add_external_initializers_from_files_in_memory(names, buffers, [len(b) for b in buffers])
         try:
-            self.session = ort.InferenceSession(
-                onnx.model, options, providers=["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(onnx.model, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise FormatError(f"onnxruntime cannot load the model: {exc}", where) from None
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -137,9 +133,7 @@ class _OnnxRunner:
                 f"the ONNX graph has no input {unknown[0]!r}; its inputs are {self.input_names}",
                 self.where,
             )
-        arrays = {
-            k: np.ma.getdata(v) if isinstance(v, np.ma.MaskedArray) else v for k, v in feeds.items()
-        }
+        arrays = {k: np.ma.getdata(v) if isinstance(v, np.ma.MaskedArray) else v for k, v in feeds.items()}
         try:
             results = self.session.run(None, arrays)
         except Exception as exc:  # onnxruntime's InvalidArgument, Fail, ...
@@ -185,9 +179,7 @@ class Model:
                 raise TypeError("an ONNX model needs OnnxModel weights")
             self._runner = _OnnxRunner(weights, where)
             if "preprocess" not in self._functions:
-                missing = [
-                    f.name for f in contract.inputs if f.name not in self._runner.input_names
-                ]
+                missing = [f.name for f in contract.inputs if f.name not in self._runner.input_names]
                 if missing:
                     raise FormatError(
                         f"contract inputs {missing} are not ONNX graph inputs "
@@ -243,9 +235,7 @@ class Model:
             for ep in wanted:
                 fn = getattr(module, ep, None)
                 if not callable(fn):
-                    raise FormatError(
-                        f"module {code_module!r} defines no function {ep!r}", "code.entry_points"
-                    )
+                    raise FormatError(f"module {code_module!r} defines no function {ep!r}", "code.entry_points")
                 functions[ep] = fn
             if model_format == "onnx":
                 functions.pop("predict", None)  # ONNX packages run the graph; predict is not called
@@ -335,10 +325,7 @@ class Model:
             outputs = self.predict(ex.inputs)
         except ContractError as exc:
             raise VerificationError(
-                [
-                    Problem(f"{ex.where}: {p.where}" if p.where else ex.where, p.reason)
-                    for p in exc.problems
-                ]
+                [Problem(f"{ex.where}: {p.where}" if p.where else ex.where, p.reason) for p in exc.problems]
             ) from None
         problems: list[Problem] = []
         for name, recorded in ex.outputs.items():
@@ -353,9 +340,7 @@ class Model:
             try:
                 expected = enforce.convert(out_field, recorded, "output")
             except ContractError as exc:
-                problems.append(
-                    Problem(where, f"the recorded value is invalid: {exc.problems[0].reason}")
-                )
+                problems.append(Problem(where, f"the recorded value is invalid: {exc.problems[0].reason}"))
                 continue
             reason = enforce.max_deviation(out_field, outputs[name], expected, ex.rtol, ex.atol)
             if reason:
@@ -452,9 +437,7 @@ def _from_package(pkg: PackageFile, manifest: Manifest, mm: mmap.mmap) -> Model:
     else:
         graphs = [p for p in manifest.model_files if p.endswith(".onnx")]
         if len(graphs) != 1:
-            raise FormatError(
-                f"model.files must hold exactly one .onnx file, found {len(graphs)}", label
-            )
+            raise FormatError(f"model.files must hold exactly one .onnx file, found {len(graphs)}", label)
         folder = graphs[0].rpartition("/")[0]
         view = memoryview(mm)
         external = {}

@@ -21,7 +21,10 @@ def progress_bar(label: str, total: int, enabled: bool) -> Iterator[Callable[[in
         yield None
         return
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
         transient=True,
     ) as bar:
         task = bar.add_task(label, total=total)

@@ -110,9 +110,7 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def parse_safetensors(
-    path: Path, where: str | None = None, error: type[MpkgError] = FormatError
-) -> SafetensorsInfo:
+def parse_safetensors(path: Path, where: str | None = None, error: type[MpkgError] = FormatError) -> SafetensorsInfo:
     """Parse and check the header of the safetensors file at ``path``."""
     where = where if where is not None else path.name
     with path.open("rb") as fh:
@@ -121,20 +119,14 @@ def parse_safetensors(
         return read_header(fh, size, where, error)
 
 
-def read_header(
-    fh: BinaryIO, file_size: int, where: str, error: type[MpkgError] = FormatError
-) -> SafetensorsInfo:
+def read_header(fh: BinaryIO, file_size: int, where: str, error: type[MpkgError] = FormatError) -> SafetensorsInfo:
     """Parse the header from an open binary file positioned at offset 0."""
     prefix = fh.read(8)
     if len(prefix) < 8:
-        raise error(
-            "is shorter than the 8-byte safetensors header length; not a safetensors file", where
-        )
+        raise error("is shorter than the 8-byte safetensors header length; not a safetensors file", where)
     (n,) = struct.unpack("<Q", prefix)
     if n > MAX_HEADER:
-        raise error(
-            f"header length {n} exceeds the {MAX_HEADER}-byte limit; not a safetensors file", where
-        )
+        raise error(f"header length {n} exceeds the {MAX_HEADER}-byte limit; not a safetensors file", where)
     if n > file_size - 8:
         raise error(
             f"header length {n} runs past the end of the {file_size}-byte file; the file is "
@@ -144,9 +136,7 @@ def read_header(
     return parse_header(fh.read(n), file_size - 8 - n, where, error)
 
 
-def parse_header(
-    header: bytes, data_len: int, where: str, error: type[MpkgError] = FormatError
-) -> SafetensorsInfo:
+def parse_header(header: bytes, data_len: int, where: str, error: type[MpkgError] = FormatError) -> SafetensorsInfo:
     """Check a header (the JSON bytes) against a data section of ``data_len`` bytes."""
     if not header.startswith(b"{"):
         raise error("header must start with '{' (a JSON object); not a safetensors file", where)
@@ -159,8 +149,7 @@ def parse_header(
         doc = json.loads(body, object_pairs_hook=_pairs, parse_constant=_no_constants)
     except _DuplicateKey as exc:
         raise error(
-            f"duplicate tensor name {exc.args[0]!r} in the header (readers disagree on which "
-            "wins); rename one",
+            f"duplicate tensor name {exc.args[0]!r} in the header (readers disagree on which wins); rename one",
             where,
         ) from None
     except (ValueError, RecursionError) as exc:
@@ -188,8 +177,7 @@ def parse_header(
             problems.append(
                 Problem(
                     f"{where}: tensor {t.name!r}",
-                    f"data_offsets [{t.begin}, {t.end}] overlap the previous tensor (ends at "
-                    f"{cursor})",
+                    f"data_offsets [{t.begin}, {t.end}] overlap the previous tensor (ends at {cursor})",
                 )
             )
         elif t.begin > cursor:
@@ -236,24 +224,18 @@ def _entry(name: str, entry: object, where: str, problems: list[Problem]) -> Ten
     before = len(problems)
     extra = sorted(set(entry) - _ENTRY_KEYS)
     if extra:
-        problems.append(
-            Problem(where, f"unknown keys {extra}; only dtype, shape and data_offsets are allowed")
-        )
+        problems.append(Problem(where, f"unknown keys {extra}; only dtype, shape and data_offsets are allowed"))
     missing = sorted(_ENTRY_KEYS - set(entry))
     if missing:
         problems.append(Problem(where, f"missing {', '.join(missing)}"))
         return None
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if dtype not in DTYPE_BITS:
-        problems.append(
-            Problem(where, f"dtype {dtype!r} is not a safetensors dtype ({', '.join(DTYPE_BITS)})")
-        )
+        problems.append(Problem(where, f"dtype {dtype!r} is not a safetensors dtype ({', '.join(DTYPE_BITS)})"))
     if not isinstance(shape, list) or not all(_uint(d) for d in shape):
         problems.append(Problem(where, f"shape {shape!r} must be a list of non-negative integers"))
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_uint(o) for o in offsets):
-        problems.append(
-            Problem(where, f"data_offsets {offsets!r} must be [begin, end] non-negative integers")
-        )
+        problems.append(Problem(where, f"data_offsets {offsets!r} must be [begin, end] non-negative integers"))
     elif offsets[1] < offsets[0]:
         problems.append(Problem(where, f"data_offsets {offsets!r} end before they begin"))
     if len(problems) != before:
@@ -268,8 +250,7 @@ def _entry(name: str, entry: object, where: str, problems: list[Problem]) -> Ten
         problems.append(
             Problem(
                 where,
-                f"data_offsets span {end - begin} bytes but shape {shape} of {dtype} needs "
-                f"{bits // 8}",
+                f"data_offsets span {end - begin} bytes but shape {shape} of {dtype} needs {bits // 8}",
             )
         )
         return None

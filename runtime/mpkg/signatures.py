@@ -113,8 +113,7 @@ class Envelope:
                 "payload": base64.b64encode(self.payload).decode("ascii"),
                 "payloadType": self.payload_type,
                 "signatures": [
-                    {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode("ascii")}
-                    for s in self.signatures
+                    {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode("ascii")} for s in self.signatures
                 ],
             }
         )
@@ -199,9 +198,7 @@ def check_statement(payload: bytes, name: str, version: str, digest: Digest, for
     )
 
 
-def check_envelope(
-    envelope: Envelope, trusted: Sequence[TrustedKey], message_ok: bool
-) -> tuple[SignatureCheck, ...]:
+def check_envelope(envelope: Envelope, trusted: Sequence[TrustedKey], message_ok: bool) -> tuple[SignatureCheck, ...]:
     """Check every signature (not only the first). ``message_ok`` is whether the statement
     names this package; if it does not, no signature can make the package valid."""
     message = pae(envelope.payload_type, envelope.payload)

@@ -74,9 +74,7 @@ class TensorMap(Mapping[str, Array]):
         for m in maps:
             for name in m:
                 if name in arrays:
-                    raise FormatError(
-                        f"tensor {name!r} appears in more than one weights file", where
-                    )
+                    raise FormatError(f"tensor {name!r} appears in more than one weights file", where)
                 arrays[name] = m[name]
                 dtypes[name] = m.dtype(name)
             keep.extend(m._keepalive)
@@ -120,9 +118,7 @@ def tensors_from_infos(
                     at,
                 )
         count = nbytes // dtype.itemsize
-        arr = np.frombuffer(buffer, dtype=dtype, count=count, offset=data_start + t.begin).reshape(
-            shape
-        )
+        arr = np.frombuffer(buffer, dtype=dtype, count=count, offset=data_start + t.begin).reshape(shape)
         arrays[t.name] = arr
         dtypes[t.name] = t.dtype
     return TensorMap(arrays, dtypes, (buffer,))
@@ -134,9 +130,7 @@ def map_safetensors(mm: mmap.mmap, data_offset: int, size: int, where: str) -> T
         raise FormatError("is too short for a safetensors file", where)
     (n,) = struct.unpack_from("<Q", mm, data_offset)
     if n > MAX_HEADER or 8 + n > size:
-        raise FormatError(
-            f"safetensors header length {n} does not fit in the {size}-byte file", where
-        )
+        raise FormatError(f"safetensors header length {n} does not fit in the {size}-byte file", where)
     header = mm[data_offset + 8 : data_offset + 8 + n]
     data_len = size - 8 - n
     infos = _parse_header(header, data_len, where)
@@ -243,11 +237,7 @@ def _tensor(buf: memoryview, start: int, end: int) -> ExternalTensor | None:
         elif number == 14 and wire == 0:
             location = a == 1
         elif number == 13 and wire == 2:
-            kv = {
-                n: bytes(buf[x:y]).decode("utf-8", "replace")
-                for n, w, x, y in _fields(buf, a, b)
-                if w == 2
-            }
+            kv = {n: bytes(buf[x:y]).decode("utf-8", "replace") for n, w, x, y in _fields(buf, a, b) if w == 2}
             external[kv.get(1, "")] = kv.get(2, "")
     if not location or "location" not in external:
         return None

@@ -38,8 +38,9 @@ def refused(
     return result
 
 
-def unpack_refused(path: Path, tmp: Path, *expected: str, keys: tuple[Path, ...] = (),
-                   allow_unsigned: bool = True) -> None:
+def unpack_refused(
+    path: Path, tmp: Path, *expected: str, keys: tuple[Path, ...] = (), allow_unsigned: bool = True
+) -> None:
     """unpack must refuse ``path`` and write nothing anywhere under ``tmp``. The target sits
     three levels down (tmp/jail/a/b/unpacked), so a '../..' escape would land inside ``tmp``."""
     (tmp / "jail" / "a" / "b").mkdir(parents=True, exist_ok=True)

@@ -93,8 +93,9 @@ def archive(chunks: Iterable[bytes]) -> bytes:
     return body + layout.end_of_archive(len(body))
 
 
-def envelope(manifest_bytes: bytes, keys: Sequence[PrivateKey], payload_type: str = PAYLOAD_TYPE,
-             payload: bytes | None = None) -> bytes:
+def envelope(
+    manifest_bytes: bytes, keys: Sequence[PrivateKey], payload_type: str = PAYLOAD_TYPE, payload: bytes | None = None
+) -> bytes:
     """A DSSE envelope for the package whose manifest is ``manifest_bytes``, signed by ``keys``
     over the PAE of ``payload_type`` (so a wrong type is a real signature, not a broken one)."""
     doc = json.loads(manifest_bytes)  # last key wins, like a lax parser would
@@ -147,8 +148,16 @@ def rebuild(pairs: Sequence[tuple[str, bytes]]) -> bytes:
     return archive(member(name, data) for name, data in pairs)
 
 
-def ustar(name: bytes, size: int, typeflag: bytes = b"0", linkname: bytes = b"", mode: int = 0o644,
-          uid: int = 0, mtime: int = 0, magic: bytes = b"ustar\x0000") -> bytes:
+def ustar(
+    name: bytes,
+    size: int,
+    typeflag: bytes = b"0",
+    linkname: bytes = b"",
+    mode: int = 0o644,
+    uid: int = 0,
+    mtime: int = 0,
+    magic: bytes = b"ustar\x0000",
+) -> bytes:
     """A hand-made ustar header block with a correct checksum (non-canonical fields allowed)."""
     h = bytearray(layout.BLOCK)
     h[0 : len(name)] = name

@@ -23,8 +23,11 @@ def _with(*extra: File) -> list[File]:
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("lineage/Data.csv", "lineage/data.csv"), ("lineage/STRASSE.txt", "lineage/straße.txt"),
-     ("lineage/\u03c3.txt", "lineage/\u03c2.txt")],  # sigma and final sigma fold together
+    [
+        ("lineage/Data.csv", "lineage/data.csv"),
+        ("lineage/STRASSE.txt", "lineage/straße.txt"),
+        ("lineage/\u03c3.txt", "lineage/\u03c2.txt"),
+    ],  # sigma and final sigma fold together
     ids=["ascii-case", "sharp-s", "final-sigma"],
 )
 def test_duplicate_member_casefold(tmp_path: Path, keys: Keys, a: str, b: str) -> None:
@@ -44,8 +47,7 @@ def test_duplicate_member_unicode_nfc_nfd(tmp_path: Path, keys: Keys) -> None:
     unpack_refused(pkg, tmp_path, "NFC", keys=(keys.a.pub,))
     for a, b in (("lineage/\ufb01le.txt", "lineage/file.txt"), ("lineage/É.txt", "lineage/é.txt")):
         files = _with(File(a, b"1", "lineage"), File(b, b"2", "lineage"))
-        refused(write(tmp_path / "nfkc.mpkg", package(files, keys=[keys.a.key])), "collides with",
-                keys=(keys.a.pub,))
+        refused(write(tmp_path / "nfkc.mpkg", package(files, keys=[keys.a.key])), "collides with", keys=(keys.a.pub,))
 
 
 def test_zst_suffix_is_just_a_name(tmp_path: Path, keys: Keys) -> None:
@@ -68,8 +70,18 @@ def test_file_and_directory_with_the_same_path(tmp_path: Path, keys: Keys) -> No
 
 @pytest.mark.parametrize(
     "path",
-    ["lineage/a\\b", "lineage/a\nb", "lineage//b", "lineage/./b", "lineage/", "lineage/" + "x" * 256,
-     "lineage/" + "x/" * 600 + "y", "model/w.safetensors/../../x", "mpkg/manifest.json", "other/x"],
+    [
+        "lineage/a\\b",
+        "lineage/a\nb",
+        "lineage//b",
+        "lineage/./b",
+        "lineage/",
+        "lineage/" + "x" * 256,
+        "lineage/" + "x/" * 600 + "y",
+        "model/w.safetensors/../../x",
+        "mpkg/manifest.json",
+        "other/x",
+    ],
 )
 def test_unsafe_package_paths(tmp_path: Path, keys: Keys, path: str) -> None:
     pkg = write(tmp_path / "p.mpkg", package(_with(File(path, b"1", "lineage")), keys=[keys.a.key]))
@@ -121,8 +133,11 @@ def test_manifest_duplicate_keys(tmp_path: Path, keys: Keys) -> None:
     pkg = write(tmp_path / "dup.mpkg", package(manifest_bytes=evil, keys=[keys.a.key]))
     refused(pkg, "duplicate key 'name'", keys=(keys.a.pub,))
     nested = good.replace(b'"kind":"requirements"', b'"kind":"pylock","kind":"requirements"')
-    refused(write(tmp_path / "dup2.mpkg", package(manifest_bytes=nested, keys=[keys.a.key])),
-            "duplicate key 'kind'", keys=(keys.a.pub,))
+    refused(
+        write(tmp_path / "dup2.mpkg", package(manifest_bytes=nested, keys=[keys.a.key])),
+        "duplicate key 'kind'",
+        keys=(keys.a.pub,),
+    )
 
 
 @pytest.mark.parametrize("version", [2, 0, "1", True, None, 1.5])
@@ -130,8 +145,10 @@ def test_unknown_format_version(tmp_path: Path, keys: Keys, version: object) -> 
     doc = manifest_doc(base_files(), format_version=version)
     if version is None:
         del doc["format_version"]
-    pkg = write(tmp_path / "v.mpkg", package(doc=doc, keys=[keys.a.key]) if version is not None
-                else package(manifest_bytes=canonical.dumps(doc)))
+    pkg = write(
+        tmp_path / "v.mpkg",
+        package(doc=doc, keys=[keys.a.key]) if version is not None else package(manifest_bytes=canonical.dumps(doc)),
+    )
     result = refused(pkg, "is not supported by this mpkg", keys=(keys.a.pub,))
     assert any("upgrade mpkg" in e for e in result.errors)
 

@@ -13,8 +13,9 @@ from mpkg.verify import verify
 
 
 def _genuine(tmp: Path, keys: Keys) -> Path:
-    files = sorted([*base_files(), File("lineage/metrics.json", b'{"acc":0.9}', "lineage")],
-                   key=lambda f: f.path.encode())
+    files = sorted(
+        [*base_files(), File("lineage/metrics.json", b'{"acc":0.9}', "lineage")], key=lambda f: f.path.encode()
+    )
     pkg = write(tmp / "genuine.mpkg", package(files, keys=[keys.a.key]))
     assert verify(pkg, [keys.a.pub]).ok
     return pkg
@@ -46,8 +47,12 @@ def test_missing_manifest(tmp_path: Path, keys: Keys) -> None:
 def test_extra_and_missing_reported_together(tmp_path: Path, keys: Keys) -> None:
     pairs = members_of(_genuine(tmp_path, keys))
     pairs = [("card/evil.md", b"x") if n == "card/MODEL_CARD.md" else (n, d) for n, d in pairs]
-    result = refused(write(tmp_path / "both.mpkg", rebuild(pairs)), "files missing from the archive",
-                     "files not listed in the manifest", keys=(keys.a.pub,))
+    result = refused(
+        write(tmp_path / "both.mpkg", rebuild(pairs)),
+        "files missing from the archive",
+        "files not listed in the manifest",
+        keys=(keys.a.pub,),
+    )
     assert len(result.errors) == 2, result.errors
 
 
@@ -77,8 +82,9 @@ def test_member_contents_swapped(tmp_path: Path, keys: Keys) -> None:
 def test_trailing_bytes(tmp_path: Path, keys: Keys) -> None:
     data = _genuine(tmp_path, keys).read_bytes()
     for tail in (b"\0", b"\0" * layout.BLOCK, b"\0" * layout.RECORD, b"PK\x05\x06" + bytes(18), b"x"):
-        refused(write(tmp_path / "tail.mpkg", data + tail), "has bytes after the end of the archive",
-                keys=(keys.a.pub,))
+        refused(
+            write(tmp_path / "tail.mpkg", data + tail), "has bytes after the end of the archive", keys=(keys.a.pub,)
+        )
     # a whole second archive appended (polyglot): also refused
     refused(write(tmp_path / "two.mpkg", data + data), "after the end of the archive", keys=(keys.a.pub,))
 

@@ -80,8 +80,10 @@ def test_renamed_package_keeps_old_signature(tmp_path: Path, keys: Keys) -> None
     for field, value, shown in (("name", "trusted-name", "trusted-name@1.0.0"), ("version", "9.9.9", "victim@9.9.9")):
         doc = manifest_doc(base_files(), **{field: value})
         pairs = [(n, d) for n, d in members_of(signed) if n not in (MANIFEST_NAME, SIGNATURES_NAME)]
-        pkg = write(tmp_path / f"renamed-{field}.mpkg",
-                    rebuild([*pairs, (MANIFEST_NAME, canonical.dumps(doc)), (SIGNATURES_NAME, env)]))
+        pkg = write(
+            tmp_path / f"renamed-{field}.mpkg",
+            rebuild([*pairs, (MANIFEST_NAME, canonical.dumps(doc)), (SIGNATURES_NAME, env)]),
+        )
         refused(pkg, f"names another package than {shown}", keys=(keys.a.pub,))
 
 
@@ -89,8 +91,10 @@ def test_statement_with_wrong_types_is_refused(tmp_path: Path, keys: Keys) -> No
     signed = _signed(tmp_path, keys)
     manifest = dict(members_of(signed))[MANIFEST_NAME]
     good = json.loads(base64.b64decode(_envelope_of(signed)["payload"]))
-    for change, reason in (({"_type": "https://in-toto.io/Statement/v0.1"}, "not an in-toto Statement v1"),
-                           ({"predicateType": "https://slsa.dev/provenance/v1"}, "predicateType is not")):
+    for change, reason in (
+        ({"_type": "https://in-toto.io/Statement/v0.1"}, "not an in-toto Statement v1"),
+        ({"predicateType": "https://slsa.dev/provenance/v1"}, "predicateType is not"),
+    ):
         payload = canonical.dumps({**good, **change})
         env = envelope(manifest, [keys.a.key], payload=payload)
         refused(_replace_envelope(signed, env, tmp_path / "st.mpkg"), reason, keys=(keys.a.pub,))
@@ -112,18 +116,23 @@ def test_wrong_payload_type_no_fallback(tmp_path: Path, keys: Keys, payload_type
 def test_rsa_key_refused(tmp_path: Path, keys: Keys, run_mpkg) -> None:
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pub = tmp_path / "rsa.pub"
-    pub.write_bytes(rsa_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
+    pub.write_bytes(
+        rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     priv = tmp_path / "rsa.key"
-    priv.write_bytes(rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    priv.write_bytes(
+        rsa_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     with pytest.raises(SignatureError, match="not an Ed25519 or ECDSA P-256 public key"):
         load_public_key(pub)
     with pytest.raises(SignatureError, match="not an Ed25519 or ECDSA P-256 public key"):
         load_private_key(priv)
     p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
-    (tmp_path / "p384.pub").write_bytes(p384.public_bytes(serialization.Encoding.PEM,
-                                                          serialization.PublicFormat.SubjectPublicKeyInfo))
+    (tmp_path / "p384.pub").write_bytes(
+        p384.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     with pytest.raises(SignatureError, match="other key types are refused"):
         load_public_key(tmp_path / "p384.pub")
     pkg = _signed(tmp_path, keys)
@@ -206,8 +215,14 @@ def test_non_canonical_base64_in_envelope(tmp_path: Path, keys: Keys) -> None:
 def test_non_canonical_envelope_json(tmp_path: Path, keys: Keys) -> None:
     signed = _signed(tmp_path, keys)
     env = dict(members_of(signed))[SIGNATURES_NAME]
-    for bad in (env + b" ", b" " + env, env.replace(b'"payload"', b'"payload" ', 1),
-                env.replace(b"{", b'{"extra":1,', 1), b"[]", b"\xff"):
+    for bad in (
+        env + b" ",
+        b" " + env,
+        env.replace(b'"payload"', b'"payload" ', 1),
+        env.replace(b"{", b'{"extra":1,', 1),
+        b"[]",
+        b"\xff",
+    ):
         pkg = _replace_envelope(signed, bad, tmp_path / "j.mpkg")
         refused(pkg, "mpkg/signatures.json", keys=(keys.a.pub,))
 
@@ -222,8 +237,11 @@ def test_signatures_member_not_last(tmp_path: Path, keys: Keys) -> None:
     signed = _signed(tmp_path, keys)
     pairs = members_of(signed)
     pairs.insert(0, pairs.pop())  # envelope first
-    refused(write(tmp_path / "first.mpkg", rebuild(pairs)), "files not listed in the manifest: mpkg/signatures.json",
-            keys=(keys.a.pub,))
+    refused(
+        write(tmp_path / "first.mpkg", rebuild(pairs)),
+        "files not listed in the manifest: mpkg/signatures.json",
+        keys=(keys.a.pub,),
+    )
 
 
 def test_ecdsa_signature_by_other_curve_key_with_same_keyid_is_impossible(tmp_path: Path, keys: Keys) -> None:

@@ -73,8 +73,14 @@ def test_bit_flips_in_every_region_are_detected(target: Target) -> None:
     size = len(target.data)
     positions = {rng.randrange(block, min(block + layout.BLOCK, size)) for block in range(0, size, layout.BLOCK)}
     for start, end, label in target.regions:
-        step = {"header": 12, "data[mpkg/manifest.json]": 24, "data[mpkg/signatures.json]": 1,
-                "data[file]": 16, "padding": 64, "trailer": 256}.get(label.split(" ")[0], 0)
+        step = {
+            "header": 12,
+            "data[mpkg/manifest.json]": 24,
+            "data[mpkg/signatures.json]": 1,
+            "data[file]": 16,
+            "padding": 64,
+            "trailer": 256,
+        }.get(label.split(" ")[0], 0)
         if step:
             positions.update(range(start + rng.randrange(step), end, step))
     positions.update(rng.randrange(size) for _ in range(100))
@@ -93,16 +99,20 @@ def test_bit_flips_in_the_small_files_are_detected(target: Target) -> None:
     random bit of every 4th byte of the others, must fail verification. (An exhaustive sweep of
     every bit of all of them — ~50k flips, 80 s — found none that verifies.)"""
     rng = random.Random(SEED + 1)
-    small = [(s, e, label) for s, e, label in target.regions
-             if label.startswith("data[file]") and not label.split(" ", 1)[1].startswith("model/")]
+    small = [
+        (s, e, label)
+        for s, e, label in target.regions
+        if label.startswith("data[file]") and not label.split(" ", 1)[1].startswith("model/")
+    ]
     assert len(small) >= 5
     smallest = min(small, key=lambda r: r[1] - r[0])
     flips = [(pos, bit) for pos in range(smallest[0], smallest[1]) for bit in range(8)]
     for start, end, _ in small:
         if (start, end) != smallest[:2]:
             flips.extend((pos, rng.randrange(8)) for pos in range(start + rng.randrange(4), end, 4))
-    undetected = [(pos, bit, target.region(pos)) for pos, bit in flips
-                  if not target.check(_flip(target.data, pos, bit))]
+    undetected = [
+        (pos, bit, target.region(pos)) for pos, bit in flips if not target.check(_flip(target.data, pos, bit))
+    ]
     assert not undetected, f"flips that still verify: {undetected[:20]} ({len(undetected)} in all)"
 
 

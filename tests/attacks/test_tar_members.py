@@ -82,9 +82,19 @@ def test_absolute_path_member(tmp_path: Path, keys: Keys) -> None:
 
 @pytest.mark.parametrize(
     ("typeflag", "what"),
-    [(b"2", "symlink"), (b"1", "hardlink"), (b"3", "char device"), (b"4", "block device"), (b"6", "fifo"),
-     (b"5", "directory"), (b"7", "contiguous"), (b"L", "GNU long name"), (b"K", "GNU long link"),
-     (b"g", "PAX global header"), (b"\0", "old-style regular file")],
+    [
+        (b"2", "symlink"),
+        (b"1", "hardlink"),
+        (b"3", "char device"),
+        (b"4", "block device"),
+        (b"6", "fifo"),
+        (b"5", "directory"),
+        (b"7", "contiguous"),
+        (b"L", "GNU long name"),
+        (b"K", "GNU long link"),
+        (b"g", "PAX global header"),
+        (b"\0", "old-style regular file"),
+    ],
 )
 def test_non_regular_member_types(tmp_path: Path, keys: Keys, typeflag: bytes, what: str) -> None:
     header = ustar(b"model/link", 0, typeflag, linkname=b"/etc/passwd" if typeflag in b"12" else b"")
@@ -163,8 +173,12 @@ def test_pax_header_smuggling_on_a_legitimate_pax_member(tmp_path: Path, keys: K
     for x in files:
         if x is f:
             records = pax_record("path", x.member) + pax_record("linkpath", "/etc/passwd")
-            chunks.append(pax_header(records) + ustar(b"@PaxPath", len(x.stored)) + x.stored
-                          + b"\0" * layout.padding(len(x.stored)))
+            chunks.append(
+                pax_header(records)
+                + ustar(b"@PaxPath", len(x.stored))
+                + x.stored
+                + b"\0" * layout.padding(len(x.stored))
+            )
         else:
             chunks.append(member(x.member, x.stored))
     chunks += [member(MANIFEST_NAME, manifest), member(SIGNATURES_NAME, envelope(manifest, [keys.a.key]))]
@@ -204,8 +218,7 @@ def test_non_ascii_name_outside_pax(tmp_path: Path, keys: Keys) -> None:
 
 @pytest.mark.parametrize(
     ("field", "kwargs"),
-    [("mode", {"mode": 0o4755}), ("uid", {"uid": 1000}), ("mtime", {"mtime": 1}),
-     ("magic", {"magic": b"ustar  \0"})],
+    [("mode", {"mode": 0o4755}), ("uid", {"uid": 1000}), ("mtime", {"mtime": 1}), ("magic", {"magic": b"ustar  \0"})],
 )
 def test_non_canonical_header_field(tmp_path: Path, keys: Keys, field: str, kwargs: dict[str, object]) -> None:
     """A listed member whose header differs from the canonical one in one field (setuid bit, owner...)."""

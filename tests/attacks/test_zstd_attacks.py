@@ -87,5 +87,9 @@ def test_unlisted_zst_member_is_an_extra_file(tmp_path: Path, keys: Keys) -> Non
     assert len(result.errors) == 1, result.errors
     unpack_refused(pkg, tmp_path, "card/MODEL_CARD.md.zst", keys=(keys.a.pub,))
     instead = [("card/MODEL_CARD.md.zst", BOMB) if n == "card/MODEL_CARD.md" else (n, d) for n, d in pairs]
-    refused(write(tmp_path / "instead.mpkg", rebuild(instead)), "files missing from the archive: card/MODEL_CARD.md",
-            "files not listed in the manifest: card/MODEL_CARD.md.zst", keys=(keys.a.pub,))
+    refused(
+        write(tmp_path / "instead.mpkg", rebuild(instead)),
+        "files missing from the archive: card/MODEL_CARD.md",
+        "files not listed in the manifest: card/MODEL_CARD.md.zst",
+        keys=(keys.a.pub,),
+    )

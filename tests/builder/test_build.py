@@ -221,8 +221,9 @@ _MEASURE = textwrap.dedent(
 
 def _peak_rss_mib(*argv: str | Path) -> float:
     """Run ``argv`` under a fresh parent process and return its peak RSS in MiB."""
-    proc = subprocess.run([sys.executable, "-c", _MEASURE, *map(str, argv)], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *map(str, argv)], capture_output=True, text=True, timeout=600
+    )
     code, peak = proc.stdout.split()
     assert code == "0", proc.stderr
     return int(peak) / 1024
@@ -243,8 +244,9 @@ def test_memory_stays_bounded_for_a_300_mb_model(built, tmp_path: Path) -> None:
     shutil.copytree(built.sources["churn-tabular"], src)
     _big_safetensors(src / "big.safetensors", 300 * 1000 * 1000)
     toml = (src / "mpkg.toml").read_text()
-    (src / "mpkg.toml").write_text(toml.replace('files = ["weights.safetensors"]',
-                                                'files = ["weights.safetensors", "big.safetensors"]'))
+    (src / "mpkg.toml").write_text(
+        toml.replace('files = ["weights.safetensors"]', 'files = ["weights.safetensors", "big.safetensors"]')
+    )
     mpkg = Path(sys.executable).parent / "mpkg"
     pkg = tmp_path / "big.mpkg"
     build_peak = _peak_rss_mib(mpkg, "build", src, "-o", pkg)

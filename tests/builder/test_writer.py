@@ -80,8 +80,10 @@ def test_pax_names_round_trip(tmp_path: Path) -> None:
 
 def _pack(out: BinaryIO, src: Path, progress: list[int]) -> list[FileEntry]:
     writer = ArchiveWriter(out, progress.append)
-    entries = [writer.add_bytes("card/MODEL_CARD.md", b"# card\n", "card"),
-               writer.add_file("model/w.bin", src, "weights")]
+    entries = [
+        writer.add_bytes("card/MODEL_CARD.md", b"# card\n", "card"),
+        writer.add_file("model/w.bin", src, "weights"),
+    ]
     writer.finish(b"{}")
     return entries
 

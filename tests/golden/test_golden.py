@@ -84,9 +84,7 @@ def test_rebuilding_the_example_gives_the_golden_digest(example: str, tmp_path: 
         golden = read_manifest(V1 / filename).raw
         fresh = read_manifest(tmp_path / "rebuilt.mpkg").raw
         changed = sorted(k for k in set(golden) | set(fresh) if golden.get(k) != fresh.get(k))
-        files = sorted(
-            f["path"] for f in fresh.get("files", []) if f not in golden.get("files", [])
-        )
+        files = sorted(f["path"] for f in fresh.get("files", []) if f not in golden.get("files", []))
         pytest.fail(
             f"examples/{example} no longer builds to its golden digest: manifest fields {changed} differ "
             f"(files: {files}). If the example changed on purpose, run tests/golden/regenerate.py --write."

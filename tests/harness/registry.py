@@ -188,9 +188,7 @@ class _TokenIssuer:
             "jti": secrets.token_hex(8),
             "access": access,
         }
-        signing_input = (
-            _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
-        )
+        signing_input = _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
         der = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)
         return signing_input + "." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
@@ -208,9 +206,7 @@ def _token_server(issuer: _TokenIssuer) -> tuple[ThreadingHTTPServer, str]:
             query = parse_qs(urlsplit(self.path).query)
             scopes = query.get("scope", [])
             issuer.issued.extend(scopes)
-            body = json.dumps(
-                {"token": issuer.token(query.get("service", [""])[0], scopes)}
-            ).encode()
+            body = json.dumps({"token": issuer.token(query.get("service", [""])[0], scopes)}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

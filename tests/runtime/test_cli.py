@@ -34,8 +34,10 @@ def test_json_success_and_failure_for_every_command(built, run_mpkg, tmp_path: P
     assert doc["ok"] is False and "already exists" in doc["errors"][0]
 
     doc = _one_object(run_mpkg("sign", pkg, "--key", tmp_path / "k.key", "--json", expect=0).stdout)
-    assert doc["ok"] is True and doc["keyid"] == _one_object(
-        run_mpkg("inspect", pkg, "--json", expect=0).stdout)["signatures"][0]["keyid"]
+    assert (
+        doc["ok"] is True
+        and doc["keyid"] == _one_object(run_mpkg("inspect", pkg, "--json", expect=0).stdout)["signatures"][0]["keyid"]
+    )
     doc = _one_object(run_mpkg("sign", pkg, "--key", tmp_path / "k.pub", "--json", expect=1).stdout)
     assert doc["ok"] is False and "is not a PEM private key" in doc["errors"][0]
 
@@ -66,10 +68,24 @@ def test_keys_from_environment(built, run_mpkg) -> None:  # type: ignore[no-unty
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["verify"], ["verify", "a.mpkg", "--bogus"], ["nonsense"], ["build"], ["keygen", "k", "--algorithm", "rsa"],
-     ["unpack", "a.mpkg"]],
-    ids=["no-command", "missing-arg", "unknown-option", "unknown-command", "build-no-output", "bad-choice",
-         "unpack-one"],
+    [
+        [],
+        ["verify"],
+        ["verify", "a.mpkg", "--bogus"],
+        ["nonsense"],
+        ["build"],
+        ["keygen", "k", "--algorithm", "rsa"],
+        ["unpack", "a.mpkg"],
+    ],
+    ids=[
+        "no-command",
+        "missing-arg",
+        "unknown-option",
+        "unknown-command",
+        "build-no-output",
+        "bad-choice",
+        "unpack-one",
+    ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     try:

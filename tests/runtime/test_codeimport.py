@@ -29,12 +29,8 @@ def snapshot() -> tuple[list[str], set[str], list[object], list[object]]:
 
 def test_two_packages_with_the_same_module_names_side_by_side() -> None:
     before = snapshot()
-    a = PackageCode(FILES_A, private_prefix("sha256:" + "a" * 64), "a@1.0.0").import_module(
-        "pipeline"
-    )
-    b = PackageCode(FILES_B, private_prefix("sha256:" + "b" * 64), "b@1.0.0").import_module(
-        "pipeline"
-    )
+    a = PackageCode(FILES_A, private_prefix("sha256:" + "a" * 64), "a@1.0.0").import_module("pipeline")
+    b = PackageCode(FILES_B, private_prefix("sha256:" + "b" * 64), "b@1.0.0").import_module("pipeline")
     assert (a.NAME, b.NAME) == ("A", "B")
     assert a.run(1) == 6 and b.run(1) == 101
     assert a.__name__ == "_mpkg_code_aaaaaaaaaaaa.pipeline"
@@ -44,8 +40,7 @@ def test_two_packages_with_the_same_module_names_side_by_side() -> None:
 
 def test_lazy_imports_inside_functions_resolve_later() -> None:
     files = {
-        "m.py": b"def f():\n    from . import late\n    import late as again\n"
-        b"    return late.V + again.V\n",
+        "m.py": b"def f():\n    from . import late\n    import late as again\n    return late.V + again.V\n",
         "late.py": b"V = 21\n",
     }
     mod = PackageCode(files, "_mpkg_code_test_lazy", "lazy@1.0.0").import_module("m")
@@ -54,9 +49,7 @@ def test_lazy_imports_inside_functions_resolve_later() -> None:
 
 
 def test_third_party_imports_use_the_normal_system() -> None:
-    files = {
-        "m.py": b"import json\nimport numpy as np\nX = np.arange(3).tolist()\nJ = json.dumps(X)\n"
-    }
+    files = {"m.py": b"import json\nimport numpy as np\nX = np.arange(3).tolist()\nJ = json.dumps(X)\n"}
     mod = PackageCode(files, "_mpkg_code_test_tp", "tp@1.0.0").import_module("m")
     assert mod.J == "[0, 1, 2]"
 

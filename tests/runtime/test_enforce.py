@@ -72,9 +72,7 @@ def test_valid_inputs_pass_and_bind_dims() -> None:
 
 
 def test_safe_widening_casts_are_applied() -> None:
-    arrays, _ = check_inputs(
-        TENSOR, {"x": np.ones((2, 3), np.float32), "ids": np.array([1, 2], np.int32)}
-    )
+    arrays, _ = check_inputs(TENSOR, {"x": np.ones((2, 3), np.float32), "ids": np.array([1, 2], np.int32)})
     assert arrays["x"].dtype == np.float64
     assert arrays["ids"].dtype == np.int64
     assert arrays["ids"].tolist() == [1, 2]
@@ -140,9 +138,7 @@ def test_enums_are_checked_for_strings_and_numbers() -> None:
         check_inputs(TENSOR, {"x": np.zeros((1, 3)), "ids": [1], "mode": "slow"})
     assert "input 'mode': value 'slow'" in reasons(exc) and "['fast', 'exact']" in reasons(exc)
     with pytest.raises(ContractError) as exc2:
-        check_outputs(
-            TENSOR, {"y": np.zeros((2, 2), np.float32), "label": np.array([0, 7])}, {"batch": 2}
-        )
+        check_outputs(TENSOR, {"y": np.zeros((2, 2), np.float32), "label": np.array([0, 7])}, {"batch": 2})
     assert "output 'label': value 7 at flat index 1 is not one of [0, 1]" in reasons(exc2)
 
 
@@ -205,9 +201,7 @@ def test_dates_and_decimals() -> None:
     assert seen is not None and price is not None
     arr = convert(seen, ["2024-01-02T03:04:05", dt.datetime(2024, 1, 1)])
     assert arr.dtype == np.dtype("datetime64[us]")
-    assert convert(seen, np.array(["2024-01-01"], "datetime64[s]")).dtype == np.dtype(
-        "datetime64[us]"
-    )
+    assert convert(seen, np.array(["2024-01-01"], "datetime64[s]")).dtype == np.dtype("datetime64[us]")
     with pytest.raises(ContractError, match=r"finer unit"):
         convert(seen, np.array([1], "datetime64[ns]"))
     assert convert(price, ["1.25", 3])[0] == decimal.Decimal("1.25")
@@ -284,17 +278,13 @@ def test_arrow_timestamps_and_decimals_convert() -> None:
 
 def test_pandas_dataframe_is_accepted() -> None:
     pd = pytest.importorskip("pandas")
-    frame = pd.DataFrame(
-        {"tenure": [1.0, 2.0], "calls": [1, 2], "plan": ["basic", "basic"], "charges": [None, 5.0]}
-    )
+    frame = pd.DataFrame({"tenure": [1.0, 2.0], "calls": [1, 2], "plan": ["basic", "basic"], "charges": [None, 5.0]})
     arrays, _ = check_arrow_inputs(TABLE, frame)
     assert arrays["calls"].dtype == np.int64 and np.isnan(arrays["charges"][0])
 
 
 def test_outputs_to_arrow_nested_shapes() -> None:
-    batch = outputs_to_arrow(
-        TENSOR, {"y": np.arange(4, dtype=np.float32).reshape(2, 2), "label": np.array([0, 1])}
-    )
+    batch = outputs_to_arrow(TENSOR, {"y": np.arange(4, dtype=np.float32).reshape(2, 2), "label": np.array([0, 1])})
     assert batch.schema.names == ["y", "label"]
     assert batch.column(0).to_pylist() == [[0.0, 1.0], [2.0, 3.0]]
 
@@ -304,9 +294,7 @@ def test_example_inputs_are_valid_and_deterministic() -> None:
         first = example_inputs(contract)
         arrays, dims = check_inputs(contract, first)
         assert dims == {"batch": 2}
-        assert to_jsonable(arrays[next(iter(arrays))]) == to_jsonable(
-            example_inputs(contract)[next(iter(arrays))]
-        )
+        assert to_jsonable(arrays[next(iter(arrays))]) == to_jsonable(example_inputs(contract)[next(iter(arrays))])
     assert example_inputs(TABLE)["plan"].tolist() == ["basic", "basic"]
     assert "mode" not in example_inputs(TENSOR)  # optional inputs are left out
 

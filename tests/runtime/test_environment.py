@@ -30,9 +30,7 @@ def test_every_mismatch_is_listed() -> None:
     assert len(mismatches) == 3
     assert f"python {platform.python_version()} is outside requires_python '<3.0'" in mismatches[0]
     assert f"numpy: the lockfile pins 0.0.1, the environment has {NUMPY}" in mismatches
-    assert (
-        "surely-not-installed-mpkg-test: the lockfile pins 1.0, it is not installed" in mismatches
-    )
+    assert "surely-not-installed-mpkg-test: the lockfile pins 1.0, it is not installed" in mismatches
 
 
 def test_equivalent_versions_match() -> None:

@@ -207,11 +207,7 @@ def test_untrusted_keys_cannot_inject_lines(mutate: Any) -> None:
 # Printable text only: control characters in names are covered by test_untrusted_keys_cannot_inject_lines.
 _text = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=12)
 _json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**53), 2**53)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | _text
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | _text
 )
 _json = st.recursive(
     _json_scalars,

@@ -46,9 +46,7 @@ def gemm_package(
     **kw: Any,
 ) -> Path:
     if external:
-        model, data = gemm_onnx(
-            W, B, external="model.onnx.data", folder=path.parent / (path.stem + "_src")
-        )
+        model, data = gemm_onnx(W, B, external="model.onnx.data", folder=path.parent / (path.stem + "_src"))
         files = {"model.onnx": model, "model.onnx.data": data}
     else:
         model, _ = gemm_onnx(W, B)
@@ -73,9 +71,7 @@ def gemm_package(
     return path
 
 
-def test_onnx_package_loads_verifies_and_predicts(
-    tmp_path: Path, keys: tuple[Path, Path, Path]
-) -> None:
+def test_onnx_package_loads_verifies_and_predicts(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:
     private, public, _ = keys
     pkg = gemm_package(tmp_path / "gemm.mpkg", private)
     model = mpkg.load(pkg, keys=[public])
@@ -98,20 +94,15 @@ def test_inline_onnx_unsigned_needs_allow_unsigned(tmp_path: Path) -> None:
         load(pkg)
     model = load(pkg, allow_unsigned=True)
     assert model.mapped_initializers == []
-    np.testing.assert_allclose(
-        model.predict({"x": np.ones((1, 4), np.float32)})["y"], expected_y([[1, 1, 1, 1]])
-    )
+    np.testing.assert_allclose(model.predict({"x": np.ones((1, 4), np.float32)})["y"], expected_y([[1, 1, 1, 1]]))
 
 
 MARKER_CODE = (
-    "import pathlib\npathlib.Path({marker!r}).write_text('imported')\n"
-    "def preprocess(inputs):\n    return inputs\n"
+    "import pathlib\npathlib.Path({marker!r}).write_text('imported')\ndef preprocess(inputs):\n    return inputs\n"
 )
 
 
-def test_code_never_runs_when_the_signature_check_fails(
-    tmp_path: Path, keys: tuple[Path, Path, Path]
-) -> None:
+def test_code_never_runs_when_the_signature_check_fails(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:
     private, public, other = keys
     marker = tmp_path / "marker.txt"
     code = {"pipeline.py": MARKER_CODE.format(marker=str(marker)).encode()}
@@ -128,9 +119,7 @@ def test_code_never_runs_when_the_signature_check_fails(
     data[spot] ^= 1
     tampered = tmp_path / "t.mpkg"
     tampered.write_bytes(bytes(data))
-    with pytest.raises(
-        VerificationError, match=r"model/model.onnx.data: content does not match its digest"
-    ):
+    with pytest.raises(VerificationError, match=r"model/model.onnx.data: content does not match its digest"):
         load(tampered, keys=[public])
     assert not marker.exists()
     # the untouched package with the right key: the code is imported
@@ -138,9 +127,7 @@ def test_code_never_runs_when_the_signature_check_fails(
     assert marker.read_text() == "imported"
 
 
-def test_inputs_are_checked_before_package_code_runs(
-    tmp_path: Path, keys: tuple[Path, Path, Path]
-) -> None:
+def test_inputs_are_checked_before_package_code_runs(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:
     private, public, _ = keys
     calls = tmp_path / "calls.txt"
     code = {
@@ -164,24 +151,18 @@ def test_inputs_are_checked_before_package_code_runs(
     assert calls.read_text() == "x"
 
 
-def test_two_packages_with_the_same_module_name_side_by_side(
-    tmp_path: Path, keys: tuple[Path, Path, Path]
-) -> None:
+def test_two_packages_with_the_same_module_name_side_by_side(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:
     private, public, _ = keys
     code_a = {
-        "pipeline.py": b"from .scale import K\n"
-        b"def preprocess(inputs):\n    return {'x': inputs['x'] * K}\n",
+        "pipeline.py": b"from .scale import K\ndef preprocess(inputs):\n    return {'x': inputs['x'] * K}\n",
         "scale.py": b"import numpy as np\nK = np.float32(1)\n",
     }
     code_b = {
-        "pipeline.py": b"import scale\n"
-        b"def preprocess(inputs):\n    return {'x': inputs['x'] * scale.K}\n",
+        "pipeline.py": b"import scale\ndef preprocess(inputs):\n    return {'x': inputs['x'] * scale.K}\n",
         "scale.py": b"import numpy as np\nK = np.float32(2)\n",
     }
     pa_ = gemm_package(tmp_path / "a.mpkg", private, code=code_a)
-    pb_ = gemm_package(
-        tmp_path / "b.mpkg", private, code=code_b, example_y=expected_y(np.asarray(X) * 2)
-    )
+    pb_ = gemm_package(tmp_path / "b.mpkg", private, code=code_b, example_y=expected_y(np.asarray(X) * 2))
     load(pa_, keys=[public]).close()  # warm up: first-time imports of numpy/onnxruntime internals
     path_before, modules_before = list(sys.path), set(sys.modules)
     a, b = load(pa_, keys=[public]), load(pb_, keys=[public])
@@ -196,9 +177,7 @@ def test_two_packages_with_the_same_module_name_side_by_side(
     assert not any(name.startswith("_mpkg_code_") for name in sys.modules)
 
 
-def test_smoke_test_failure_names_the_output_and_deviation(
-    tmp_path: Path, keys: tuple[Path, Path, Path]
-) -> None:
+def test_smoke_test_failure_names_the_output_and_deviation(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:
     private, public, _ = keys
     wrong = expected_y(X)
     wrong[1, 2] += 0.25
@@ -210,13 +189,9 @@ def test_smoke_test_failure_names_the_output_and_deviation(
     assert "by up to 0.25" in text and "1 of 6 values" in text
 
 
-def test_strict_env_refuses_a_mismatched_environment(
-    tmp_path: Path, keys: tuple[Path, Path, Path]
-) -> None:
+def test_strict_env_refuses_a_mismatched_environment(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:
     private, public, _ = keys
-    pkg = gemm_package(
-        tmp_path / "e.mpkg", private, packages=[{"name": "numpy", "version": "0.0.1"}]
-    )
+    pkg = gemm_package(tmp_path / "e.mpkg", private, packages=[{"name": "numpy", "version": "0.0.1"}])
     with pytest.raises(EnvironmentMismatch, match=r"numpy: the lockfile pins 0.0.1"):
         load(pkg, keys=[public], strict_env=True)
     load(pkg, keys=[public]).close()  # not strict: loads
@@ -274,12 +249,8 @@ def test_safetensors_package_weights_are_mapped_read_only(churn: Model) -> None:
     assert coef.flags.writeable is False
     package_map = next(k for k in churn._keepalive)  # the one map of the .mpkg
     assert np.shares_memory(coef, np.frombuffer(package_map, np.uint8))  # type: ignore[call-overload]
-    out = churn.predict(
-        {"tenure": [1.0, 10.0], "plan": ["basic", "premium"], "charges": [None, 20.0]}
-    )
-    np.testing.assert_allclose(
-        out["p"], churn_expected([1.0, 10.0], ["basic", "premium"], [np.nan, 20.0])
-    )
+    out = churn.predict({"tenure": [1.0, 10.0], "plan": ["basic", "premium"], "charges": [None, 20.0]})
+    np.testing.assert_allclose(out["p"], churn_expected([1.0, 10.0], ["basic", "premium"], [np.nan, 20.0]))
     assert out["writeable"].item() is False  # the package code saw read-only weights
 
 
@@ -308,9 +279,7 @@ def test_tabular_predict_accepts_arrow_and_pandas(churn: Model) -> None:
     np.testing.assert_allclose(churn.predict(frame)["p"], expected)
 
 
-def test_predict_arrow_returns_a_record_batch(
-    tmp_path: Path, keys: tuple[Path, Path, Path]
-) -> None:
+def test_predict_arrow_returns_a_record_batch(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:
     private, public, _ = keys
     contract = {"inputs": CHURN_CONTRACT["inputs"], "outputs": [CHURN_CONTRACT["outputs"][0]]}
     code = CHURN_CODE.replace(b', "writeable": np.array(w.flags.writeable)', b"")
@@ -336,14 +305,9 @@ def test_predict_arrow_returns_a_record_batch(
     )
 
 
-def test_bad_outputs_from_package_code_are_contract_errors(
-    tmp_path: Path, keys: tuple[Path, Path, Path]
-) -> None:
+def test_bad_outputs_from_package_code_are_contract_errors(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:
     private, public, _ = keys
-    code = {
-        "m.py": b"import numpy as np\n"
-        b"def predict(weights, inputs):\n    return {'p': np.zeros(3, np.float32)}\n"
-    }
+    code = {"m.py": b"import numpy as np\ndef predict(weights, inputs):\n    return {'p': np.zeros(3, np.float32)}\n"}
     pkg = tmp_path / "bad.mpkg"
     write_package(
         pkg,
@@ -368,9 +332,7 @@ def test_bad_outputs_from_package_code_are_contract_errors(
 
 def test_from_parts_runs_a_model_from_source(tmp_path: Path) -> None:
     """The builder's route: no package, no digest yet; record the example it will store."""
-    (tmp_path / "w.safetensors").write_bytes(
-        safetensors_bytes({"coef": COEF, "fill": np.array([50.0])})
-    )
+    (tmp_path / "w.safetensors").write_bytes(safetensors_bytes({"coef": COEF, "fill": np.array([50.0])}))
     contract = mpkg.contract.Contract.from_json(
         {"inputs": CHURN_CONTRACT["inputs"], "outputs": [CHURN_CONTRACT["outputs"][0]]}
     )

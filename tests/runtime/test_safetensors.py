@@ -15,9 +15,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 
-def raw(
-    tmp_path: Path, header: str | Mapping[str, object], data: bytes, *, pad: bytes = b""
-) -> Path:
+def raw(tmp_path: Path, header: str | Mapping[str, object], data: bytes, *, pad: bytes = b"") -> Path:
     text = header if isinstance(header, str) else json.dumps(header, separators=(",", ":"))
     encoded = text.encode() + pad
     path = tmp_path / "w.safetensors"
@@ -52,9 +50,7 @@ def test_library_file_parses_like_the_library(tmp_path: Path) -> None:
             assert t.shape == f.get_tensor(t.name).shape
     blob = path.read_bytes()
     for t in info.tensors:
-        got = np.frombuffer(
-            blob[info.data_start + t.begin : info.data_start + t.end], dtype=tensors[t.name].dtype
-        )
+        got = np.frombuffer(blob[info.data_start + t.begin : info.data_start + t.end], dtype=tensors[t.name].dtype)
         assert np.array_equal(got, tensors[t.name].reshape(-1))
     assert {t.name: t.dtype for t in info.tensors} == {
         "a": "I64",
@@ -84,9 +80,7 @@ def test_duplicate_tensor_name_refused_though_the_library_accepts_it(tmp_path: P
 
 
 def test_duplicate_key_inside_an_entry_refused(tmp_path: Path) -> None:
-    path = raw(
-        tmp_path, '{"w":{"dtype":"U8","dtype":"I8","shape":[1],"data_offsets":[0,1]}}', b"\x00"
-    )
+    path = raw(tmp_path, '{"w":{"dtype":"U8","dtype":"I8","shape":[1],"data_offsets":[0,1]}}', b"\x00")
     assert "duplicate" in refused(path)
 
 
@@ -106,9 +100,7 @@ def test_huge_header_length_refused(tmp_path: Path) -> None:
 
 
 def test_leading_whitespace_refused(tmp_path: Path) -> None:
-    assert "must start with '{'" in refused(
-        raw(tmp_path, ' {"a":' + json.dumps(entry("U8", [1], 0, 1)) + "}", b"\x00")
-    )
+    assert "must start with '{'" in refused(raw(tmp_path, ' {"a":' + json.dumps(entry("U8", [1], 0, 1)) + "}", b"\x00"))
 
 
 def test_non_utf8_header_refused(tmp_path: Path) -> None:
@@ -174,22 +166,16 @@ def test_gap_refused(tmp_path: Path) -> None:
 
 
 def test_trailing_bytes_refused(tmp_path: Path) -> None:
-    assert "trailing or missing bytes" in refused(
-        raw(tmp_path, {"a": entry("U8", [1], 0, 1)}, bytes(5))
-    )
+    assert "trailing or missing bytes" in refused(raw(tmp_path, {"a": entry("U8", [1], 0, 1)}, bytes(5)))
 
 
 def test_truncated_data_refused(tmp_path: Path) -> None:
-    assert "run past the 2-byte data section" in refused(
-        raw(tmp_path, {"a": entry("U8", [4], 0, 4)}, bytes(2))
-    )
+    assert "run past the 2-byte data section" in refused(raw(tmp_path, {"a": entry("U8", [4], 0, 4)}, bytes(2)))
 
 
 def test_metadata_must_be_strings(tmp_path: Path) -> None:
     header = {"__metadata__": {"epochs": 3}, "a": entry("U8", [1], 0, 1)}
-    assert "__metadata__: must be an object of string values" in refused(
-        raw(tmp_path, header, b"\x00")
-    )
+    assert "__metadata__: must be an object of string values" in refused(raw(tmp_path, header, b"\x00"))
 
 
 def test_all_entry_problems_at_once(tmp_path: Path) -> None:

@@ -52,9 +52,7 @@ def test_statement_is_canonical_in_toto_v1() -> None:
         assert reason is not None and "names another package" in reason
 
 
-@pytest.mark.parametrize(
-    "make", [ed25519.Ed25519PrivateKey.generate, lambda: ec.generate_private_key(ec.SECP256R1())]
-)
+@pytest.mark.parametrize("make", [ed25519.Ed25519PrivateKey.generate, lambda: ec.generate_private_key(ec.SECP256R1())])
 def test_key_id_is_sha256_of_der_public_key(make) -> None:  # type: ignore[no-untyped-def]
     key = make().public_key()
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

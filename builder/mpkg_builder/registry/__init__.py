@@ -28,7 +28,23 @@ from .local import LocalBackend
 from .refs import Reference, parse_ref
 
 __all__ = [
-    "Backend", "GcResult", "LocalBackend", "MovePlan", "MoveResult", "PullResult", "PushResult",
-    "Reference", "apply_move", "gc", "history", "open_backend", "parse_ref", "plan_promotion",
-    "plan_rollback", "promote", "pull", "push", "rollback",
+    "Backend",
+    "GcResult",
+    "LocalBackend",
+    "MovePlan",
+    "MoveResult",
+    "PullResult",
+    "PushResult",
+    "Reference",
+    "apply_move",
+    "gc",
+    "history",
+    "open_backend",
+    "parse_ref",
+    "plan_promotion",
+    "plan_rollback",
+    "promote",
+    "pull",
+    "push",
+    "rollback",
 ]

@@ -63,9 +63,7 @@ def _normalise(key: str) -> str:
 def _from_helper(helper: str, host: str) -> Credentials | None:
     exe = f"docker-credential-{helper}"
     try:
-        proc = subprocess.run(
-            [exe, "get"], input=host.encode(), capture_output=True, timeout=60, check=False
-        )
+        proc = subprocess.run([exe, "get"], input=host.encode(), capture_output=True, timeout=60, check=False)
     except FileNotFoundError:
         raise RegistryError(
             f"credential helper {exe} named in {docker_config_path()} is not installed",
@@ -90,9 +88,7 @@ def docker_credentials(host: str, config: Path | None = None) -> Credentials | N
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise RegistryError(
-            f"cannot read docker config ({exc}); fix or remove it", str(path)
-        ) from None
+        raise RegistryError(f"cannot read docker config ({exc}); fix or remove it", str(path)) from None
     if not isinstance(data, dict):
         raise RegistryError("docker config is not a JSON object", str(path))
     helpers = data.get("credHelpers") or {}
@@ -109,9 +105,7 @@ def docker_credentials(host: str, config: Path | None = None) -> Credentials | N
                 except (ValueError, UnicodeDecodeError):
                     sep = ""
                 if not sep:
-                    raise RegistryError(
-                        f"auths[{key!r}].auth is not base64 of user:password", str(path)
-                    )
+                    raise RegistryError(f"auths[{key!r}].auth is not base64 of user:password", str(path))
                 return Credentials(user, password)
             if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
                 return Credentials(entry["username"], entry["password"])

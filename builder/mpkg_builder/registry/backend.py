@@ -61,9 +61,7 @@ class Backend(Protocol):
 
     def blob_exists(self, repo: str, digest: str) -> bool: ...
 
-    def push_blob_file(
-        self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None
-    ) -> bool:
+    def push_blob_file(self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None) -> bool:
         """Store a file's bytes under ``digest`` unless present; True if bytes were sent.
 
         Streams from disk with bounded memory and re-hashes while streaming, so a file that
@@ -80,8 +78,7 @@ class Backend(Protocol):
         """Stream a blob into ``out``; raises RegistryError unless digest and size match."""
         ...
 
-    def fetch_blob_bytes(self, repo: str, digest: str, limit: int = MAX_SMALL_BLOB_BYTES) -> bytes:
-        ...
+    def fetch_blob_bytes(self, repo: str, digest: str, limit: int = MAX_SMALL_BLOB_BYTES) -> bytes: ...
 
     def put_manifest(self, repo: str, reference: str, data: bytes) -> str:
         """Store a manifest under a tag or its own digest; returns the manifest digest."""
@@ -149,9 +146,7 @@ def empty_descriptor() -> dict[str, Any]:
     return {"mediaType": EMPTY_MEDIA_TYPE, "digest": EMPTY_DIGEST, "size": 2, "data": "e30="}
 
 
-def artifact_manifest(
-    artifact_type: str, layers: list[dict[str, Any]], annotations: dict[str, str]
-) -> bytes:
+def artifact_manifest(artifact_type: str, layers: list[dict[str, Any]], annotations: dict[str, str]) -> bytes:
     """An OCI 1.1 artifact as an image manifest with the empty config (works on 2.x registries)."""
     manifest: dict[str, Any] = {
         "schemaVersion": 2,

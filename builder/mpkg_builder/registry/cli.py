@@ -27,17 +27,14 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 def parse_duration(text: str) -> dt.timedelta:
     m = _DURATION.match(text.strip())
     if not m:
-        raise UsageError(f"{text!r} is not a duration; write N followed by s, m, h, d or w "
-                         "(e.g. 90d)", "--older-than")
+        raise UsageError(f"{text!r} is not a duration; write N followed by s, m, h, d or w (e.g. 90d)", "--older-than")
     return dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
 
 
 def _registry_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--insecure", action="store_true",
-                   help="talk plain HTTP to the registry (no TLS)")
+    p.add_argument("--insecure", action="store_true", help="talk plain HTTP to the registry (no TLS)")
     p.add_argument("--username", help="registry user (default: from ~/.docker/config.json)")
-    p.add_argument("--password-stdin", action="store_true",
-                   help="read the registry password from stdin")
+    p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -47,15 +44,15 @@ def _backend(args: argparse.Namespace, ref: Reference) -> Backend:
         raise UsageError("--password-stdin needs --username", "--password-stdin")
     if args.username:
         if not args.password_stdin:
-            raise UsageError("--username needs --password-stdin (passwords never go on the "
-                             "command line)", "--username")
+            raise UsageError("--username needs --password-stdin (passwords never go on the command line)", "--username")
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise UsageError("no password on stdin", "--password-stdin")
         creds = Credentials(args.username, password)
     if ref.host is None and (args.insecure or creds):
-        raise UsageError(f"{ref} names the local store (no host); --insecure and credentials "
-                         "only apply to a registry", "REF")
+        raise UsageError(
+            f"{ref} names the local store (no host); --insecure and credentials only apply to a registry", "REF"
+        )
     return lifecycle.open_backend(ref, insecure=args.insecure, credentials=creds)
 
 
@@ -85,10 +82,14 @@ def register(sub: Any) -> None:
     p = sub.add_parser("promote", help="move a stage tag to a package, if its gates pass")
     p.add_argument("ref", metavar="REF")
     p.add_argument("--to", required=True, choices=STAGES, dest="stage")
-    p.add_argument("--require", action="append", default=[], metavar="GATE",
-                   help="e.g. 'f1>=production+0.005', 'loss<=staging', 'accuracy>=0.9'")
-    p.add_argument("--require-signature", metavar="PUB",
-                   help="the package must carry a valid signature by this key")
+    p.add_argument(
+        "--require",
+        action="append",
+        default=[],
+        metavar="GATE",
+        help="e.g. 'f1>=production+0.005', 'loss<=staging', 'accuracy>=0.9'",
+    )
+    p.add_argument("--require-signature", metavar="PUB", help="the package must carry a valid signature by this key")
     p.add_argument("--key", metavar="NAME.key", help="sign the history entry with this key")
     _registry_options(p)
     p.set_defaults(handler=cmd_promote)
@@ -102,10 +103,14 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("history", help="every push, stage move and delete, checked")
     p.add_argument("name", metavar="NAME", help="[HOST[:PORT]/]REPO")
-    p.add_argument("--key", action="append", default=[], metavar="PUB",
-                   help="trusted public key for entry signatures (repeatable; also $MPKG_KEYS)")
-    p.add_argument("--require-signed", action="store_true",
-                   help="fail unless every entry is signed by a trusted key")
+    p.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="PUB",
+        help="trusted public key for entry signatures (repeatable; also $MPKG_KEYS)",
+    )
+    p.add_argument("--require-signed", action="store_true", help="fail unless every entry is signed by a trusted key")
     _registry_options(p)
     p.set_defaults(handler=cmd_history)
 
@@ -124,6 +129,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     if not package.is_file():
         raise UsageError("no such file", args.package)
     with contextlib.ExitStack() as bars:
+
         def bar(total: int) -> Any:
             return bars.enter_context(progress_bar("pushing", total, not args.json))
 
@@ -141,11 +147,17 @@ def cmd_pull(args: argparse.Namespace) -> int:
     ref = parse_ref(args.ref)
     keys = trusted_keys(args)
     with contextlib.ExitStack() as bars:
+
         def bar(total: int) -> Any:
             return bars.enter_context(progress_bar("pulling", total, not args.json))
 
-        result = _run(args, ref, lambda b: lifecycle.pull(
-            b, ref, Path(args.output), keys=keys, allow_unsigned=args.allow_unsigned, progress=bar))
+        result = _run(
+            args,
+            ref,
+            lambda b: lifecycle.pull(
+                b, ref, Path(args.output), keys=keys, allow_unsigned=args.allow_unsigned, progress=bar
+            ),
+        )
     if args.json:
         emit_json(result.to_json())
     else:
@@ -172,9 +184,13 @@ def _report_move(args: argparse.Namespace, result: lifecycle.MoveResult) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     ref = parse_ref(args.ref)
-    result = _run(args, ref, lambda b: lifecycle.promote(
-        b, ref, args.stage, requires=args.require, require_signature=args.require_signature,
-        key=args.key))
+    result = _run(
+        args,
+        ref,
+        lambda b: lifecycle.promote(
+            b, ref, args.stage, requires=args.require, require_signature=args.require_signature, key=args.key
+        ),
+    )
     return _report_move(args, result)
 
 
@@ -186,8 +202,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     ref = parse_ref(args.name, allow_tag=False, allow_digest=False)
-    report = _run(args, ref, lambda b: lifecycle.history(
-        b, ref, keys=trusted_keys(args), require_signed=args.require_signed))
+    report = _run(
+        args, ref, lambda b: lifecycle.history(b, ref, keys=trusted_keys(args), require_signed=args.require_signed)
+    )
     if args.json:
         emit_json(report.to_json())
     else:
@@ -199,8 +216,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             arrow = f"{src}-> {dst}" if e.action in ("promote", "rollback") else dst
             who = e.user + (f" key:{e.key[:16]}" if e.key else "")
             flag = " CONCURRENT" if r.digest in report.concurrent else ""
-            print(f"{e.sequence:>4} {e.time} {what:<18} {arrow}  by {who} "
-                  f"[{r.signature}]{flag}")
+            print(f"{e.sequence:>4} {e.time} {what:<18} {arrow}  by {who} [{r.signature}]{flag}")
         for stage, holder in report.holders.items():
             print(f"{stage}: {f'{holder.version} {holder.package}' if holder else '-'}")
         for problem in report.problems:
@@ -211,8 +227,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     ref = parse_ref(args.name, allow_tag=False, allow_digest=False)
     age = parse_duration(args.older_than)
-    result = _run(args, ref, lambda b: lifecycle.gc(b, ref, older_than=age, yes=args.yes,
-                                                    key=args.key))
+    result = _run(args, ref, lambda b: lifecycle.gc(b, ref, older_than=age, yes=args.yes, key=args.key))
     if args.json:
         emit_json(result.to_json())
     else:

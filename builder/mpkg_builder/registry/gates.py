@@ -75,8 +75,7 @@ def parse_gate(text: str) -> Gate:
             canon += f"{m.group('sign')}{m.group('offset')}"
         return Gate(m.group("metric"), m.group("op"), m.group("stage"), value, canon)
     number = m.group("number")
-    return Gate(m.group("metric"), m.group("op"), None, Decimal(number),
-                f"{m.group('metric')}{m.group('op')}{number}")
+    return Gate(m.group("metric"), m.group("op"), None, Decimal(number), f"{m.group('metric')}{m.group('op')}{number}")
 
 
 def _decimal(value: float) -> Decimal | None:
@@ -102,9 +101,7 @@ def evaluate(
             return GateResult(gate, True, f"{gate.stage} has no holder yet; nothing to compare")
         theirs = _decimal(holder[gate.metric]) if gate.metric in holder else None
         if theirs is None:
-            return GateResult(gate, False,
-                              f"the {gate.stage} holder has no finite metric {gate.metric!r}")
+            return GateResult(gate, False, f"the {gate.stage} holder has no finite metric {gate.metric!r}")
         bound = theirs + gate.value
     ok = _OPS[gate.op](mine, bound)
-    return GateResult(gate, ok, f"{gate.metric}={mine} {gate.op} {bound}: "
-                      + ("pass" if ok else "fail"))
+    return GateResult(gate, ok, f"{gate.metric}={mine} {gate.op} {bound}: " + ("pass" if ok else "fail"))

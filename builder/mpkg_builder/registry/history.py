@@ -56,8 +56,12 @@ class PackageRef:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "manifest": self.manifest, "package": self.package, "name": self.name,
-            "version": self.version, "blob": self.blob, "size": self.size,
+            "manifest": self.manifest,
+            "package": self.package,
+            "name": self.name,
+            "version": self.version,
+            "blob": self.blob,
+            "size": self.size,
         }
 
     @classmethod
@@ -94,12 +98,18 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema": EVENT_SCHEMA, "repository": self.repository, "sequence": self.sequence,
-            "parents": list(self.parents), "action": self.action, "time": self.time,
-            "who": {"user": self.user, "key": self.key}, "stage": self.stage,
+            "schema": EVENT_SCHEMA,
+            "repository": self.repository,
+            "sequence": self.sequence,
+            "parents": list(self.parents),
+            "action": self.action,
+            "time": self.time,
+            "who": {"user": self.user, "key": self.key},
+            "stage": self.stage,
             "from": self.source.to_json() if self.source else None,
             "to": self.target.to_json() if self.target else None,
-            "voids": self.voids, "notes": list(self.notes),
+            "voids": self.voids,
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -121,10 +131,16 @@ class Event:
             raise ValueError("lacks repository/sequence/parents/action/time/who")
         notes = obj.get("notes") or []
         event = cls(
-            obj["repository"], obj["sequence"], tuple(parents), obj["action"], obj["time"],
-            who["user"], who.get("key") if isinstance(who.get("key"), str) else None,
+            obj["repository"],
+            obj["sequence"],
+            tuple(parents),
+            obj["action"],
+            obj["time"],
+            who["user"],
+            who.get("key") if isinstance(who.get("key"), str) else None,
             obj.get("stage") if isinstance(obj.get("stage"), str) else None,
-            PackageRef.from_json(obj.get("from")), PackageRef.from_json(obj.get("to")),
+            PackageRef.from_json(obj.get("from")),
+            PackageRef.from_json(obj.get("to")),
             obj.get("voids") if isinstance(obj.get("voids"), str) else None,
             tuple(str(n) for n in notes) if isinstance(notes, list) else (),
         )
@@ -142,8 +158,7 @@ class RecordedEvent:
     signer: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.event.to_json(), "digest": self.digest, "signature": self.signature,
-                "signer": self.signer}
+        return {**self.event.to_json(), "digest": self.digest, "signature": self.signature, "signer": self.signer}
 
 
 @dataclass(frozen=True)
@@ -160,11 +175,13 @@ class Signer:
 
     def sign(self, payload: bytes) -> bytes:
         sig = sign_payload(self.key, EVENT_LAYER_TYPE, payload).sig
-        return canonical_json({
-            "payload": base64.b64encode(payload).decode(),
-            "payloadType": EVENT_LAYER_TYPE,
-            "signatures": [{"keyid": self.keyid, "sig": base64.b64encode(sig).decode()}],
-        })
+        return canonical_json(
+            {
+                "payload": base64.b64encode(payload).decode(),
+                "payloadType": EVENT_LAYER_TYPE,
+                "signatures": [{"keyid": self.keyid, "sig": base64.b64encode(sig).decode()}],
+            }
+        )
 
 
 def now_text() -> str:
@@ -181,17 +198,21 @@ def current_user() -> str:
 def write_event(backend: Backend, repo: str, event: Event, signer: Signer | None) -> str:
     """Store one event and its own tag; returns the event's manifest digest."""
     payload = canonical_json(event.to_json())
-    layers = [{"mediaType": EVENT_LAYER_TYPE, "digest": backend.push_blob_bytes(repo, payload),
-               "size": len(payload)}]
+    layers = [{"mediaType": EVENT_LAYER_TYPE, "digest": backend.push_blob_bytes(repo, payload), "size": len(payload)}]
     if signer is not None:
         envelope = signer.sign(payload)
-        layers.append({"mediaType": DSSE_LAYER_TYPE,
-                       "digest": backend.push_blob_bytes(repo, envelope), "size": len(envelope)})
+        layers.append(
+            {"mediaType": DSSE_LAYER_TYPE, "digest": backend.push_blob_bytes(repo, envelope), "size": len(envelope)}
+        )
     backend.push_blob_bytes(repo, EMPTY_DATA)
-    data = artifact_manifest(EVENT_ARTIFACT_TYPE, layers, {
-        "dev.mpkg.event.action": event.action,
-        "dev.mpkg.event.sequence": str(event.sequence),
-    })
+    data = artifact_manifest(
+        EVENT_ARTIFACT_TYPE,
+        layers,
+        {
+            "dev.mpkg.event.action": event.action,
+            "dev.mpkg.event.sequence": str(event.sequence),
+        },
+    )
     digest = digest_bytes(data)
     backend.put_manifest(repo, event_tag(event.sequence, digest), data)
     return digest
@@ -201,9 +222,7 @@ def event_tag(sequence: int, digest: str) -> str:
     return f"{EVENT_TAG_PREFIX}{sequence:08d}-{digest.split(':', 1)[1][:12]}"
 
 
-def _check_envelope(
-    envelope: bytes, payload: bytes, trusted: Sequence[TrustedKey]
-) -> tuple[str, str | None]:
+def _check_envelope(envelope: bytes, payload: bytes, trusted: Sequence[TrustedKey]) -> tuple[str, str | None]:
     try:
         doc = json.loads(envelope)
         signed = base64.b64decode(doc["payload"], validate=True)
@@ -274,13 +293,11 @@ def check_chain(events: Sequence[RecordedEvent]) -> list[str]:
             if parent not in by_digest:
                 problems.append(
                     f"history event {r.event.sequence} ({r.digest[:19]}) links to {parent[:19]}, "
-                    "which is missing: an event was deleted")
-        expected = 1 + max((by_digest[p].event.sequence for p in r.event.parents
-                            if p in by_digest), default=-1)
-        if r.event.parents and all(p in by_digest for p in r.event.parents) \
-                and r.event.sequence != expected:
-            problems.append(f"history event {r.digest[:19]} has sequence {r.event.sequence}, "
-                            f"expected {expected}")
+                    "which is missing: an event was deleted"
+                )
+        expected = 1 + max((by_digest[p].event.sequence for p in r.event.parents if p in by_digest), default=-1)
+        if r.event.parents and all(p in by_digest for p in r.event.parents) and r.event.sequence != expected:
+            problems.append(f"history event {r.digest[:19]} has sequence {r.event.sequence}, expected {expected}")
     return problems
 
 
@@ -328,9 +345,9 @@ class HistoryReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "repository": self.repository,
-            "events": [r.to_json() | {"concurrent": r.digest in self.concurrent}
-                       for r in self.events],
+            "ok": self.ok,
+            "repository": self.repository,
+            "events": [r.to_json() | {"concurrent": r.digest in self.concurrent} for r in self.events],
             "holders": {k: v.to_json() if v else None for k, v in self.holders.items()},
             "problems": list(self.problems),
         }
@@ -343,7 +360,7 @@ def concurrent_moves(events: Sequence[RecordedEvent]) -> set[str]:
     out: set[str] = set()
     anc = {r.digest: ancestors(events, r.digest) for r in moves}
     for i, a in enumerate(moves):
-        for b in moves[i + 1:]:
+        for b in moves[i + 1 :]:
             if a.event.stage != b.event.stage:
                 continue
             if a.digest not in anc[b.digest] and b.digest not in anc[a.digest]:

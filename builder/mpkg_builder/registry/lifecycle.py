@@ -93,21 +93,26 @@ def archive_tag(ref: PackageRef) -> str:
 # --- the package artifact -------------------------------------------------------------
 
 
-def package_manifest(name: str, version: str, digest: str, metrics: dict[str, float],
-                     blob: str, size: int) -> bytes:
+def package_manifest(name: str, version: str, digest: str, metrics: dict[str, float], blob: str, size: int) -> bytes:
     """The package's OCI manifest: same package, same bytes (no timestamps)."""
     layer = {
-        "mediaType": PACKAGE_LAYER_TYPE, "digest": blob, "size": size,
+        "mediaType": PACKAGE_LAYER_TYPE,
+        "digest": blob,
+        "size": size,
         "annotations": {"org.opencontainers.image.title": f"{name}-{version}.mpkg"},
     }
-    return artifact_manifest(PACKAGE_ARTIFACT_TYPE, [layer], {
-        ANNOTATION_NAME: name,
-        ANNOTATION_VERSION: version,
-        ANNOTATION_DIGEST: digest,
-        ANNOTATION_METRICS: json.dumps(metrics, sort_keys=True, separators=(",", ":")),
-        "org.opencontainers.image.title": name,
-        "org.opencontainers.image.version": version,
-    })
+    return artifact_manifest(
+        PACKAGE_ARTIFACT_TYPE,
+        [layer],
+        {
+            ANNOTATION_NAME: name,
+            ANNOTATION_VERSION: version,
+            ANNOTATION_DIGEST: digest,
+            ANNOTATION_METRICS: json.dumps(metrics, sort_keys=True, separators=(",", ":")),
+            "org.opencontainers.image.title": name,
+            "org.opencontainers.image.version": version,
+        },
+    )
 
 
 def package_ref(manifest: Manifest, where: str) -> PackageRef:
@@ -117,19 +122,26 @@ def package_ref(manifest: Manifest, where: str) -> PackageRef:
     annotations = doc.get("annotations")
     if (
         doc.get("artifactType") != PACKAGE_ARTIFACT_TYPE
-        or not isinstance(layers, list) or len(layers) != 1
-        or not isinstance(layers[0], dict) or layers[0].get("mediaType") != PACKAGE_LAYER_TYPE
+        or not isinstance(layers, list)
+        or len(layers) != 1
+        or not isinstance(layers[0], dict)
+        or layers[0].get("mediaType") != PACKAGE_LAYER_TYPE
         or not isinstance(annotations, dict)
     ):
-        raise RegistryError(f"is not an mpkg package artifact ({PACKAGE_ARTIFACT_TYPE} with one "
-                            f"{PACKAGE_LAYER_TYPE} layer)", where)
+        raise RegistryError(
+            f"is not an mpkg package artifact ({PACKAGE_ARTIFACT_TYPE} with one {PACKAGE_LAYER_TYPE} layer)", where
+        )
     layer = layers[0]
-    values = [annotations.get(k) for k in (ANNOTATION_DIGEST, ANNOTATION_NAME, ANNOTATION_VERSION)]
-    if not all(isinstance(v, str) for v in values) or not isinstance(layer.get("digest"), str) \
-            or not isinstance(layer.get("size"), int):
+    digest, name, version = (annotations.get(k) for k in (ANNOTATION_DIGEST, ANNOTATION_NAME, ANNOTATION_VERSION))
+    if (
+        not isinstance(digest, str)
+        or not isinstance(name, str)
+        or not isinstance(version, str)
+        or not isinstance(layer.get("digest"), str)
+        or not isinstance(layer.get("size"), int)
+    ):
         raise RegistryError("package artifact lacks its name/version/digest annotations", where)
-    return PackageRef(manifest.digest, values[0], values[1], values[2],  # type: ignore[arg-type]
-                      layer["digest"], layer["size"])
+    return PackageRef(manifest.digest, digest, name, version, layer["digest"], layer["size"])
 
 
 def _metrics_annotation(manifest: Manifest) -> dict[str, float]:
@@ -177,14 +189,28 @@ class PushResult:
     tagged: bool  # False: the tag already named this exact manifest
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": True, "ref": self.ref, "name": self.name, "version": self.version,
-                "digest": self.package_digest, "manifest": self.manifest_digest,
-                "blob": self.blob_digest, "size": self.size, "uploaded": self.uploaded,
-                "tagged": self.tagged}
+        return {
+            "ok": True,
+            "ref": self.ref,
+            "name": self.name,
+            "version": self.version,
+            "digest": self.package_digest,
+            "manifest": self.manifest_digest,
+            "blob": self.blob_digest,
+            "size": self.size,
+            "uploaded": self.uploaded,
+            "tagged": self.tagged,
+        }
 
 
-def push(backend: Backend, ref: Reference, package: Path, *, key: Path | str | None = None,
-         progress: ProgressFactory | None = None) -> PushResult:
+def push(
+    backend: Backend,
+    ref: Reference,
+    package: Path,
+    *,
+    key: Path | str | None = None,
+    progress: ProgressFactory | None = None,
+) -> PushResult:
     """Store a package as an OCI artifact under ``ref`` (default tag: its version).
     ``progress(total)`` may return a callback told each piece uploaded (a progress bar)."""
     from mpkg.package import read_info
@@ -195,8 +221,10 @@ def push(backend: Backend, ref: Reference, package: Path, *, key: Path | str | N
     info = read_info(package)
     tag = ref.tag or version_tag(info.version)
     if _reserved(tag):
-        raise UsageError(f"tag {tag!r} is managed by mpkg (stages, archives, history); push a "
-                         "version tag and use `mpkg promote`", "REF")
+        raise UsageError(
+            f"tag {tag!r} is managed by mpkg (stages, archives, history); push a version tag and use `mpkg promote`",
+            "REF",
+        )
     repo = ref.repository
     blob, size = sha256_file(package)
     data = package_manifest(info.name, info.version, info.digest, dict(info.metrics), blob, size)
@@ -207,7 +235,9 @@ def push(backend: Backend, ref: Reference, package: Path, *, key: Path | str | N
             other = package_ref(existing, f"{ref.name}:{tag}")
             raise RegistryError(
                 f"tag {tag} already names another package ({other.package}); versions are "
-                "immutable: bump the version or push under another tag", str(ref.with_tag(tag)))
+                "immutable: bump the version or push under another tag",
+                str(ref.with_tag(tag)),
+            )
         backend.push_blob_bytes(repo, EMPTY_DATA)
         uploaded = backend.push_blob_file(repo, package, blob, size, progress(size) if progress else None)
         tagged = existing is None
@@ -216,12 +246,25 @@ def push(backend: Backend, ref: Reference, package: Path, *, key: Path | str | N
             target = PackageRef(digest, info.digest, info.name, info.version, blob, size)
             events, _ = read_events(backend, repo)
             parents = tips(events)
-            write_event(backend, repo, Event(
-                repo, next_sequence(events, parents), parents, "push", now_text(), current_user(),
-                signer.keyid if signer else None, target=target, notes=(f"tag {tag}",),
-            ), signer)
-    return PushResult(str(ref.with_tag(tag)), info.name, info.version, info.digest, digest, blob,
-                      size, uploaded, tagged)
+            write_event(
+                backend,
+                repo,
+                Event(
+                    repo,
+                    next_sequence(events, parents),
+                    parents,
+                    "push",
+                    now_text(),
+                    current_user(),
+                    signer.keyid if signer else None,
+                    target=target,
+                    notes=(f"tag {tag}",),
+                ),
+                signer,
+            )
+    return PushResult(
+        str(ref.with_tag(tag)), info.name, info.version, info.digest, digest, blob, size, uploaded, tagged
+    )
 
 
 @dataclass(frozen=True)
@@ -235,13 +278,21 @@ class PullResult:
     size: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": True, "ref": self.ref, "path": self.path, "name": self.name,
-                "version": self.version, "digest": self.package_digest,
-                "manifest": self.manifest_digest, "size": self.size}
+        return {
+            "ok": True,
+            "ref": self.ref,
+            "path": self.path,
+            "name": self.name,
+            "version": self.version,
+            "digest": self.package_digest,
+            "manifest": self.manifest_digest,
+            "size": self.size,
+        }
 
 
-def _download(backend: Backend, repo: str, target: PackageRef, directory: Path, stem: str,
-              progress: Progress | None = None) -> Path:
+def _download(
+    backend: Backend, repo: str, target: PackageRef, directory: Path, stem: str, progress: Progress | None = None
+) -> Path:
     """Stream the package blob to a hidden temp file in ``directory``, checking its digest."""
     fd, name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".partial")
     try:
@@ -256,18 +307,18 @@ def _download(backend: Backend, repo: str, target: PackageRef, directory: Path, 
     return Path(name)
 
 
-def _verify(path: Path, keys: Sequence[Path | str], allow_unsigned: bool, target: PackageRef,
-            where: str) -> None:
+def _verify(path: Path, keys: Sequence[Path | str], allow_unsigned: bool, target: PackageRef, where: str) -> None:
     from mpkg.verify import verify
 
     result = verify(path, list(keys), allow_unsigned)
     if not result.ok:
-        raise VerificationError([Problem(where, e.replace(str(path), where))
-                                 for e in result.errors])
+        raise VerificationError([Problem(where, e.replace(str(path), where)) for e in result.errors])
     if str(result.digest) != target.package:
         raise VerificationError(
             f"package digest {result.digest} differs from the artifact's annotation "
-            f"{target.package}; refusing a substituted package", where)
+            f"{target.package}; refusing a substituted package",
+            where,
+        )
 
 
 class _Counted(io.RawIOBase):
@@ -285,8 +336,15 @@ class _Counted(io.RawIOBase):
         return n
 
 
-def pull(backend: Backend, ref: Reference, out: Path, *, keys: Sequence[Path | str] = (),
-         allow_unsigned: bool = False, progress: ProgressFactory | None = None) -> PullResult:
+def pull(
+    backend: Backend,
+    ref: Reference,
+    out: Path,
+    *,
+    keys: Sequence[Path | str] = (),
+    allow_unsigned: bool = False,
+    progress: ProgressFactory | None = None,
+) -> PullResult:
     """Fetch, check the blob digest, verify the package, then atomically rename to ``out``.
     ``progress(total)`` may return a callback told each piece downloaded (a progress bar)."""
     out = Path(out)
@@ -296,15 +354,13 @@ def pull(backend: Backend, ref: Reference, out: Path, *, keys: Sequence[Path | s
     if out.is_dir():
         raise UsageError(f"{out} is a directory; name the output file", "-o")
     _, target = _resolve(backend, ref)
-    tmp = _download(backend, ref.repository, target, directory, out.name,
-                    progress(target.size) if progress else None)
+    tmp = _download(backend, ref.repository, target, directory, out.name, progress(target.size) if progress else None)
     try:
         _verify(tmp, keys, allow_unsigned, target, str(ref))
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    return PullResult(str(ref), str(out), target.name, target.version, target.package,
-                      target.manifest, target.size)
+    return PullResult(str(ref), str(out), target.name, target.version, target.package, target.manifest, target.size)
 
 
 # --- stage moves ----------------------------------------------------------------------
@@ -338,11 +394,16 @@ class MoveResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "ok": True, "repository": self.repository, "stage": self.stage, "action": self.action,
-            "changed": self.changed, "event": self.event, "archived_as": self.archived_as,
-            "from": self.source.to_json() if self.source else None, "to": self.target.to_json(),
-            "gates": [{"gate": str(g.gate), "passed": g.passed, "detail": g.detail}
-                      for g in self.gates],
+            "ok": True,
+            "repository": self.repository,
+            "stage": self.stage,
+            "action": self.action,
+            "changed": self.changed,
+            "event": self.event,
+            "archived_as": self.archived_as,
+            "from": self.source.to_json() if self.source else None,
+            "to": self.target.to_json(),
+            "gates": [{"gate": str(g.gate), "passed": g.passed, "detail": g.detail} for g in self.gates],
         }
 
 
@@ -377,8 +438,9 @@ def plan_promotion(
 
             info = read_info(path)
             if info.digest != target.package:
-                raise VerificationError(f"package digest {info.digest} differs from the "
-                                        f"artifact's annotation {target.package}", str(ref))
+                raise VerificationError(
+                    f"package digest {info.digest} differs from the artifact's annotation {target.package}", str(ref)
+                )
             if require_signature is not None:
                 _verify(path, [require_signature], False, target, str(ref))
         finally:
@@ -393,9 +455,18 @@ def plan_promotion(
         failed = [r for r in results if not r.passed]
         if failed:
             raise VerificationError([Problem(f"--require {r.gate}", r.detail) for r in failed])
-    return MovePlan(repo, stage, "promote", holder[1] if holder else None, target, manifest.data,
-                    holder[0].data if holder else None, parents,
-                    next_sequence(events, parents), results)
+    return MovePlan(
+        repo,
+        stage,
+        "promote",
+        holder[1] if holder else None,
+        target,
+        manifest.data,
+        holder[0].data if holder else None,
+        parents,
+        next_sequence(events, parents),
+        results,
+    )
 
 
 def plan_rollback(backend: Backend, ref: Reference, stage: str) -> MovePlan:
@@ -407,20 +478,37 @@ def plan_rollback(backend: Backend, ref: Reference, stage: str) -> MovePlan:
         raise RegistryError(f"{stage} has no holder; nothing to roll back", ref.name)
     events, _ = read_events(backend, repo)
     dead = voided(events)
-    promotions = [r for r in events if r.event.action == "promote" and r.event.stage == stage
-                  and r.digest not in dead and r.event.target is not None
-                  and r.event.target.manifest == holder[1].manifest]
+    promotions = [
+        r
+        for r in events
+        if r.event.action == "promote"
+        and r.event.stage == stage
+        and r.digest not in dead
+        and r.event.target is not None
+        and r.event.target.manifest == holder[1].manifest
+    ]
     previous = promotions[-1].event.source if promotions else None
     if previous is None:
-        raise RegistryError(f"the history records no holder of {stage} before "
-                            f"{holder[1].version}; nothing to roll back to", ref.name)
+        raise RegistryError(
+            f"the history records no holder of {stage} before {holder[1].version}; nothing to roll back to", ref.name
+        )
     manifest = backend.get_manifest(repo, previous.manifest)
     if manifest is None:
-        raise RegistryError(f"the previous holder {previous.version} ({previous.manifest}) is "
-                            "gone from the store", ref.name)
+        raise RegistryError(
+            f"the previous holder {previous.version} ({previous.manifest}) is gone from the store", ref.name
+        )
     parents = tips(events)
-    return MovePlan(repo, stage, "rollback", holder[1], package_ref(manifest, ref.name),
-                    manifest.data, holder[0].data, parents, next_sequence(events, parents))
+    return MovePlan(
+        repo,
+        stage,
+        "rollback",
+        holder[1],
+        package_ref(manifest, ref.name),
+        manifest.data,
+        holder[0].data,
+        parents,
+        next_sequence(events, parents),
+    )
 
 
 def apply_move(backend: Backend, plan: MovePlan, *, key: Path | str | None = None) -> MoveResult:
@@ -428,24 +516,48 @@ def apply_move(backend: Backend, plan: MovePlan, *, key: Path | str | None = Non
     signer = _signer(key)
     repo, stage = plan.repository, plan.stage
     if plan.source is not None and plan.source.manifest == plan.target.manifest:
-        return MoveResult(repo, stage, plan.action, False, plan.source, plan.target, None,
-                          plan.gates)
+        return MoveResult(repo, stage, plan.action, False, plan.source, plan.target, None, plan.gates)
     who = signer.keyid if signer else None
     notes = tuple(f"gate {g.gate}: {g.detail}" for g in plan.gates)
-    event = Event(repo, plan.sequence, plan.parents, plan.action, now_text(), current_user(), who,
-                  stage, plan.source, plan.target, notes=notes)
+    event = Event(
+        repo,
+        plan.sequence,
+        plan.parents,
+        plan.action,
+        now_text(),
+        current_user(),
+        who,
+        stage,
+        plan.source,
+        plan.target,
+        notes=notes,
+    )
     mine = write_event(backend, repo, event, signer)
     expected = plan.source.manifest if plan.source else None
     now = backend.get_manifest(repo, stage)
     if (now.digest if now else None) != expected:
-        write_event(backend, repo, Event(
-            repo, plan.sequence + 1, (mine,), "void", now_text(), current_user(), who, stage,
-            voids=mine, notes=(f"{stage} changed to {now.digest if now else None} meanwhile",),
-        ), signer)
+        write_event(
+            backend,
+            repo,
+            Event(
+                repo,
+                plan.sequence + 1,
+                (mine,),
+                "void",
+                now_text(),
+                current_user(),
+                who,
+                stage,
+                voids=mine,
+                notes=(f"{stage} changed to {now.digest if now else None} meanwhile",),
+            ),
+            signer,
+        )
         raise RegistryError(
             f"{stage} moved to {now.digest if now else 'nothing'} while this {plan.action} ran "
             "(another promotion won); nothing changed: check `mpkg history` and re-run",
-            f"{repo}:{stage}")
+            f"{repo}:{stage}",
+        )
     archived = None
     if stage == "production" and plan.source is not None and plan.source_manifest is not None:
         archived = archive_tag(plan.source)
@@ -455,18 +567,22 @@ def apply_move(backend: Backend, plan: MovePlan, *, key: Path | str | None = Non
     after = backend.get_manifest(repo, stage)
     events, _ = read_events(backend, repo)
     racing = concurrent_moves(events)
-    later = [r for r in events if mine in ancestors(events, r.digest)
-             and r.event.action in MOVES and r.event.stage == stage]
+    later = [
+        r for r in events if mine in ancestors(events, r.digest) and r.event.action in MOVES and r.event.stage == stage
+    ]
     if mine in racing or ((after.digest if after else None) != plan.target.manifest and not later):
         others = [r for r in events if r.digest in racing and r.digest != mine]
-        names = ", ".join(f"{r.event.target.version if r.event.target else '?'} "
-                          f"({r.digest[:19]})" for r in others) or "an untracked tag write"
+        names = (
+            ", ".join(f"{r.event.target.version if r.event.target else '?'} ({r.digest[:19]})" for r in others)
+            or "an untracked tag write"
+        )
         raise RegistryError(
             f"conflict: {stage} was moved concurrently by {names}; it now holds "
             f"{after.digest if after else 'nothing'}. Both moves are in `mpkg history`; "
-            "re-run the promotion you want", f"{repo}:{stage}")
-    return MoveResult(repo, stage, plan.action, True, plan.source, plan.target, mine, plan.gates,
-                      archived)
+            "re-run the promotion you want",
+            f"{repo}:{stage}",
+        )
+    return MoveResult(repo, stage, plan.action, True, plan.source, plan.target, mine, plan.gates, archived)
 
 
 def promote(
@@ -480,13 +596,11 @@ def promote(
 ) -> MoveResult:
     """Move ``stage`` to the package ``ref`` names, if its gates and signature pass."""
     with backend.lock(ref.repository):
-        plan = plan_promotion(backend, ref, stage, requires=requires,
-                              require_signature=require_signature)
+        plan = plan_promotion(backend, ref, stage, requires=requires, require_signature=require_signature)
         return apply_move(backend, plan, key=key)
 
 
-def rollback(backend: Backend, ref: Reference, stage: str, *, key: Path | str | None = None
-             ) -> MoveResult:
+def rollback(backend: Backend, ref: Reference, stage: str, *, key: Path | str | None = None) -> MoveResult:
     """Move ``stage`` back to the holder recorded before the current one."""
     with backend.lock(ref.repository):
         return apply_move(backend, plan_rollback(backend, ref, stage), key=key)
@@ -495,8 +609,9 @@ def rollback(backend: Backend, ref: Reference, stage: str, *, key: Path | str | 
 # --- history and gc -------------------------------------------------------------------
 
 
-def history(backend: Backend, ref: Reference, *, keys: Sequence[Path | str] = (),
-            require_signed: bool = False) -> HistoryReport:
+def history(
+    backend: Backend, ref: Reference, *, keys: Sequence[Path | str] = (), require_signed: bool = False
+) -> HistoryReport:
     """Every event, checked: links, signatures (against ``keys``), and the current holders."""
     from mpkg.signatures import load_public_keys
 
@@ -505,11 +620,14 @@ def history(backend: Backend, ref: Reference, *, keys: Sequence[Path | str] = ()
     events, problems = read_events(backend, repo, trusted)
     for r in events:
         if r.signature == "invalid":
-            problems.append(f"history event {r.event.sequence} ({r.digest[:19]}): its signature "
-                            "does not verify; the entry was altered")
+            problems.append(
+                f"history event {r.event.sequence} ({r.digest[:19]}): its signature "
+                "does not verify; the entry was altered"
+            )
         elif require_signed and r.signature != "verified":
-            problems.append(f"history event {r.event.sequence} ({r.digest[:19]}): not signed by "
-                            f"a trusted key ({r.signature})")
+            problems.append(
+                f"history event {r.event.sequence} ({r.digest[:19]}): not signed by a trusted key ({r.signature})"
+            )
     holders: dict[str, PackageRef | None] = {}
     racing = concurrent_moves(events)
     dead = voided(events)
@@ -517,12 +635,19 @@ def history(backend: Backend, ref: Reference, *, keys: Sequence[Path | str] = ()
         found = _holder(backend, repo, stage)
         holders[stage] = found[1] if found else None
         held = found[1].manifest if found else None
-        last = [r for r in events if r.event.action in MOVES and r.event.stage == stage
-                and r.digest not in dead and r.event.target is not None]
+        last = [
+            r
+            for r in events
+            if r.event.action in MOVES
+            and r.event.stage == stage
+            and r.digest not in dead
+            and r.event.target is not None
+        ]
         recorded = last[-1].event.target.manifest if last and last[-1].event.target else None
         if recorded is not None and recorded != held and last[-1].digest not in racing:
-            problems.append(f"{stage} holds {held} but the history's last move put "
-                            f"{recorded} there: the tag was moved outside mpkg")
+            problems.append(
+                f"{stage} holds {held} but the history's last move put {recorded} there: the tag was moved outside mpkg"
+            )
     return HistoryReport(repo, tuple(events), tuple(problems), holders, tuple(sorted(racing)))
 
 
@@ -534,9 +659,13 @@ class GcResult:
     kept: tuple[tuple[PackageRef, str], ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": True, "repository": self.repository, "dry_run": not self.deleted,
-                "candidates": [c.to_json() for c in self.candidates],
-                "kept": [{**p.to_json(), "reason": why} for p, why in self.kept]}
+        return {
+            "ok": True,
+            "repository": self.repository,
+            "dry_run": not self.deleted,
+            "candidates": [c.to_json() for c in self.candidates],
+            "kept": [{**p.to_json(), "reason": why} for p, why in self.kept],
+        }
 
 
 def gc(
@@ -555,16 +684,19 @@ def gc(
     with backend.lock(repo):
         events, problems = read_events(backend, repo)
         if problems and yes:
-            raise RegistryError(f"refusing to delete with a damaged history: {problems[0]}",
-                                ref.name)
-        staged = {p.manifest for r in events if r.event.action in MOVES
-                  for p in (r.event.source, r.event.target) if p is not None}
+            raise RegistryError(f"refusing to delete with a damaged history: {problems[0]}", ref.name)
+        staged = {
+            p.manifest
+            for r in events
+            if r.event.action in MOVES
+            for p in (r.event.source, r.event.target)
+            if p is not None
+        }
         for stage in STAGES:
             found = _holder(backend, repo, stage)
             if found:
                 staged.add(found[1].manifest)
-        gone = {r.event.target.manifest for r in events
-                if r.event.action == "delete" and r.event.target}
+        gone = {r.event.target.manifest for r in events if r.event.action == "delete" and r.event.target}
         pushed: dict[str, RecordedEvent] = {}
         for r in events:
             if r.event.action == "push" and r.event.target and r.event.target.manifest not in gone:
@@ -590,9 +722,20 @@ def gc(
                     backend.delete_blob(repo, target.blob)
                 events, _ = read_events(backend, repo)
                 parents = tips(events)
-                write_event(backend, repo, Event(
-                    repo, next_sequence(events, parents), parents, "delete", now_text(),
-                    current_user(), signer.keyid if signer else None, target=target,
-                    notes=(f"gc: older than {older_than}, never staged",),
-                ), signer)
+                write_event(
+                    backend,
+                    repo,
+                    Event(
+                        repo,
+                        next_sequence(events, parents),
+                        parents,
+                        "delete",
+                        now_text(),
+                        current_user(),
+                        signer.keyid if signer else None,
+                        target=target,
+                        notes=(f"gc: older than {older_than}, never staged",),
+                    ),
+                    signer,
+                )
     return GcResult(repo, yes, tuple(candidates), tuple(kept))

@@ -100,9 +100,7 @@ class LocalBackend:
     def blob_exists(self, repo: str, digest: str) -> bool:
         return self._blob_path(digest).is_file() and self._link(repo, "_layers", digest).exists()
 
-    def push_blob_file(
-        self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None
-    ) -> bool:
+    def push_blob_file(self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None) -> bool:
         if self.blob_exists(repo, digest):
             return False
         target = self._blob_path(digest)
@@ -142,9 +140,7 @@ class LocalBackend:
         try:
             return self._blob_path(digest).open("rb")
         except FileNotFoundError:
-            raise RegistryError(
-                f"blob {digest} of {repo} is missing from the store", self.describe()
-            ) from None
+            raise RegistryError(f"blob {digest} of {repo} is missing from the store", self.describe()) from None
 
     def fetch_blob(self, repo: str, digest: str, size: int, out: BinaryIO) -> None:
         hasher = hashlib.sha256()
@@ -159,8 +155,9 @@ class LocalBackend:
         actual = "sha256:" + hasher.hexdigest()
         if got != size or actual != digest:
             raise RegistryError(
-                f"blob {digest} in the store has digest {actual} or a wrong size; refusing "
-                "tampered or corrupt content", self.describe())
+                f"blob {digest} in the store has digest {actual} or a wrong size; refusing tampered or corrupt content",
+                self.describe(),
+            )
 
     def fetch_blob_bytes(self, repo: str, digest: str, limit: int = MAX_SMALL_BLOB_BYTES) -> bytes:
         with self._open_blob(repo, digest) as fh:
@@ -168,8 +165,7 @@ class LocalBackend:
         if len(data) > limit:
             raise RegistryError(f"blob {digest} is larger than {limit} bytes", self.describe())
         if digest_bytes(data) != digest:
-            raise RegistryError(f"blob {digest} in the store does not match its digest",
-                                self.describe())
+            raise RegistryError(f"blob {digest} in the store does not match its digest", self.describe())
         return data
 
     def delete_blob(self, repo: str, digest: str) -> None:
@@ -226,8 +222,8 @@ class LocalBackend:
             return None
         if digest_bytes(data) != digest:
             raise RegistryError(
-                f"manifest {digest} in the store does not match its digest; refusing it",
-                self.describe())
+                f"manifest {digest} in the store does not match its digest; refusing it", self.describe()
+            )
         return Manifest(data, digest)
 
     def list_tags(self, repo: str) -> list[str]:

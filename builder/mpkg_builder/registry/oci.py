@@ -33,8 +33,11 @@ from .backend import (
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 DEFAULT_MONOLITHIC_LIMIT = 64 * 1024 * 1024
 _ACCEPT = ", ".join(
-    [MANIFEST_MEDIA_TYPE, "application/vnd.oci.image.index.v1+json",
-     "application/vnd.docker.distribution.manifest.v2+json"]
+    [
+        MANIFEST_MEDIA_TYPE,
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
 )
 Body = bytes | Callable[[], Iterable[bytes]] | None
 
@@ -120,18 +123,15 @@ class OciBackend:
     def _fetch_token(self, challenge: Challenge, scope: str) -> str:
         realm = challenge.params.get("realm")
         if not realm:
-            raise RegistryError("bearer challenge without a realm; the registry is misconfigured",
-                                self.host)
+            raise RegistryError("bearer challenge without a realm; the registry is misconfigured", self.host)
         query = {"scope": scope}
         if "service" in challenge.params:
             query["service"] = challenge.params["service"]
         headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
         try:
-            resp = self._client.get(realm + ("&" if "?" in realm else "?") + urlencode(query),
-                                    headers=headers)
+            resp = self._client.get(realm + ("&" if "?" in realm else "?") + urlencode(query), headers=headers)
         except httpx.HTTPError as exc:
-            raise RegistryError(f"cannot reach the token service {realm} ({exc})",
-                                self.host) from None
+            raise RegistryError(f"cannot reach the token service {realm} ({exc})", self.host) from None
         if resp.status_code in (401, 403):
             raise RegistryError(
                 f"the token service refused the credentials for {scope} (HTTP "
@@ -163,7 +163,9 @@ class OciBackend:
         for attempt in range(2):
             content: Any = body() if callable(body) else body
             request = self._client.build_request(
-                method, url, headers={**(headers or {}), **self._auth_header(scope)},
+                method,
+                url,
+                headers={**(headers or {}), **self._auth_header(scope)},
                 content=content,
             )
             try:
@@ -189,8 +191,7 @@ class OciBackend:
             else:
                 break
         raise RegistryError(
-            "the registry requires authentication; log in (docker login) or pass "
-            "--username/--password-stdin",
+            "the registry requires authentication; log in (docker login) or pass --username/--password-stdin",
             self.host,
         )
 
@@ -199,9 +200,7 @@ class OciBackend:
         detail = ""
         try:
             errors = resp.json().get("errors") or []
-            detail = "; ".join(
-                f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors
-            )
+            detail = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors)
         except (ValueError, AttributeError):
             pass
         hint = {
@@ -220,8 +219,7 @@ class OciBackend:
     # --- blobs ------------------------------------------------------------------------
 
     def blob_exists(self, repo: str, digest: str) -> bool:
-        resp = self._request("HEAD", self._url(repo, f"blobs/{digest}"),
-                             scope=self._scope(repo, "pull,push"))
+        resp = self._request("HEAD", self._url(repo, f"blobs/{digest}"), scope=self._scope(repo, "pull,push"))
         if resp.status_code == 200:
             return True
         if resp.status_code == 404:
@@ -229,8 +227,7 @@ class OciBackend:
         raise self._fail(resp, f"HEAD blob {digest} in {repo}")
 
     def _start_upload(self, repo: str) -> str:
-        resp = self._request("POST", self._url(repo, "blobs/uploads/"),
-                             scope=self._scope(repo, "pull,push"))
+        resp = self._request("POST", self._url(repo, "blobs/uploads/"), scope=self._scope(repo, "pull,push"))
         if resp.status_code != 202 or "location" not in resp.headers:
             raise self._fail(resp, f"start upload to {repo}")
         return urljoin(self.base + "/", resp.headers["location"])
@@ -241,7 +238,9 @@ class OciBackend:
 
     def _finish_upload(self, repo: str, location: str, digest: str, body: Body, size: int) -> None:
         resp = self._request(
-            "PUT", self._with_query(location, digest=digest), scope=self._scope(repo, "pull,push"),
+            "PUT",
+            self._with_query(location, digest=digest),
+            scope=self._scope(repo, "pull,push"),
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
             body=body,
         )
@@ -255,9 +254,7 @@ class OciBackend:
             self.blob_uploads += 1
         return digest
 
-    def push_blob_file(
-        self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None
-    ) -> bool:
+    def push_blob_file(self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None) -> bool:
         if self.blob_exists(repo, digest):
             return False
         location = self._start_upload(repo)
@@ -271,7 +268,9 @@ class OciBackend:
                 length = min(self.chunk_size, size - offset)
                 start = offset
                 resp = self._request(
-                    "PATCH", location, scope=self._scope(repo, "pull,push"),
+                    "PATCH",
+                    location,
+                    scope=self._scope(repo, "pull,push"),
                     headers={
                         "Content-Type": "application/octet-stream",
                         "Content-Range": f"{start}-{start + length - 1}",
@@ -296,8 +295,7 @@ class OciBackend:
             self._request("DELETE", location, scope=self._scope(repo, "pull,push")).close()
 
     def _get_blob(self, repo: str, digest: str) -> httpx.Response:
-        resp = self._request("GET", self._url(repo, f"blobs/{digest}"),
-                             scope=self._scope(repo, "pull"), stream=True)
+        resp = self._request("GET", self._url(repo, f"blobs/{digest}"), scope=self._scope(repo, "pull"), stream=True)
         if resp.status_code == 404:
             resp.close()
             raise RegistryError(f"blob {digest} is not in {repo}", self.host)
@@ -315,7 +313,9 @@ class OciBackend:
                 if got > size:
                     raise RegistryError(
                         f"blob {digest} is larger than its descriptor says ({size} bytes); "
-                        "the registry content is corrupt", self.host)
+                        "the registry content is corrupt",
+                        self.host,
+                    )
                 hasher.update(chunk)
                 out.write(chunk)
         except httpx.HTTPError as exc:
@@ -326,7 +326,9 @@ class OciBackend:
         if got != size or actual != digest:
             raise RegistryError(
                 f"blob {digest} arrived with digest {actual} and {got} bytes (expected {size}); "
-                "refusing tampered or corrupt content", self.host)
+                "refusing tampered or corrupt content",
+                self.host,
+            )
 
     def fetch_blob_bytes(self, repo: str, digest: str, limit: int = MAX_SMALL_BLOB_BYTES) -> bytes:
         resp = self._get_blob(repo, digest)
@@ -343,8 +345,7 @@ class OciBackend:
         return data
 
     def delete_blob(self, repo: str, digest: str) -> None:
-        resp = self._request("DELETE", self._url(repo, f"blobs/{digest}"),
-                             scope=self._scope(repo, "pull,push,delete"))
+        resp = self._request("DELETE", self._url(repo, f"blobs/{digest}"), scope=self._scope(repo, "pull,push,delete"))
         if resp.status_code not in (202, 404):
             raise self._fail(resp, f"delete blob {digest} in {repo}")
 
@@ -352,8 +353,11 @@ class OciBackend:
 
     def put_manifest(self, repo: str, reference: str, data: bytes) -> str:
         resp = self._request(
-            "PUT", self._url(repo, f"manifests/{reference}"), scope=self._scope(repo, "pull,push"),
-            headers={"Content-Type": MANIFEST_MEDIA_TYPE}, body=data,
+            "PUT",
+            self._url(repo, f"manifests/{reference}"),
+            scope=self._scope(repo, "pull,push"),
+            headers={"Content-Type": MANIFEST_MEDIA_TYPE},
+            body=data,
         )
         if resp.status_code != 201:
             raise self._fail(resp, f"PUT manifest {repo}:{reference}")
@@ -361,14 +365,19 @@ class OciBackend:
         echoed = resp.headers.get("docker-content-digest")
         if echoed and echoed != digest:
             raise RegistryError(
-                f"registry stored manifest {repo}:{reference} as {echoed}, not {digest}; "
-                "it rewrote the bytes", self.host)
+                f"registry stored manifest {repo}:{reference} as {echoed}, not {digest}; it rewrote the bytes",
+                self.host,
+            )
         return digest
 
     def get_manifest(self, repo: str, reference: str) -> Manifest | None:
-        resp = self._request("GET", self._url(repo, f"manifests/{reference}"),
-                             scope=self._scope(repo, "pull"), headers={"Accept": _ACCEPT},
-                             stream=True)
+        resp = self._request(
+            "GET",
+            self._url(repo, f"manifests/{reference}"),
+            scope=self._scope(repo, "pull"),
+            headers={"Accept": _ACCEPT},
+            stream=True,
+        )
         try:
             if resp.status_code == 404:
                 return None
@@ -384,8 +393,8 @@ class OciBackend:
         digest = digest_bytes(data)
         if reference.startswith("sha256:") and digest != reference:
             raise RegistryError(
-                f"manifest {reference} arrived with digest {digest}; refusing tampered content",
-                self.host)
+                f"manifest {reference} arrived with digest {digest}; refusing tampered content", self.host
+            )
         return Manifest(data, digest)
 
     def list_tags(self, repo: str) -> list[str]:
@@ -407,7 +416,8 @@ class OciBackend:
         return tags
 
     def delete_manifest(self, repo: str, digest: str) -> None:
-        resp = self._request("DELETE", self._url(repo, f"manifests/{digest}"),
-                             scope=self._scope(repo, "pull,push,delete"))
+        resp = self._request(
+            "DELETE", self._url(repo, f"manifests/{digest}"), scope=self._scope(repo, "pull,push,delete")
+        )
         if resp.status_code not in (202, 404):
             raise self._fail(resp, f"delete manifest {digest} in {repo}")

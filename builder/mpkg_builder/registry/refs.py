@@ -53,8 +53,7 @@ class Reference:
 def check_tag(tag: str, where: str = "tag") -> str:
     if not _TAG.match(tag):
         raise UsageError(
-            f"{tag!r} is not a valid tag (letters, digits, '_', '.', '-'; at most 128, "
-            "not starting with '.' or '-')",
+            f"{tag!r} is not a valid tag (letters, digits, '_', '.', '-'; at most 128, not starting with '.' or '-')",
             where,
         )
     return tag

@@ -59,13 +59,9 @@ def parse_card_text(text: str, where: str = "MODEL_CARD.md") -> Card:
     body = text
     lines = text.splitlines(keepends=True)
     if lines and lines[0].rstrip("\r\n") == "---":
-        end = next(
-            (i for i in range(1, len(lines)) if lines[i].rstrip("\r\n") in ("---", "...")), None
-        )
+        end = next((i for i in range(1, len(lines)) if lines[i].rstrip("\r\n") in ("---", "...")), None)
         if end is None:
-            raise SourceError(
-                "front matter opened with '---' is never closed; end it with a '---' line", where
-            )
+            raise SourceError("front matter opened with '---' is never closed; end it with a '---' line", where)
         try:
             raw = yaml.safe_load("".join(lines[1:end]))
         except yaml.YAMLError as exc:
@@ -92,9 +88,7 @@ def parse_card_text(text: str, where: str = "MODEL_CARD.md") -> Card:
     normal = [_normalise(s) for s in sections]
     for name, pattern in REQUIRED_SECTIONS.items():
         if not any(pattern.match(n) for n in normal):
-            problems.add(
-                where, f"missing section '{name}'; add a '## {name}' heading with its text"
-            )
+            problems.add(where, f"missing section '{name}'; add a '## {name}' heading with its text")
     problems.raise_if_any(SourceError)
     return Card(metadata=metadata, body=body, sections=tuple(sections))
 
@@ -235,9 +229,7 @@ def render_packaged_card(author_text: str, facts: Mapping[str, Any]) -> str:
         if pkgs:
             out += ["", "| Package | Version |", "|---|---|"]
             for p in pkgs:
-                name, version = (
-                    (p["name"], p["version"]) if isinstance(p, Mapping) else (p.name, p.version)
-                )
+                name, version = (p["name"], p["version"]) if isinstance(p, Mapping) else (p.name, p.version)
                 out.append(f"| {_cell(name)} | {_cell(version)} |")
     other = {k: v for k, v in facts.items() if k not in known}
     if other:

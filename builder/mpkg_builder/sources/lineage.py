@@ -104,9 +104,7 @@ def _load_yaml(path: Path, where: str) -> Any:
         raise SourceError(f"is not valid YAML: {str(exc).splitlines()[0]}", where) from None
 
 
-def _data_path(
-    pointer_rel: str, path: object, where: str, problems: ProblemCollector
-) -> str | None:
+def _data_path(pointer_rel: str, path: object, where: str, problems: ProblemCollector) -> str | None:
     if not isinstance(path, str) or not path:
         problems.add(where, "path must be a non-empty string")
         return None
@@ -126,9 +124,7 @@ def _data_path(
     return "/".join(parts)
 
 
-def _out_entry(
-    pointer_rel: str, item: object, where: str, problems: ProblemCollector
-) -> dict[str, Any] | None:
+def _out_entry(pointer_rel: str, item: object, where: str, problems: ProblemCollector) -> dict[str, Any] | None:
     if not isinstance(item, dict):
         problems.add(where, "must be a mapping with path and md5")
         return None
@@ -140,8 +136,7 @@ def _out_entry(
     if not isinstance(digest, str) or (algo == "md5" and not _MD5.match(digest)):
         problems.add(
             where,
-            f"has no valid md5 (got {digest!r}); run 'dvc add' / 'dvc commit' so the data is "
-            "digested",
+            f"has no valid md5 (got {digest!r}); run 'dvc add' / 'dvc commit' so the data is digested",
         )
         return None
     if path is None:
@@ -236,17 +231,11 @@ def parse_metrics(path: Path, rel: str) -> dict[str, float | int]:
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else k, v)
             return
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             problems.add(f"{rel}: {prefix}", f"{value!r} is not a finite number")
             return
         if prefix in flat:
-            problems.add(
-                f"{rel}: {prefix}", "the dotted name collides with another metric; rename one"
-            )
+            problems.add(f"{rel}: {prefix}", "the dotted name collides with another metric; rename one")
             return
         flat[prefix] = value
 

@@ -135,8 +135,7 @@ def parse_requirements(text: str, where: str = "requirements.lock") -> Lockfile:
                 if not _HASH.match(value):
                     problems.add(
                         at,
-                        f"hash {value!r} must be sha256:, sha384: or sha512: with lowercase hex "
-                        "of the right length",
+                        f"hash {value!r} must be sha256:, sha384: or sha512: with lowercase hex of the right length",
                     )
                     bad = True
                 hashes.append(value)
@@ -156,9 +155,7 @@ def parse_requirements(text: str, where: str = "requirements.lock") -> Lockfile:
             )
             continue
         if req.url:
-            problems.add(
-                at, f"{spec!r} is a URL requirement, not pinned by version; pin name==version"
-            )
+            problems.add(at, f"{spec!r} is a URL requirement, not pinned by version; pin name==version")
             continue
         specs = list(req.specifier)
         if len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
@@ -239,8 +236,7 @@ def parse_pylock(text: str, where: str = "pylock.toml") -> Lockfile:
         if pkg.version is None:
             problems.add(
                 at,
-                f"{pkg.name} has no version; lock an exact version (VCS and directory packages "
-                "are refused)",
+                f"{pkg.name} has no version; lock an exact version (VCS and directory packages are refused)",
             )
             continue
         hashes: set[str] = set()

@@ -120,9 +120,7 @@ def iter_tensors(model: ModelProto) -> Iterator[tuple[TensorProto, str]]:
     yield from _graph_tensors(model.graph, "graph")
     for f in model.functions:
         for node in f.node:
-            yield from _node_tensors(
-                node, f"function {f.name!r} node {node.name or node.op_type!r}"
-            )
+            yield from _node_tensors(node, f"function {f.name!r} node {node.name or node.op_type!r}")
     for i, ti in enumerate(model.training_info):
         yield from _graph_tensors(ti.initialization, f"training_info[{i}] initialization")
         yield from _graph_tensors(ti.algorithm, f"training_info[{i}] algorithm")
@@ -154,16 +152,14 @@ def _check_external(
     if dupes:
         problems.add(
             where,
-            f"external_data repeats key(s) {dupes}; readers disagree on which wins: re-export the "
-            "model",
+            f"external_data repeats key(s) {dupes}; readers disagree on which wins: re-export the model",
         )
         return None
     unknown = sorted(set(keys) - _EXTERNAL_KEYS)
     if unknown:
         problems.add(
             where,
-            f"external_data has unknown key(s) {unknown}; allowed: location, offset, length, "
-            "checksum",
+            f"external_data has unknown key(s) {unknown}; allowed: location, offset, length, checksum",
         )
         return None
     kv: dict[str, str] = {str(e.key): str(e.value) for e in entries}
@@ -174,8 +170,7 @@ def _check_external(
     if "_ORT_MEM_ADDR_" in location:
         problems.add(
             where,
-            f"external data location {location!r} is an in-memory address marker; refuse to read "
-            "process memory",
+            f"external data location {location!r} is an in-memory address marker; refuse to read process memory",
         )
         return None
     why = lexical_problem(location)
@@ -186,9 +181,7 @@ def _check_external(
     for key in ("offset", "length"):
         if key in kv:
             if not re.fullmatch(r"\d{1,19}", kv[key]):
-                problems.add(
-                    where, f"external data {key} {kv[key]!r} is not a non-negative decimal integer"
-                )
+                problems.add(where, f"external data {key} {kv[key]!r} is not a non-negative decimal integer")
                 return None
             numbers[key] = int(kv[key])
     lexical = model_dir / location
@@ -196,15 +189,12 @@ def _check_external(
     try:
         resolved = lexical.resolve()
     except (OSError, RuntimeError):
-        problems.add(
-            where, f"external data location {location!r} cannot be resolved (symlink loop)"
-        )
+        problems.add(where, f"external data location {location!r} cannot be resolved (symlink loop)")
         return None
     if not os.path.lexists(lexical):
         problems.add(
             where,
-            f"external data file {location!r} does not exist next to the model; add it to the "
-            "source",
+            f"external data file {location!r} does not exist next to the model; add it to the source",
         )
         return None
     if resolved != base / location:
@@ -226,8 +216,7 @@ def _check_external(
     if st.st_nlink > 1:
         problems.add(
             where,
-            f"external data file {location!r} is a hardlink ({st.st_nlink} links); copy it so it "
-            "has a single link",
+            f"external data file {location!r} is a hardlink ({st.st_nlink} links); copy it so it has a single link",
         )
         return None
     offset = numbers.get("offset", 0)
@@ -235,8 +224,7 @@ def _check_external(
     if offset + length > st.st_size or length < 0:
         problems.add(
             where,
-            f"external data offset {offset} + length {length} runs past the end of {location!r} "
-            f"({st.st_size} bytes)",
+            f"external data offset {offset} + length {length} runs past the end of {location!r} ({st.st_size} bytes)",
         )
         return None
     itemsize = _ITEMSIZE.get(tensor.data_type)
@@ -245,8 +233,7 @@ def _check_external(
         if length != expected:
             problems.add(
                 where,
-                f"external data length {length} does not match dims {list(tensor.dims)} "
-                f"({expected} bytes)",
+                f"external data length {length} does not match dims {list(tensor.dims)} ({expected} bytes)",
             )
             return None
     return resolved.relative_to(src.resolve()).as_posix()
@@ -266,9 +253,7 @@ def _dim(d: onnx.TensorShapeProto.Dimension) -> Dim:
 def _field(vi: onnx.ValueInfoProto, where: str, problems: ProblemCollector) -> Field | None:
     kind = vi.type.WhichOneof("value")
     if kind != "tensor_type":
-        problems.add(
-            where, f"{vi.name!r} is of ONNX type {kind!r}; contracts describe tensors only"
-        )
+        problems.add(where, f"{vi.name!r} is of ONNX type {kind!r}; contracts describe tensors only")
         return None
     tt = vi.type.tensor_type
     dtype = ONNX_DTYPES.get(tt.elem_type)
@@ -283,8 +268,7 @@ def _field(vi: onnx.ValueInfoProto, where: str, problems: ProblemCollector) -> F
     if not tt.HasField("shape"):
         problems.add(
             where,
-            f"{vi.name!r} has no shape (unknown rank); give the graph {where.split()[-1]} a shape "
-            "when exporting",
+            f"{vi.name!r} has no shape (unknown rank); give the graph {where.split()[-1]} a shape when exporting",
         )
         return None
     return Field(name=vi.name, dtype=dtype, shape=tuple(_dim(d) for d in tt.shape.dim))
@@ -293,14 +277,8 @@ def _field(vi: onnx.ValueInfoProto, where: str, problems: ProblemCollector) -> F
 def derive_contract(model: ModelProto, where: str = "model") -> Contract:
     """Inputs (graph inputs that are not initializers) and outputs, as the graph declares them."""
     problems = ProblemCollector()
-    inits = {t.name for t in model.graph.initializer} | {
-        s.values.name for s in model.graph.sparse_initializer
-    }
-    inputs = [
-        _field(vi, f"{where}: graph input", problems)
-        for vi in model.graph.input
-        if vi.name not in inits
-    ]
+    inits = {t.name for t in model.graph.initializer} | {s.values.name for s in model.graph.sparse_initializer}
+    inputs = [_field(vi, f"{where}: graph input", problems) for vi in model.graph.input if vi.name not in inits]
     outputs = [_field(vi, f"{where}: graph output", problems) for vi in model.graph.output]
     if not outputs:
         problems.add(where, "graph has no outputs")
@@ -308,9 +286,7 @@ def derive_contract(model: ModelProto, where: str = "model") -> Contract:
     return Contract(inputs=tuple(f for f in inputs if f), outputs=tuple(f for f in outputs if f))
 
 
-def compare_contract(
-    declared: Contract, derived: Contract, where: str = "contract.json"
-) -> list[Problem]:
+def compare_contract(declared: Contract, derived: Contract, where: str = "contract.json") -> list[Problem]:
     """Disagreements between an author's contract and the one derived from the graph.
 
     The declared contract may add descriptions, enums, optional/nullable flags, and name
@@ -324,9 +300,7 @@ def compare_contract(
         dec = {f.name: f for f in getattr(declared, side)}
         der = {f.name: f for f in getattr(derived, side)}
         for name in sorted(set(der) - set(dec)):
-            problems.append(
-                Problem(f"{where}: {side}", f"graph {side[:-1]} {name!r} is missing; declare it")
-            )
+            problems.append(Problem(f"{where}: {side}", f"graph {side[:-1]} {name!r} is missing; declare it"))
         for name in sorted(set(dec) - set(der)):
             problems.append(
                 Problem(
@@ -339,9 +313,7 @@ def compare_contract(
             d, g = dec[name], der[name]
             at = f"{where}: {side}.{name}"
             if d.dtype != g.dtype:
-                problems.append(
-                    Problem(f"{at}.dtype", f"declared {d.dtype} but the graph has {g.dtype}")
-                )
+                problems.append(Problem(f"{at}.dtype", f"declared {d.dtype} but the graph has {g.dtype}"))
             if len(d.shape) != len(g.shape):
                 problems.append(
                     Problem(
@@ -365,8 +337,7 @@ def compare_contract(
                     problems.append(
                         Problem(
                             f"{at}.shape[{i}]",
-                            f"declared fixed size {dd} but the graph leaves it dynamic ({gd!r}); "
-                            "use a name or -1",
+                            f"declared fixed size {dd} but the graph leaves it dynamic ({gd!r}); use a name or -1",
                         )
                     )
                     continue
@@ -408,9 +379,7 @@ def _strip_initializer_data(graph: GraphProto) -> None:
 
 def _op_counts(graph: GraphProto, counts: Counter[str]) -> None:
     for node in graph.node:
-        counts[
-            f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
-        ] += 1
+        counts[f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type] += 1
         for attr in node.attribute:
             if attr.HasField("g"):
                 _op_counts(attr.g, counts)
@@ -431,23 +400,16 @@ def describe_architecture(model: ModelProto) -> dict[str, Any]:
     _op_counts(model.graph, counts)
     for f in model.functions:
         for node in f.node:
-            counts[
-                f"{node.domain}::{node.op_type}"
-                if node.domain not in ("", "ai.onnx")
-                else node.op_type
-            ] += 1
+            counts[f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type] += 1
     return {
         "ir_version": int(model.ir_version),
         "opset_imports": _opsets(model),
         "operators": dict(sorted(counts.items())),
-        "graph_digest": "sha256:"
-        + hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest(),
+        "graph_digest": "sha256:" + hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest(),
         "initializers": [
             {
                 "name": t.name,
-                "dtype": ONNX_DTYPES.get(
-                    t.data_type, TensorProto.DataType.Name(t.data_type).lower()
-                ),
+                "dtype": ONNX_DTYPES.get(t.data_type, TensorProto.DataType.Name(t.data_type).lower()),
                 "shape": [int(d) for d in t.dims],
             }
             for t in model.graph.initializer

@@ -56,8 +56,7 @@ def resolve_inside(root: Path, rel: str) -> tuple[Path | None, str | None]:
     if not resolved.is_relative_to(base):
         return (
             None,
-            f"{rel!r} resolves outside the source folder (symlink to {str(resolved)!r}); copy the "
-            "file into the source",
+            f"{rel!r} resolves outside the source folder (symlink to {str(resolved)!r}); copy the file into the source",
         )
     if not os.path.lexists(candidate) or not resolved.exists():
         return None, f"{rel!r} does not exist in the source folder"

@@ -48,13 +48,11 @@ def sniff_bytes(head: bytes, size: int, path: Path | None = None) -> str | None:
         return _zip_reason(path)
     if head.startswith(b"7z\xbc\xaf\x27\x1c"):
         return (
-            "is a 7z archive, which cannot be inspected and may hold pickles; pack the weights "
-            "as safetensors or ONNX"
+            "is a 7z archive, which cannot be inspected and may hold pickles; pack the weights as safetensors or ONNX"
         )
     if head.startswith(b"Rar!\x1a\x07"):
         return (
-            "is a RAR archive, which cannot be inspected and may hold pickles; pack the weights "
-            "as safetensors or ONNX"
+            "is a RAR archive, which cannot be inspected and may hold pickles; pack the weights as safetensors or ONNX"
         )
     if len(head) > 262 and head[257:262] == b"ustar":
         return "is a tar archive, which may hold pickles; unpack it and name the files"
@@ -98,10 +96,7 @@ def sniff_bytes(head: bytes, size: int, path: Path | None = None) -> str | None:
     if head[:1] == b"\x78" and len(head) > 1 and (head[0] * 256 + head[1]) % 31 == 0:
         inner = _decompress_prefix(head, "zlib")
         if inner is not None and _pickle_reason(inner):
-            return (
-                "is a zlib-compressed pickle; pickles run code when loaded: save the weights as "
-                "safetensors or ONNX"
-            )
+            return "is a zlib-compressed pickle; pickles run code when loaded: save the weights as safetensors or ONNX"
     reason = _pickle_reason(head)
     if reason:
         return f"{reason}; pickles run code when loaded: save the weights as safetensors or ONNX"
@@ -166,10 +161,7 @@ def _npy_reason(head: bytes) -> str | None:
     ):
         return "is a numpy .npy file with an unreadable header; save the weights as safetensors"
     if "O" in repr(descr):
-        return (
-            "is a numpy .npy file with object dtype, which loads via pickle; save numeric arrays "
-            "as safetensors"
-        )
+        return "is a numpy .npy file with object dtype, which loads via pickle; save numeric arrays as safetensors"
     return None
 
 
@@ -228,11 +220,7 @@ def _pickle_reason(data: bytes) -> str | None:
             if op.name == "STOP":
                 if count < 2:  # a lone '.' is punctuation, not a pickle
                     return None
-                return (
-                    f"is a Python pickle (protocol {data[1]})"
-                    if framed
-                    else "is a Python pickle (protocol 0/1)"
-                )
+                return f"is a Python pickle (protocol {data[1]})" if framed else "is a Python pickle (protocol 0/1)"
             if count >= _MAX_OPS:
                 break
     except (ValueError, EOFError, UnicodeDecodeError, struct.error, OverflowError, MemoryError):

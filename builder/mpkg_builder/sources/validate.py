@@ -140,9 +140,7 @@ def validate_source(src: Path) -> ValidatedSource:
             example = doc
 
     problems.raise_if_any(SourceError)
-    assert (
-        contract is not None and lockfile is not None and card is not None and lineage is not None
-    )
+    assert contract is not None and lockfile is not None and card is not None and lineage is not None
     return ValidatedSource(
         config=cfg,
         contract=contract,

@@ -17,16 +17,34 @@ if TYPE_CHECKING:
     from .types import ArrowServable, ServableModel
 
 _EXPORTS = {
-    "App": "app", "ServerState": "app",
+    "App": "app",
+    "ServerState": "app",
     "Metrics": "metrics",
-    "ModelSet": "registry", "Split": "registry", "parse_split": "registry",
-    "ServeOptions": "server", "bind": "server", "load_models": "server", "run": "server",
+    "ModelSet": "registry",
+    "Split": "registry",
+    "parse_split": "registry",
+    "ServeOptions": "server",
+    "bind": "server",
+    "load_models": "server",
+    "run": "server",
     "serve": "server",
-    "ArrowServable": "types", "ServableModel": "types",
+    "ArrowServable": "types",
+    "ServableModel": "types",
 }
 __all__ = [
-    "App", "ArrowServable", "Metrics", "ModelSet", "ServableModel", "ServeOptions", "ServerState",
-    "Split", "bind", "load_models", "parse_split", "run", "serve",
+    "App",
+    "ArrowServable",
+    "Metrics",
+    "ModelSet",
+    "ServableModel",
+    "ServeOptions",
+    "ServerState",
+    "Split",
+    "bind",
+    "load_models",
+    "parse_split",
+    "run",
+    "serve",
 ]
 
 

@@ -161,9 +161,14 @@ class App:
                 status, headers, body = 499, [], b""
             except Exception as exc:  # a bug, not bad input: log it, answer generically
                 entry = getattr(exc, "entry", None)
-                state.log.event("error", "unexpected error while serving a request", exc,
-                                path=scope["path"], model=entry.name if entry else "",
-                                digest=entry.digest if entry else "")
+                state.log.event(
+                    "error",
+                    "unexpected error while serving a request",
+                    exc,
+                    path=scope["path"],
+                    model=entry.name if entry else "",
+                    digest=entry.digest if entry else "",
+                )
                 status, headers, body = 500, [_CT_JSON], orjson.dumps({"error": _GENERIC_500})
             if status != 499:
                 headers.append((b"content-length", str(len(body)).encode()))
@@ -178,14 +183,13 @@ class App:
             if entry is not None and scope["path"].endswith("/infer"):
                 metrics.observe_inference(entry.index, status, elapsed)
         if entry is not None:
-            state.log.access(scope["method"], scope["path"], status, elapsed,
-                             entry.name, entry.version, entry.digest, request_id)
+            state.log.access(
+                scope["method"], scope["path"], status, elapsed, entry.name, entry.version, entry.digest, request_id
+            )
         else:
             state.log.access(scope["method"], scope["path"], status, elapsed, request_id=request_id)
 
-    async def _route(
-        self, scope: Scope, receive: Receive
-    ) -> _Result:
+    async def _route(self, scope: Scope, receive: Receive) -> _Result:
         path: str = scope["path"]
         method: str = scope["method"]
         state = self.state
@@ -227,13 +231,16 @@ class App:
                 raise RequestError(503, state.starting_message)
             if path == "/v2":
                 return 200, [_CT_JSON], state.models.server_metadata_body, None, None
-            return 200, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")], \
-                state.metrics.render(), None, None
+            return (
+                200,
+                [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")],
+                state.metrics.render(),
+                None,
+                None,
+            )
         raise RequestError(404, f"no route for {method} {path}; the API lives under /v2")
 
-    async def _infer(
-        self, scope: Scope, receive: Receive, name: str, version: str | None
-    ) -> _Result:
+    async def _infer(self, scope: Scope, receive: Receive, name: str, version: str | None) -> _Result:
         state = self.state
         models = state.models
         if models is None:
@@ -247,9 +254,7 @@ class App:
             exc.entry = entry  # type: ignore[attr-defined]  # for metrics and the access log
             raise
 
-    async def _infer_entry(
-        self, scope: Scope, receive: Receive, entry: ModelEntry
-    ) -> _Result:
+    async def _infer_entry(self, scope: Scope, receive: Receive, entry: ModelEntry) -> _Result:
         limit = self.state.max_body_bytes
         content_type = b""
         encoding = b""
@@ -270,8 +275,9 @@ class App:
         arrow = ctype == ARROW_STREAM
         if not arrow and ctype not in _JSON_TYPES:
             raise RequestError(
-                415, f"Content-Type {ctype!r} is not supported; send application/json, "
-                f"application/octet-stream (binary tensors) or {ARROW_STREAM}"
+                415,
+                f"Content-Type {ctype!r} is not supported; send application/json, "
+                f"application/octet-stream (binary tensors) or {ARROW_STREAM}",
             )
         if encoding not in (b"", b"identity", b"gzip", b"x-gzip", b"deflate"):
             raise RequestError(
@@ -281,8 +287,9 @@ class App:
         if arrow:
             if not entry.arrow:
                 raise RequestError(
-                    415, f"model {entry.name} {entry.version} is not tabular; Arrow IPC bodies are "
-                    "only for packages whose inputs are all columns"
+                    415,
+                    f"model {entry.name} {entry.version} is not tabular; Arrow IPC bodies are "
+                    "only for packages whose inputs are all columns",
                 )
             pa = self._arrow()
         body = await _read_body(receive, limit)
@@ -313,8 +320,9 @@ class App:
                 importlib.import_module("pyarrow.ipc")
             except ImportError:
                 raise RequestError(
-                    415, "this server has no pyarrow installed, so it cannot read Arrow IPC; "
-                    "send V2 JSON or install pyarrow"
+                    415,
+                    "this server has no pyarrow installed, so it cannot read Arrow IPC; "
+                    "send V2 JSON or install pyarrow",
                 ) from None
         return self._pyarrow
 
@@ -353,10 +361,16 @@ def _pipeline(
         raise _ModelBug(str(exc)) from exc
     if json_length is None:
         return 200, [_CT_JSON], out, entry, request.id
-    return 200, [
-        (b"content-type", b"application/octet-stream"),
-        (b"inference-header-content-length", str(json_length).encode()),
-    ], out, entry, request.id
+    return (
+        200,
+        [
+            (b"content-type", b"application/octet-stream"),
+            (b"inference-header-content-length", str(json_length).encode()),
+        ],
+        out,
+        entry,
+        request.id,
+    )
 
 
 def _arrow_pipeline(pa: Any, entry: ModelEntry, body: bytes) -> _Result:
@@ -372,11 +386,17 @@ def _arrow_pipeline(pa: Any, entry: ModelEntry, body: bytes) -> _Result:
         out = sink.getvalue().to_pybytes()
     except Exception as exc:
         raise _ModelBug(f"predict_arrow returned something that is not an Arrow batch: {exc}") from exc
-    return 200, [
-        (b"content-type", ARROW_STREAM.encode()),
-        (b"model-name", entry.name.encode()),
-        (b"model-version", entry.version.encode()),
-    ], out, entry, None
+    return (
+        200,
+        [
+            (b"content-type", ARROW_STREAM.encode()),
+            (b"model-name", entry.name.encode()),
+            (b"model-version", entry.version.encode()),
+        ],
+        out,
+        entry,
+        None,
+    )
 
 
 def _call_model(fn: Callable[[Any], Any], arg: Any) -> Any:

@@ -18,10 +18,17 @@ if TYPE_CHECKING:
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)\s*$", re.IGNORECASE)
 _UNITS = {
-    "": 1, "b": 1,
-    "k": 1024, "kib": 1024, "kb": 1000,
-    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
-    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kib": 1024,
+    "kb": 1000,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "mb": 1000**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+    "gb": 1000**3,
 }
 
 
@@ -64,23 +71,46 @@ def register(subparsers: Any) -> None:
         "packages, Prometheus /metrics). SIGTERM drains in-flight requests and exits 0.",
     )
     p.add_argument("packages", nargs="+", metavar="PKG", help=".mpkg files to serve")
-    p.add_argument("--key", action="append", default=[], metavar="PUB",
-                   help="public key trusted for signatures (repeatable)")
+    p.add_argument(
+        "--key", action="append", default=[], metavar="PUB", help="public key trusted for signatures (repeatable)"
+    )
     p.add_argument("--allow-unsigned", action="store_true", help="serve packages without signatures")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0 picks a free one)")
-    p.add_argument("--workers", type=_positive, default=1,
-                   help="processes sharing the socket; each loads the packages (default 1)")
-    p.add_argument("--split", type=_split, action="append", default=[], metavar="NAME=V:W,V:W",
-                   help="weighted split of unversioned requests, e.g. fraud=1.0.0:90,1.1.0:10")
-    p.add_argument("--split-seed", type=int, default=None, metavar="N",
-                   help="seed the split's random choice (reproducible tests)")
-    p.add_argument("--max-body-bytes", type=parse_size, default="64MiB", metavar="SIZE",
-                   help="largest request body, also after decompression (default 64MiB)")
-    p.add_argument("--log-format", choices=("text", "json"), default="text",
-                   help="request log on stderr: text or one JSON object per line")
-    p.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="longest wait for in-flight requests after SIGTERM (default 30)")
+    p.add_argument(
+        "--workers", type=_positive, default=1, help="processes sharing the socket; each loads the packages (default 1)"
+    )
+    p.add_argument(
+        "--split",
+        type=_split,
+        action="append",
+        default=[],
+        metavar="NAME=V:W,V:W",
+        help="weighted split of unversioned requests, e.g. fraud=1.0.0:90,1.1.0:10",
+    )
+    p.add_argument(
+        "--split-seed", type=int, default=None, metavar="N", help="seed the split's random choice (reproducible tests)"
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=parse_size,
+        default="64MiB",
+        metavar="SIZE",
+        help="largest request body, also after decompression (default 64MiB)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="request log on stderr: text or one JSON object per line",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="longest wait for in-flight requests after SIGTERM (default 30)",
+    )
     p.set_defaults(handler=handle)
 
 

@@ -111,7 +111,11 @@ class Log:
         tb = "".join(traceback.format_exception(exc)) if exc is not None else ""
         if self.json:
             doc: dict[str, Any] = {
-                "ts": round(now, 6), "kind": "event", "pid": self.pid, "level": level, "msg": message,
+                "ts": round(now, 6),
+                "kind": "event",
+                "pid": self.pid,
+                "level": level,
+                "msg": message,
             }
             doc.update(fields)
             if tb:

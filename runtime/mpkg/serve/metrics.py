@@ -112,8 +112,10 @@ class Metrics:
             v = t[self._http_off + ci]
             if v:
                 out.append(f'mpkg_http_requests_total{{code="{_code(ci)}"}} {_num(v)}')
-        out.append(f"# HELP mpkg_models_loaded Packages this server answers for.\n"
-                   f"# TYPE mpkg_models_loaded gauge\nmpkg_models_loaded {m}")
+        out.append(
+            f"# HELP mpkg_models_loaded Packages this server answers for.\n"
+            f"# TYPE mpkg_models_loaded gauge\nmpkg_models_loaded {m}"
+        )
         return ("\n".join(out) + "\n").encode()
 
 

@@ -113,9 +113,7 @@ class ModelSet:
         for model in models:
             seen = versions_of.setdefault(model.name, [])
             if model.version in seen:
-                raise UsageError(
-                    f"two packages provide {model.name} {model.version}; serve each version once"
-                )
+                raise UsageError(f"two packages provide {model.name} {model.version}; serve each version once")
             seen.append(model.version)
         for seen in versions_of.values():
             seen.sort(key=version_key)
@@ -137,14 +135,11 @@ class ModelSet:
                 raise UsageError(f"model {split.name} has two --split options; give one", "--split")
             loaded = by_name.get(split.name)
             if loaded is None:
-                raise UsageError(
-                    f"model {split.name} is not among the served packages {sorted(by_name)}", "--split"
-                )
+                raise UsageError(f"model {split.name} is not among the served packages {sorted(by_name)}", "--split")
             missing = [v for v, _ in split.weights if v not in loaded]
             if missing:
                 raise UsageError(
-                    f"{split.name} versions {missing} are not loaded; loaded: "
-                    f"{sorted(loaded, key=version_key)}",
+                    f"{split.name} versions {missing} are not loaded; loaded: {sorted(loaded, key=version_key)}",
                     "--split",
                 )
             self.choosers[split.name] = _Chooser(
@@ -155,16 +150,12 @@ class ModelSet:
                 "name": "mpkg",
                 "version": server_version,
                 "extensions": ["binary_tensor_data", "arrow_ipc_stream", "traffic_split"],
-                "models": [
-                    {"name": e.name, "version": e.version, "digest": e.digest} for e in entries
-                ],
+                "models": [{"name": e.name, "version": e.version, "digest": e.digest} for e in entries],
             }
         )
 
     @staticmethod
-    def _entry(
-        model: ServableModel, index: int, platform: str, versions: list[str]
-    ) -> ModelEntry:
+    def _entry(model: ServableModel, index: int, platform: str, versions: list[str]) -> ModelEntry:
         contract = model.contract
         metadata = {
             "name": model.name,
@@ -174,10 +165,7 @@ class ModelSet:
             "inputs": tensor_metadata(contract.inputs),
             "outputs": tensor_metadata(contract.outputs),
         }
-        labels = (
-            f'model="{_escape(model.name)}",version="{_escape(model.version)}",'
-            f'digest="{_escape(model.digest)}"'
-        )
+        labels = f'model="{_escape(model.name)}",version="{_escape(model.version)}",digest="{_escape(model.digest)}"'
         return ModelEntry(
             model=model,
             name=model.name,
@@ -209,8 +197,7 @@ class ModelSet:
         if entry is None:
             raise RequestError(
                 404,
-                f"model {name!r} has no version {version!r}; served versions: "
-                f"{sorted(versions, key=version_key)}",
+                f"model {name!r} has no version {version!r}; served versions: {sorted(versions, key=version_key)}",
             )
         return entry
 

@@ -101,12 +101,22 @@ def serve(
     Raises MpkgError (exit 1) when a package fails to load or its smoke test,
     UsageError (exit 2) for bad settings such as a split naming unloaded versions.
     """
-    run(ServeOptions(
-        packages=tuple(packages), keys=tuple(keys), allow_unsigned=allow_unsigned, host=host,
-        port=port, workers=workers, splits=tuple(splits), split_seed=split_seed,
-        max_body_bytes=max_body_bytes, log_format=log_format, drain_timeout=drain_timeout,
-        loader=loader,
-    ))
+    run(
+        ServeOptions(
+            packages=tuple(packages),
+            keys=tuple(keys),
+            allow_unsigned=allow_unsigned,
+            host=host,
+            port=port,
+            workers=workers,
+            splits=tuple(splits),
+            split_seed=split_seed,
+            max_body_bytes=max_body_bytes,
+            log_format=log_format,
+            drain_timeout=drain_timeout,
+            loader=loader,
+        )
+    )
 
 
 def run(options: ServeOptions) -> None:
@@ -116,8 +126,12 @@ def run(options: ServeOptions) -> None:
     sock = bind(options.host, options.port)
     try:
         host, port = sock.getsockname()[:2]
-        log.event("info", f"listening on http://{_url_host(host)}:{port}", workers=options.workers,
-                  packages=len(options.packages))
+        log.event(
+            "info",
+            f"listening on http://{_url_host(host)}:{port}",
+            workers=options.workers,
+            packages=len(options.packages),
+        )
         if options.workers == 1:
             failure = _run_worker(options, sock, 0, None, log)
             if failure is not None:
@@ -232,9 +246,7 @@ def load_models(options: ServeOptions, worker: int = 0) -> ModelSet:
         try:
             model.smoke_test()
         except MpkgError as exc:
-            raise MpkgError(
-                f"smoke test failed, refusing to serve: {'; '.join(exc.reasons())}", path
-            ) from None
+            raise MpkgError(f"smoke test failed, refusing to serve: {'; '.join(exc.reasons())}", path) from None
         except Exception as exc:
             raise MpkgError(
                 f"smoke test crashed ({type(exc).__name__}: {_one_line(exc)}); refusing to serve", path
@@ -292,9 +304,7 @@ class _Server(uvicorn.Server):
     def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             models = load_models(self.options, self.worker)
-            metrics = Metrics(
-                [e.labels for e in models.entries], self.metrics_path, self.worker, self.options.workers
-            )
+            metrics = Metrics([e.labels for e in models.entries], self.metrics_path, self.worker, self.options.workers)
             if any(e.arrow for e in models.entries):
                 with contextlib.suppress(ImportError):
                     import pyarrow.ipc  # noqa: F401  # warm the import off the request path
@@ -325,7 +335,9 @@ class _Server(uvicorn.Server):
     def _ready(self, models: ModelSet, metrics: Metrics) -> None:
         self.state.install(models, metrics)
         self.state.log.event(
-            "info", "ready", worker=self.worker,
+            "info",
+            "ready",
+            worker=self.worker,
             models=" ".join(f"{e.name}:{e.version}" for e in models.entries),
         )
 
@@ -338,17 +350,19 @@ class _Server(uvicorn.Server):
         elif not state.draining:
             state.draining = True
             self._drain_deadline = time.monotonic() + self.options.drain_timeout
-            state.log.event("info", "draining: readiness is false, finishing in-flight requests",
-                            worker=self.worker, inflight=state.inflight)
+            state.log.event(
+                "info",
+                "draining: readiness is false, finishing in-flight requests",
+                worker=self.worker,
+                inflight=state.inflight,
+            )
         elif sig == signal.SIGINT:  # a second Ctrl+C: stop waiting
             self.force_exit = self.should_exit
             self.should_exit = True
 
     async def on_tick(self, counter: int) -> bool:
         state = self.state
-        if state.draining and not self.should_exit and (
-            state.inflight == 0 or time.monotonic() > self._drain_deadline
-        ):
+        if state.draining and not self.should_exit and (state.inflight == 0 or time.monotonic() > self._drain_deadline):
             self.should_exit = True
         return await super().on_tick(counter)
 
@@ -380,9 +394,7 @@ def _run_worker(
     return server.failure
 
 
-def _worker_process(
-    options: ServeOptions, sock: socket.socket, worker: int, metrics_path: str, errors: Any
-) -> None:
+def _worker_process(options: ServeOptions, sock: socket.socket, worker: int, metrics_path: str, errors: Any) -> None:
     log = Log(options.log_format)
     try:
         failure = _run_worker(options, sock, worker, metrics_path, log)
@@ -409,7 +421,8 @@ def _supervise(options: ServeOptions, sock: socket.socket, log: Log) -> None:
     errors = ctx.SimpleQueue()
     procs = [
         ctx.Process(
-            target=_worker_process, args=(options, sock, i, metrics_path, errors),
+            target=_worker_process,
+            args=(options, sock, i, metrics_path, errors),
             name=f"mpkg-serve-worker-{i}",
         )
         for i in range(options.workers)

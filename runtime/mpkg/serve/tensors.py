@@ -19,26 +19,49 @@ from mpkg.contract import Contract, Field
 # Contract dtype -> V2 datatype.
 V2_OF_DTYPE: dict[str, str] = {
     "bool": "BOOL",
-    "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
-    "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
-    "float16": "FP16", "bfloat16": "BF16", "float32": "FP32", "float64": "FP64",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "float16": "FP16",
+    "bfloat16": "BF16",
+    "float32": "FP32",
+    "float64": "FP64",
     "string": "BYTES",
 }
 # V2 datatype -> little-endian numpy dtype (BYTES -> object).
 NUMPY_OF_V2: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype("?"),
-    "INT8": np.dtype("i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"),
+    "INT8": np.dtype("i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
     "INT64": np.dtype("<i8"),
-    "UINT8": np.dtype("u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"),
+    "UINT8": np.dtype("u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
     "UINT64": np.dtype("<u8"),
-    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
     "BYTES": np.dtype(object),
 }
 _V2_OF_KIND_SIZE: dict[tuple[str, int], str] = {
     ("b", 1): "BOOL",
-    ("i", 1): "INT8", ("i", 2): "INT16", ("i", 4): "INT32", ("i", 8): "INT64",
-    ("u", 1): "UINT8", ("u", 2): "UINT16", ("u", 4): "UINT32", ("u", 8): "UINT64",
-    ("f", 2): "FP16", ("f", 4): "FP32", ("f", 8): "FP64",
+    ("i", 1): "INT8",
+    ("i", 2): "INT16",
+    ("i", 4): "INT32",
+    ("i", 8): "INT64",
+    ("u", 1): "UINT8",
+    ("u", 2): "UINT16",
+    ("u", 4): "UINT32",
+    ("u", 8): "UINT64",
+    ("f", 2): "FP16",
+    ("f", 4): "FP32",
+    ("f", 8): "FP64",
 }
 MAX_DIMS = 32
 
@@ -78,10 +101,7 @@ def v2_shape(shape: Sequence[int | str]) -> list[int]:
 
 
 def tensor_metadata(fields: Sequence[Field]) -> list[dict[str, Any]]:
-    return [
-        {"name": f.name, "datatype": v2_datatype(f.dtype), "shape": v2_shape(f.shape)}
-        for f in fields
-    ]
+    return [{"name": f.name, "datatype": v2_datatype(f.dtype), "shape": v2_shape(f.shape)} for f in fields]
 
 
 @dataclass(frozen=True)
@@ -371,9 +391,7 @@ def encode_infer_response(
     if request.outputs is None:
         wanted = [(name, request.binary_default) for name in results]
     else:
-        wanted = [
-            (o.name, request.binary_default if o.binary is None else o.binary) for o in request.outputs
-        ]
+        wanted = [(o.name, request.binary_default if o.binary is None else o.binary) for o in request.outputs]
     outputs = []
     blobs: list[bytes | memoryview] = []
     for name, binary in wanted:

@@ -21,16 +21,14 @@ from tests.harness.registry import TokenRegistry
 def test_parse_challenge() -> None:
     c = parse_challenge('Bearer realm="http://h/token",service="reg",scope="repository:a/b:pull,push"')
     assert c is not None and c.scheme == "bearer"
-    assert c.params == {"realm": "http://h/token", "service": "reg",
-                        "scope": "repository:a/b:pull,push"}
+    assert c.params == {"realm": "http://h/token", "service": "reg", "scope": "repository:a/b:pull,push"}
     basic = parse_challenge('Basic realm="x"')
     assert basic is not None and basic.scheme == "basic" and basic.params == {"realm": "x"}
 
 
 def test_bearer_flow_with_credentials(oci_registry_token: TokenRegistry) -> None:
     t = oci_registry_token
-    with OciBackend(t.registry.host, insecure=True,
-                    credentials=Credentials(t.username, t.password)) as b:
+    with OciBackend(t.registry.host, insecure=True, credentials=Credentials(t.username, t.password)) as b:
         digest = b.push_blob_bytes("secure/repo", b"hello")
         assert b.fetch_blob_bytes("secure/repo", digest) == b"hello"
         assert b.list_tags("secure/repo") == []
@@ -41,17 +39,18 @@ def test_bearer_flow_with_credentials(oci_registry_token: TokenRegistry) -> None
 
 def test_wrong_password_and_anonymous_are_refused(oci_registry_token: TokenRegistry) -> None:
     t = oci_registry_token
-    with OciBackend(t.registry.host, insecure=True,
-                    credentials=Credentials(t.username, "wrong")) as b, \
-            pytest.raises(RegistryError, match="refused the credentials"):
+    with (
+        OciBackend(t.registry.host, insecure=True, credentials=Credentials(t.username, "wrong")) as b,
+        pytest.raises(RegistryError, match="refused the credentials"),
+    ):
         b.push_blob_bytes("secure/repo", EMPTY_DATA)
-    with OciBackend(t.registry.host, insecure=True) as b, \
-            pytest.raises(RegistryError, match=r"refused|authentication"):
+    with OciBackend(t.registry.host, insecure=True) as b, pytest.raises(RegistryError, match=r"refused|authentication"):
         b.get_manifest("secure/repo", "latest")
 
 
-def test_docker_config_auths(oci_registry_token: TokenRegistry, tmp_path: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docker_config_auths(
+    oci_registry_token: TokenRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     t = oci_registry_token
     config = tmp_path / "docker" / "config.json"
     config.parent.mkdir()
@@ -71,9 +70,7 @@ def test_docker_config_auths(oci_registry_token: TokenRegistry, tmp_path: Path,
 def test_docker_config_credential_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     helper = tmp_path / "bin" / "docker-credential-mpkgtest"
     helper.parent.mkdir()
-    helper.write_text(
-        '#!/bin/sh\nread host\necho "{\\"Username\\":\\"u-$host\\",\\"Secret\\":\\"p\\"}"\n'
-    )
+    helper.write_text('#!/bin/sh\nread host\necho "{\\"Username\\":\\"u-$host\\",\\"Secret\\":\\"p\\"}"\n')
     helper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{helper.parent}:/usr/bin:/bin")
     config = tmp_path / "config.json"

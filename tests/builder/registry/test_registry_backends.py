@@ -31,8 +31,7 @@ from tests.harness.registry import RegistryProcess
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "oci":
         reg: RegistryProcess = request.getfixturevalue("oci_registry")
-        b: Backend = OciBackend(reg.host, insecure=True, chunk_size=64 * 1024,
-                                monolithic_limit=100 * 1024)
+        b: Backend = OciBackend(reg.host, insecure=True, chunk_size=64 * 1024, monolithic_limit=100 * 1024)
     else:
         b = LocalBackend(tmp_path / "home")
     yield b
@@ -70,8 +69,9 @@ def test_push_refuses_a_blob_whose_digest_lies(backend: Backend, tmp_path: Path)
 def test_manifests_tags_and_delete(backend: Backend) -> None:
     backend.push_blob_bytes("r", EMPTY_DATA)
     layer = backend.push_blob_bytes("r", b"payload")
-    data = artifact_manifest(PACKAGE_ARTIFACT_TYPE, [
-        {"mediaType": PACKAGE_LAYER_TYPE, "digest": layer, "size": 7}], {"k": "v"})
+    data = artifact_manifest(
+        PACKAGE_ARTIFACT_TYPE, [{"mediaType": PACKAGE_LAYER_TYPE, "digest": layer, "size": 7}], {"k": "v"}
+    )
     digest = backend.put_manifest("r", "1.0.0", data)
     assert digest == digest_bytes(data)
     assert backend.put_manifest("r", "latest", data) == digest
@@ -95,8 +95,7 @@ def test_fetch_refuses_corrupt_size_or_digest(backend: Backend) -> None:
         backend.fetch_blob("r", digest, 2, io.BytesIO())
 
 
-def test_tampered_registry_storage_is_refused(oci_registry: RegistryProcess,
-                                              tmp_path: Path) -> None:
+def test_tampered_registry_storage_is_refused(oci_registry: RegistryProcess, tmp_path: Path) -> None:
     with OciBackend(oci_registry.host, insecure=True) as b:
         path = _blob(tmp_path, 5000)
         digest, n = sha256_file(path)
@@ -124,8 +123,7 @@ def test_tampered_local_store_is_refused(tmp_path: Path) -> None:
 def test_chunked_upload_really_uses_patch(oci_registry: RegistryProcess, tmp_path: Path) -> None:
     path = _blob(tmp_path, 200 * 1024, seed=3)
     digest, n = sha256_file(path)
-    with OciBackend(oci_registry.host, insecure=True, chunk_size=64 * 1024,
-                    monolithic_limit=1024) as b:
+    with OciBackend(oci_registry.host, insecure=True, chunk_size=64 * 1024, monolithic_limit=1024) as b:
         b.push_blob_file("chunky", path, digest, n)
     patches = [r for r in oci_registry.requests() if r.method == "PATCH" and "chunky" in r.path]
     assert len(patches) == 4 and all(r.status == 202 for r in patches)  # 64+64+64+8 KiB
@@ -137,8 +135,7 @@ def test_registry_down_is_one_line(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with OciBackend(f"127.0.0.1:{port}", insecure=True) as b, \
-            pytest.raises(RegistryError) as err:
+    with OciBackend(f"127.0.0.1:{port}", insecure=True) as b, pytest.raises(RegistryError) as err:
         b.get_manifest("r", "latest")
     assert "cannot connect" in str(err.value) and "\n" not in err.value.diagnostics()
 
@@ -147,13 +144,15 @@ def test_skopeo_reads_the_artifact(oci_registry: RegistryProcess) -> None:
     with OciBackend(oci_registry.host, insecure=True) as b:
         b.push_blob_bytes("sk/repo", EMPTY_DATA)
         layer = b.push_blob_bytes("sk/repo", b"x" * 10)
-        data = artifact_manifest(PACKAGE_ARTIFACT_TYPE, [
-            {"mediaType": PACKAGE_LAYER_TYPE, "digest": layer, "size": 10}], {"dev.mpkg.x": "y"})
+        data = artifact_manifest(
+            PACKAGE_ARTIFACT_TYPE, [{"mediaType": PACKAGE_LAYER_TYPE, "digest": layer, "size": 10}], {"dev.mpkg.x": "y"}
+        )
         b.put_manifest("sk/repo", "v1", data)
     raw = subprocess.run(
-        ["skopeo", "inspect", "--raw", "--tls-verify=false",
-         f"docker://{oci_registry.host}/sk/repo:v1"],
-        capture_output=True, check=True, env={**os.environ, "HOME": str(oci_registry.storage)},
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{oci_registry.host}/sk/repo:v1"],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "HOME": str(oci_registry.storage)},
     ).stdout
     assert raw == data
     assert json.loads(raw)["artifactType"] == PACKAGE_ARTIFACT_TYPE

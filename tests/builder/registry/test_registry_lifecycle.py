@@ -44,8 +44,7 @@ class Store:
     def blob_file(self, digest: str) -> Path:
         hexpart = digest.split(":")[1]
         if self.registry is not None:
-            return (self.registry.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2]
-                    / hexpart / "data")
+            return self.registry.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
         assert self.home is not None
         return self.home / "blobs/sha256" / hexpart
 
@@ -69,8 +68,7 @@ def _files(directory: Path) -> list[str]:
 # --- push / pull ----------------------------------------------------------------------
 
 
-def test_push_pull_round_trip_is_byte_identical(store: Store, make_package: MakePackage,
-                                                tmp_path: Path) -> None:
+def test_push_pull_round_trip_is_byte_identical(store: Store, make_package: MakePackage, tmp_path: Path) -> None:
     pkg = make_package("1.0.0")
     info = read_info(pkg)
     pushed = lifecycle.push(store.backend, store.ref(), pkg)
@@ -78,12 +76,12 @@ def test_push_pull_round_trip_is_byte_identical(store: Store, make_package: Make
     assert pushed.uploaded and pushed.tagged
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    pulled = lifecycle.pull(store.backend, store.ref(":1.0.0"), out_dir / "p.mpkg",
-                            allow_unsigned=True)
+    pulled = lifecycle.pull(store.backend, store.ref(":1.0.0"), out_dir / "p.mpkg", allow_unsigned=True)
     assert (out_dir / "p.mpkg").read_bytes() == pkg.read_bytes()
     assert pulled.package_digest == info.digest
-    by_digest = lifecycle.pull(store.backend, store.ref(f"@{pushed.manifest_digest}"),
-                               out_dir / "q.mpkg", allow_unsigned=True)
+    by_digest = lifecycle.pull(
+        store.backend, store.ref(f"@{pushed.manifest_digest}"), out_dir / "q.mpkg", allow_unsigned=True
+    )
     assert (out_dir / "q.mpkg").read_bytes() == pkg.read_bytes()
     assert by_digest.version == "1.0.0"
     assert _files(out_dir) == ["p.mpkg", "q.mpkg"]
@@ -92,8 +90,7 @@ def test_push_pull_round_trip_is_byte_identical(store: Store, make_package: Make
     assert again.manifest_digest == pushed.manifest_digest
 
 
-def test_push_and_pull_report_progress_byte_for_byte(store: Store, make_package: MakePackage,
-                                                      tmp_path: Path) -> None:
+def test_push_and_pull_report_progress_byte_for_byte(store: Store, make_package: MakePackage, tmp_path: Path) -> None:
     """The progress callbacks (progress bars on a terminal) see every byte moved, once."""
     pkg = make_package("1.0.0")
     size = pkg.stat().st_size
@@ -103,11 +100,13 @@ def test_push_and_pull_report_progress_byte_for_byte(store: Store, make_package:
         def factory(total: int) -> Callable[[int], None]:
             assert total == size
             return seen[kind].append
+
         return factory
 
     lifecycle.push(store.backend, store.ref(), pkg, progress=tracker("push"))
-    lifecycle.pull(store.backend, store.ref(":1.0.0"), tmp_path / "p.mpkg", allow_unsigned=True,
-                   progress=tracker("pull"))
+    lifecycle.pull(
+        store.backend, store.ref(":1.0.0"), tmp_path / "p.mpkg", allow_unsigned=True, progress=tracker("pull")
+    )
     assert sum(seen["push"]) == size and sum(seen["pull"]) == size
     assert (tmp_path / "p.mpkg").read_bytes() == pkg.read_bytes()
 
@@ -138,8 +137,7 @@ def test_push_refuses_to_retag_a_version(store: Store, make_package: MakePackage
         lifecycle.push(store.backend, store.ref(":production"), make_package("1.0.0"))
 
 
-def test_pull_refuses_tampered_blob_and_writes_nothing(store: Store, make_package: MakePackage,
-                                                       tmp_path: Path) -> None:
+def test_pull_refuses_tampered_blob_and_writes_nothing(store: Store, make_package: MakePackage, tmp_path: Path) -> None:
     pushed = lifecycle.push(store.backend, store.ref(), make_package("1.0.0"))
     blob = store.blob_file(pushed.blob_digest)
     data = bytearray(blob.read_bytes())
@@ -148,13 +146,11 @@ def test_pull_refuses_tampered_blob_and_writes_nothing(store: Store, make_packag
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     with pytest.raises(RegistryError, match="tampered"):
-        lifecycle.pull(store.backend, store.ref(":1.0.0"), out_dir / "p.mpkg",
-                       allow_unsigned=True)
+        lifecycle.pull(store.backend, store.ref(":1.0.0"), out_dir / "p.mpkg", allow_unsigned=True)
     assert _files(out_dir) == []
 
 
-def test_pull_refuses_unverifiable_package(store: Store, make_package: MakePackage, keys: Keys,
-                                           tmp_path: Path) -> None:
+def test_pull_refuses_unverifiable_package(store: Store, make_package: MakePackage, keys: Keys, tmp_path: Path) -> None:
     alice_key, alice_pub = keys["alice"]
     _, bob_pub = keys["bob"]
     lifecycle.push(store.backend, store.ref(), make_package("1.0.0"))
@@ -175,8 +171,7 @@ def test_pull_refuses_unverifiable_package(store: Store, make_package: MakePacka
 # --- promote / rollback ---------------------------------------------------------------
 
 
-def _push_versions(store: Store, make_package: MakePackage, **accuracies: float
-                   ) -> dict[str, lifecycle.PushResult]:
+def _push_versions(store: Store, make_package: MakePackage, **accuracies: float) -> dict[str, lifecycle.PushResult]:
     out = {}
     for version, acc in accuracies.items():
         v = version.lstrip("v").replace("_", ".")
@@ -187,17 +182,18 @@ def _push_versions(store: Store, make_package: MakePackage, **accuracies: float
 def test_promote_with_gates(store: Store, make_package: MakePackage) -> None:
     p = _push_versions(store, make_package, v1_0_0=0.90, v2_0_0=0.95, v3_0_0=0.951)
     b = store.backend
-    first = lifecycle.promote(b, store.ref(":1.0.0"), "production",
-                              requires=["accuracy>=0.85", "accuracy>=production+0.005"])
+    first = lifecycle.promote(
+        b, store.ref(":1.0.0"), "production", requires=["accuracy>=0.85", "accuracy>=production+0.005"]
+    )
     assert first.changed and first.source is None
     assert "no holder" in first.gates[1].detail
-    second = lifecycle.promote(b, store.ref(":2.0.0"), "production",
-                               requires=["accuracy>=production+0.005", "log_loss<=production"])
+    second = lifecycle.promote(
+        b, store.ref(":2.0.0"), "production", requires=["accuracy>=production+0.005", "log_loss<=production"]
+    )
     assert second.source is not None and second.source.version == "1.0.0"
     assert all(g.passed for g in second.gates)
     with pytest.raises(VerificationError, match=re.escape("accuracy=0.951 >= 0.955: fail")):
-        lifecycle.promote(b, store.ref(":3.0.0"), "production",
-                          requires=["accuracy>=production+0.005"])
+        lifecycle.promote(b, store.ref(":3.0.0"), "production", requires=["accuracy>=production+0.005"])
     with pytest.raises(VerificationError, match="no finite metric 'f1'"):
         lifecycle.promote(b, store.ref(":3.0.0"), "production", requires=["f1>=0.1"])
     with pytest.raises(UsageError):
@@ -217,19 +213,15 @@ def test_require_signature(store: Store, make_package: MakePackage, keys: Keys) 
     lifecycle.push(store.backend, store.ref(), make_package("1.0.0"))
     lifecycle.push(store.backend, store.ref(), make_package("2.0.0", key=alice_key))
     with pytest.raises(VerificationError):
-        lifecycle.promote(store.backend, store.ref(":1.0.0"), "staging",
-                          require_signature=alice_pub)
+        lifecycle.promote(store.backend, store.ref(":1.0.0"), "staging", require_signature=alice_pub)
     with pytest.raises(VerificationError):
-        lifecycle.promote(store.backend, store.ref(":2.0.0"), "staging",
-                          require_signature=bob_pub)
+        lifecycle.promote(store.backend, store.ref(":2.0.0"), "staging", require_signature=bob_pub)
     assert store.backend.get_manifest("team/iris-mlp", "staging") is None
-    ok = lifecycle.promote(store.backend, store.ref(":2.0.0"), "staging",
-                           require_signature=alice_pub)
+    ok = lifecycle.promote(store.backend, store.ref(":2.0.0"), "staging", require_signature=alice_pub)
     assert ok.changed and ok.target.version == "2.0.0"
 
 
-def test_rollback_restores_the_same_digest(store: Store, make_package: MakePackage,
-                                           tmp_path: Path) -> None:
+def test_rollback_restores_the_same_digest(store: Store, make_package: MakePackage, tmp_path: Path) -> None:
     p = _push_versions(store, make_package, v1_0_0=0.90, v2_0_0=0.92, v3_0_0=0.93)
     b = store.backend
     for v in ("1.0.0", "2.0.0", "3.0.0"):
@@ -252,8 +244,7 @@ def test_rollback_restores_the_same_digest(store: Store, make_package: MakePacka
 # --- history --------------------------------------------------------------------------
 
 
-def test_history_is_complete_and_signed(store: Store, make_package: MakePackage,
-                                        keys: Keys) -> None:
+def test_history_is_complete_and_signed(store: Store, make_package: MakePackage, keys: Keys) -> None:
     alice_key, alice_pub = keys["alice"]
     _, bob_pub = keys["bob"]
     b = store.backend
@@ -265,17 +256,26 @@ def test_history_is_complete_and_signed(store: Store, make_package: MakePackage,
     lifecycle.rollback(b, store.ref(), "production", key=alice_key)
     report = lifecycle.history(b, store.ref(), keys=[alice_pub], require_signed=True)
     assert report.ok, report.problems
-    moves = [(r.event.action, r.event.stage, r.event.source and r.event.source.version,
-              r.event.target and r.event.target.version) for r in report.events]
+    moves = [
+        (
+            r.event.action,
+            r.event.stage,
+            r.event.source and r.event.source.version,
+            r.event.target and r.event.target.version,
+        )
+        for r in report.events
+    ]
     assert moves == [
-        ("push", None, None, "1.0.0"), ("push", None, None, "2.0.0"),
-        ("promote", "staging", None, "1.0.0"), ("promote", "production", None, "1.0.0"),
-        ("promote", "production", "1.0.0", "2.0.0"), ("rollback", "production", "2.0.0", "1.0.0"),
+        ("push", None, None, "1.0.0"),
+        ("push", None, None, "2.0.0"),
+        ("promote", "staging", None, "1.0.0"),
+        ("promote", "production", None, "1.0.0"),
+        ("promote", "production", "1.0.0", "2.0.0"),
+        ("rollback", "production", "2.0.0", "1.0.0"),
     ]
     assert [r.event.sequence for r in report.events] == list(range(6))
     assert all(r.signature == "verified" for r in report.events)
-    assert all(r.event.parents == (prev.digest,)
-               for prev, r in zip(report.events, report.events[1:], strict=False))
+    assert all(r.event.parents == (prev.digest,) for prev, r in zip(report.events, report.events[1:], strict=False))
     holder = report.holders["production"]
     assert holder is not None and holder == report.events[-1].event.target
     untrusted = lifecycle.history(b, store.ref(), keys=[bob_pub], require_signed=True)
@@ -304,13 +304,11 @@ def test_raced_promotion_voids_itself(store: Store, make_package: MakePackage) -
     assert holder is not None and holder.digest == p["v2_0_0"].manifest_digest
     report = lifecycle.history(store.backend, store.ref())
     assert report.ok, report.problems
-    tail = [(r.event.action, r.event.target.version if r.event.target else None)
-            for r in report.events[-3:]]
+    tail = [(r.event.action, r.event.target.version if r.event.target else None) for r in report.events[-3:]]
     assert sorted(tail) == [("promote", "2.0.0"), ("promote", "3.0.0"), ("void", None)]
 
 
-def test_concurrent_promotions_keep_history_complete(store: Store,
-                                                     make_package: MakePackage) -> None:
+def test_concurrent_promotions_keep_history_complete(store: Store, make_package: MakePackage) -> None:
     p = _push_versions(store, make_package, v1_0_0=0.90, v2_0_0=0.92, v3_0_0=0.93)
     lifecycle.promote(store.backend, store.ref(":1.0.0"), "production")
     barrier = threading.Barrier(2)
@@ -336,8 +334,11 @@ def test_concurrent_promotions_keep_history_complete(store: Store,
     report = lifecycle.history(store.backend, store.ref())
     chain_problems = [x for x in report.problems if "moved outside" not in x]
     assert not chain_problems, report.problems
-    promoted = {r.event.target.version for r in report.events  # type: ignore[union-attr]
-                if r.event.action == "promote"}
+    promoted = {
+        r.event.target.version
+        for r in report.events  # type: ignore[union-attr]
+        if r.event.action == "promote"
+    }
     assert promoted == {"1.0.0", "2.0.0", "3.0.0"}  # both racers' moves are recorded
     winners = [v for v, o in outcomes.items() if isinstance(o, lifecycle.MoveResult)]
     holder = store.backend.get_manifest("team/iris-mlp", "production")
@@ -372,7 +373,9 @@ def test_gc_dry_run_then_yes(store: Store, make_package: MakePackage, tmp_path: 
     lifecycle.pull(b, store.ref(":2.0.0"), tmp_path / "kept.mpkg", allow_unsigned=True)
     report = lifecycle.history(b, store.ref())
     assert report.ok, report.problems
-    assert sorted(r.event.target.version for r in report.events  # type: ignore[union-attr]
-                  if r.event.action == "delete") == ["1.0.0", "3.0.0"]
-    assert lifecycle.gc(b, store.ref(), older_than=dt.timedelta(days=90), now=later).candidates \
-        == ()
+    assert sorted(
+        r.event.target.version
+        for r in report.events  # type: ignore[union-attr]
+        if r.event.action == "delete"
+    ) == ["1.0.0", "3.0.0"]
+    assert lifecycle.gc(b, store.ref(), older_than=dt.timedelta(days=90), now=later).candidates == ()

@@ -13,24 +13,40 @@ from mpkg_builder.registry.refs import Reference, parse_ref, version_tag
 D = "sha256:" + "ab" * 32
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("iris-mlp", Reference(None, "iris-mlp")),
-    ("iris-mlp:1.0.0", Reference(None, "iris-mlp", "1.0.0")),
-    (f"iris-mlp@{D}", Reference(None, "iris-mlp", None, D)),
-    ("team/iris-mlp:latest", Reference(None, "team/iris-mlp", "latest")),
-    ("127.0.0.1:5000/iris-mlp", Reference("127.0.0.1:5000", "iris-mlp")),
-    ("localhost/a/b:v_1", Reference("localhost", "a/b", "v_1")),
-    ("reg.example.com/a__b/c-d.e:1", Reference("reg.example.com", "a__b/c-d.e", "1")),
-    (f"127.0.0.1:5000/x:1@{D}", Reference("127.0.0.1:5000", "x", None, D)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("iris-mlp", Reference(None, "iris-mlp")),
+        ("iris-mlp:1.0.0", Reference(None, "iris-mlp", "1.0.0")),
+        (f"iris-mlp@{D}", Reference(None, "iris-mlp", None, D)),
+        ("team/iris-mlp:latest", Reference(None, "team/iris-mlp", "latest")),
+        ("127.0.0.1:5000/iris-mlp", Reference("127.0.0.1:5000", "iris-mlp")),
+        ("localhost/a/b:v_1", Reference("localhost", "a/b", "v_1")),
+        ("reg.example.com/a__b/c-d.e:1", Reference("reg.example.com", "a__b/c-d.e", "1")),
+        (f"127.0.0.1:5000/x:1@{D}", Reference("127.0.0.1:5000", "x", None, D)),
+    ],
+)
 def test_parse_ref(text: str, expected: Reference) -> None:
     assert parse_ref(text) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "", " x", "Iris", "a//b", "a/-b", "x:", "x:.bad", "x@sha256:12", "x@md5:" + "a" * 32,
-    "host:port/x", "x:" + "a" * 129, "a b",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " x",
+        "Iris",
+        "a//b",
+        "a/-b",
+        "x:",
+        "x:.bad",
+        "x@sha256:12",
+        "x@md5:" + "a" * 32,
+        "host:port/x",
+        "x:" + "a" * 129,
+        "a b",
+    ],
+)
 def test_bad_refs(text: str) -> None:
     with pytest.raises(UsageError) as err:
         parse_ref(text)
@@ -43,23 +59,38 @@ def test_ref_str_and_version_tag() -> None:
     assert version_tag("1.0.0+cpu") == "1.0.0_cpu"
 
 
-@pytest.mark.parametrize(("text", "metric", "op", "stage", "value"), [
-    ("f1>=production+0.005", "f1", ">=", "production", "0.005"),
-    ("loss <= staging", "loss", "<=", "staging", "0"),
-    ("accuracy>=0.9", "accuracy", ">=", None, "0.9"),
-    ("val/auc > staging - 1e-3", "val/auc", ">", "staging", "-0.001"),
-    ("delta==-2", "delta", "==", None, "-2"),
-])
+@pytest.mark.parametrize(
+    ("text", "metric", "op", "stage", "value"),
+    [
+        ("f1>=production+0.005", "f1", ">=", "production", "0.005"),
+        ("loss <= staging", "loss", "<=", "staging", "0"),
+        ("accuracy>=0.9", "accuracy", ">=", None, "0.9"),
+        ("val/auc > staging - 1e-3", "val/auc", ">", "staging", "-0.001"),
+        ("delta==-2", "delta", "==", None, "-2"),
+    ],
+)
 def test_parse_gate(text: str, metric: str, op: str, stage: str | None, value: str) -> None:
     g = parse_gate(text)
     assert (g.metric, g.op, g.stage) == (metric, op, stage)
     assert float(g.value) == float(value)
 
 
-@pytest.mark.parametrize("text", [
-    "f1", "f1>=", "f1=>0.1", "f1>=prod", "f1>=production+", "f1>=production*2",
-    "f1>=nan", "f1>=inf", "f1>=1;import os", "__import__('os')>=1", "f1>=staging+-1",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "f1",
+        "f1>=",
+        "f1=>0.1",
+        "f1>=prod",
+        "f1>=production+",
+        "f1>=production*2",
+        "f1>=nan",
+        "f1>=inf",
+        "f1>=1;import os",
+        "__import__('os')>=1",
+        "f1>=staging+-1",
+    ],
+)
 def test_bad_gates(text: str) -> None:
     with pytest.raises(UsageError):
         parse_gate(text)

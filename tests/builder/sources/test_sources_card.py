@@ -50,10 +50,7 @@ def test_front_matter_dates_become_iso_strings() -> None:
 @pytest.mark.parametrize("missing", list(REQUIRED_SECTIONS))
 def test_each_missing_section_named(missing: str) -> None:
     text = "".join(f"## {name}\n\nText.\n\n" for name in REQUIRED_SECTIONS if name != missing)
-    assert (
-        refused(text)
-        == f"MODEL_CARD.md: missing section '{missing}'; add a '## {missing}' heading with its text"
-    )
+    assert refused(text) == f"MODEL_CARD.md: missing section '{missing}'; add a '## {missing}' heading with its text"
 
 
 def test_all_missing_sections_named_at_once() -> None:
@@ -80,18 +77,12 @@ def test_heading_variants_accepted(heading: str) -> None:
 
 def test_headings_inside_code_fences_do_not_count() -> None:
     fenced = "```markdown\n## Ethical considerations\n```\n"
-    text = (
-        "".join(f"## {n}\n\nx\n\n" for n in REQUIRED_SECTIONS if n != "Ethical considerations")
-        + fenced
-    )
+    text = "".join(f"## {n}\n\nx\n\n" for n in REQUIRED_SECTIONS if n != "Ethical considerations") + fenced
     assert "missing section 'Ethical considerations'" in refused(text)
 
 
 def test_indented_code_is_not_a_heading() -> None:
-    text = (
-        "".join(f"## {n}\n\nx\n\n" for n in REQUIRED_SECTIONS if n != "Evaluation")
-        + "    ## Evaluation\n"
-    )
+    text = "".join(f"## {n}\n\nx\n\n" for n in REQUIRED_SECTIONS if n != "Evaluation") + "    ## Evaluation\n"
     assert "missing section 'Evaluation'" in refused(text)
 
 
@@ -138,9 +129,7 @@ CONTRACT = Contract.from_json(
                 "nullable": True,
             }
         ],
-        "outputs": [
-            {"name": "p", "dtype": "float64", "shape": ["batch"], "description": "probability"}
-        ],
+        "outputs": [{"name": "p", "dtype": "float64", "shape": ["batch"], "description": "probability"}],
     }
 )
 FACTS = {
@@ -157,9 +146,7 @@ FACTS = {
 }
 
 
-@pytest.mark.parametrize(
-    "author", ["# Card\n\nText.\n", "# Card\n\nNo trailing newline", "", "# A\r\n\r\nCRLF\r\n"]
-)
+@pytest.mark.parametrize("author", ["# Card\n\nText.\n", "# Card\n\nNo trailing newline", "", "# A\r\n\r\nCRLF\r\n"])
 def test_author_text_kept_byte_for_byte(author: str) -> None:
     packaged = render_packaged_card(author, FACTS)
     assert packaged.startswith(author)
@@ -180,9 +167,7 @@ def test_generated_part_is_delimited_and_has_facts() -> None:
 
 
 def test_render_is_deterministic() -> None:
-    assert render_packaged_card("x\n", FACTS) == render_packaged_card(
-        "x\n", dict(reversed(FACTS.items()))
-    )
+    assert render_packaged_card("x\n", FACTS) == render_packaged_card("x\n", dict(reversed(FACTS.items())))
 
 
 def test_split_without_generated_part() -> None:

@@ -219,14 +219,10 @@ def test_missing_source_folder_refused(tmp_path: Path) -> None:
     assert "does not exist" in refused(tmp_path / "nope")
 
 
-@pytest.mark.parametrize(
-    ("key", "value"), [("rtol", "-1.0"), ("atol", "true"), ("rtol", "nan"), ("atol", '"1e-5"')]
-)
+@pytest.mark.parametrize(("key", "value"), [("rtol", "-1.0"), ("atol", "true"), ("rtol", "nan"), ("atol", '"1e-5"')])
 def test_bad_tolerance_refused(source: Path, key: str, value: str, base_toml: str) -> None:
     (source / "example.json").write_text('{"inputs": {"x": [[1.0, 2.0]]}}')
-    (source / "mpkg.toml").write_text(
-        base_toml + f'\n[example]\nfile = "example.json"\n{key} = {value}\n'
-    )
+    (source / "mpkg.toml").write_text(base_toml + f'\n[example]\nfile = "example.json"\n{key} = {value}\n')
     assert f"[example].{key}: must be a finite number >= 0" in refused(source)
 
 
@@ -234,9 +230,7 @@ def test_bad_tolerance_refused(source: Path, key: str, value: str, base_toml: st
 
 
 def add_code(src: Path, module: str = "pipeline") -> Path:
-    (src / "mpkg.toml").write_text(
-        (src / "mpkg.toml").read_text() + f'\n[code]\nroot = "src"\nmodule = "{module}"\n'
-    )
+    (src / "mpkg.toml").write_text((src / "mpkg.toml").read_text() + f'\n[code]\nroot = "src"\nmodule = "{module}"\n')
     root = src / "src"
     root.mkdir()
     return root
@@ -244,10 +238,7 @@ def add_code(src: Path, module: str = "pipeline") -> Path:
 
 def test_code_module_must_exist(source: Path) -> None:
     add_code(source)
-    assert (
-        "module 'pipeline' not found: expected src/pipeline.py or src/pipeline/__init__.py"
-        in refused(source)
-    )
+    assert "module 'pipeline' not found: expected src/pipeline.py or src/pipeline/__init__.py" in refused(source)
 
 
 def test_code_module_as_package(source: Path) -> None:
@@ -263,9 +254,7 @@ def test_code_module_name_checked(source: Path) -> None:
 
 
 def test_code_root_must_be_folder(source: Path, base_toml: str) -> None:
-    (source / "mpkg.toml").write_text(
-        base_toml + '\n[code]\nroot = "MODEL_CARD.md"\nmodule = "x"\n'
-    )
+    (source / "mpkg.toml").write_text(base_toml + '\n[code]\nroot = "MODEL_CARD.md"\nmodule = "x"\n')
     assert "is not a folder" in refused(source)
 
 
@@ -286,9 +275,7 @@ def test_list_code_files_refuses_symlink_leaving_source(source: Path, tmp_path: 
     os.symlink(tmp_path / "secret.txt", root / "leak.txt")
     with pytest.raises(SourceError) as exc:
         list_code_files(source, "src")
-    assert (
-        "src/leak.txt: 'src/leak.txt' resolves outside the source folder" in exc.value.diagnostics()
-    )
+    assert "src/leak.txt: 'src/leak.txt' resolves outside the source folder" in exc.value.diagnostics()
 
 
 def test_list_code_files_refuses_symlinked_folder(source: Path) -> None:

@@ -50,10 +50,7 @@ tomli==2.0.1 ; python_version < "3.11" --hash={H2}
 
 
 def test_versions_are_normalised(tmp_path: Path) -> None:
-    assert (
-        parse_lockfile(lock(tmp_path, "foo==1.0.0rc1.post0\n")).packages[0].version
-        == "1.0.0rc1.post0"
-    )
+    assert parse_lockfile(lock(tmp_path, "foo==1.0.0rc1.post0\n")).packages[0].version == "1.0.0rc1.post0"
     assert parse_lockfile(lock(tmp_path, "foo==01.2\n")).packages[0].version == "1.2"
 
 
@@ -98,9 +95,7 @@ def test_hashes_all_or_nothing(tmp_path: Path) -> None:
 
 
 def test_duplicate_pin_refused(tmp_path: Path) -> None:
-    assert "numpy is pinned twice (first at requirements.lock:1)" in refused(
-        lock(tmp_path, "numpy==1\nNumPy==2\n")
-    )
+    assert "numpy is pinned twice (first at requirements.lock:1)" in refused(lock(tmp_path, "numpy==1\nNumPy==2\n"))
 
 
 def test_same_name_with_different_markers_allowed(tmp_path: Path) -> None:
@@ -157,9 +152,7 @@ def test_named_pylock_file_recognised(tmp_path: Path) -> None:
 
 
 def test_pylock_wrong_version_refused(tmp_path: Path) -> None:
-    assert 'lock-version must be "1.0"' in refused(
-        lock(tmp_path, PYLOCK.replace('"1.0"', '"2.0"'), "pylock.toml")
-    )
+    assert 'lock-version must be "1.0"' in refused(lock(tmp_path, PYLOCK.replace('"1.0"', '"2.0"'), "pylock.toml"))
 
 
 def test_pylock_package_without_version_refused(tmp_path: Path) -> None:

@@ -18,9 +18,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 W = np.array([[0.5], [2.0]], dtype=np.float32)
 
 
-def external(
-    t: TensorProto, location: str, offset: str | None = "0", length: str | None = None
-) -> TensorProto:
+def external(t: TensorProto, location: str, offset: str | None = "0", length: str | None = None) -> TensorProto:
     """Point ``t`` at external data without onnx.save's location checks."""
     nbytes = len(t.raw_data) if t.raw_data else int(np.prod(t.dims)) * 4
     t.ClearField("raw_data")
@@ -35,9 +33,7 @@ def external(
     return t
 
 
-def matmul_model(
-    weight: TensorProto | None = None, extra_nodes: list[onnx.NodeProto] | None = None
-) -> onnx.ModelProto:
+def matmul_model(weight: TensorProto | None = None, extra_nodes: list[onnx.NodeProto] | None = None) -> onnx.ModelProto:
     w = weight if weight is not None else numpy_helper.from_array(W, "W")
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "W"], ["y"]), *(extra_nodes or [])],
@@ -112,9 +108,7 @@ def test_external_data_in_subfolder_accepted(src: Path) -> None:
 
 def test_graph_digest_ignores_weights_but_not_structure(src: Path) -> None:
     a = inspect_onnx(save(src, matmul_model(), "a.onnx"), src).architecture
-    b = inspect_onnx(
-        save(src, matmul_model(numpy_helper.from_array(W * 3, "W")), "b.onnx"), src
-    ).architecture
+    b = inspect_onnx(save(src, matmul_model(numpy_helper.from_array(W * 3, "W")), "b.onnx"), src).architecture
     relu = helper.make_node("Relu", ["y"], ["z"])
     c_model = matmul_model(extra_nodes=[relu])
     c_model.graph.output.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 1]))
@@ -215,17 +209,13 @@ def test_offset_and_length_past_end_refused(src: Path) -> None:
 
 def test_length_not_matching_dims_refused(src: Path) -> None:
     (src / "model" / "big.bin").write_bytes(bytes(64))
-    path = save(
-        src, matmul_model(external(numpy_helper.from_array(W, "W"), "big.bin", length="16"))
-    )
+    path = save(src, matmul_model(external(numpy_helper.from_array(W, "W"), "big.bin", length="16")))
     assert "does not match dims [2, 1]" in refused(path, src)
 
 
 @pytest.mark.parametrize("offset", ["-1", "0x10", "1e3", " 1"])
 def test_non_decimal_offset_refused(src: Path, offset: str) -> None:
-    path = save(
-        src, matmul_model(external(numpy_helper.from_array(W, "W"), "w.bin", offset=offset))
-    )
+    path = save(src, matmul_model(external(numpy_helper.from_array(W, "W"), "w.bin", offset=offset)))
     assert "is not a non-negative decimal integer" in refused(path, src)
 
 
@@ -392,28 +382,18 @@ def test_declared_may_add_descriptions_flags_and_names() -> None:
 
 
 def test_dtype_disagreement_named() -> None:
-    declared = Contract(
-        inputs=(Field("x", "float64", ("N", 4)), DERIVED.inputs[1]), outputs=DERIVED.outputs
-    )
-    assert reasons(declared) == [
-        "contract.json: inputs.x.dtype: declared float64 but the graph has float32"
-    ]
+    declared = Contract(inputs=(Field("x", "float64", ("N", 4)), DERIVED.inputs[1]), outputs=DERIVED.outputs)
+    assert reasons(declared) == ["contract.json: inputs.x.dtype: declared float64 but the graph has float32"]
 
 
 def test_rank_disagreement_named() -> None:
-    declared = Contract(
-        inputs=(Field("x", "float32", ("N",)), DERIVED.inputs[1]), outputs=DERIVED.outputs
-    )
+    declared = Contract(inputs=(Field("x", "float32", ("N",)), DERIVED.inputs[1]), outputs=DERIVED.outputs)
     assert "declared rank 1" in reasons(declared)[0]
 
 
 def test_fixed_dim_disagreement_named() -> None:
-    declared = Contract(
-        inputs=(Field("x", "float32", ("N", "k")), DERIVED.inputs[1]), outputs=DERIVED.outputs
-    )
-    assert reasons(declared) == [
-        "contract.json: inputs.x.shape[1]: declared 'k' but the graph fixes it to 4"
-    ]
+    declared = Contract(inputs=(Field("x", "float32", ("N", "k")), DERIVED.inputs[1]), outputs=DERIVED.outputs)
+    assert reasons(declared) == ["contract.json: inputs.x.shape[1]: declared 'k' but the graph fixes it to 4"]
 
 
 def test_input_may_fix_a_dynamic_dim_but_output_may_not() -> None:
@@ -428,9 +408,7 @@ def test_input_may_fix_a_dynamic_dim_but_output_may_not() -> None:
 
 
 def test_missing_and_extra_fields_named() -> None:
-    declared = Contract(
-        inputs=(DERIVED.inputs[0], Field("extra", "int64", (1,))), outputs=DERIVED.outputs
-    )
+    declared = Contract(inputs=(DERIVED.inputs[0], Field("extra", "int64", (1,))), outputs=DERIVED.outputs)
     got = reasons(declared)
     assert "contract.json: inputs: graph input 'mask' is missing; declare it" in got
     assert any("the graph has no input 'extra'" in r for r in got)

@@ -71,9 +71,7 @@ def test_compressed_pickle_detected(tmp_path: Path, label: str, compress: object
 
 
 def test_gzip_of_text_allowed(tmp_path: Path) -> None:
-    assert (
-        sniff_code_executing(write(tmp_path, "table.csv.gz", gzip.compress(b"a,b\n1,2\n"))) is None
-    )
+    assert sniff_code_executing(write(tmp_path, "table.csv.gz", gzip.compress(b"a,b\n1,2\n"))) is None
 
 
 def test_joblib_legacy_zlib_container_detected(tmp_path: Path) -> None:

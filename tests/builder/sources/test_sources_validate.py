@@ -23,9 +23,7 @@ def _load_catalog() -> ModuleType:
     """tests/scenarios/catalog.py by path (shared with conftest through sys.modules)."""
     name = "mpkg_scenarios_catalog"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, REPO / "tests" / "scenarios" / "catalog.py"
-        )
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "scenarios" / "catalog.py")
         assert spec is not None and spec.loader is not None
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
@@ -45,9 +43,7 @@ def test_scenario_refused_for_its_one_reason(tmp_path: Path, name: str) -> None:
 
 
 def test_every_scenario_folder_is_catalogued() -> None:
-    folders = {
-        p.name for p in catalog.HERE.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
-    }
+    folders = {p.name for p in catalog.HERE.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
     assert folders == set(catalog.SCENARIOS)
 
 
@@ -62,9 +58,7 @@ def test_problems_from_every_file_reported_together(source: Path) -> None:
 
 
 def test_non_python_code_files_are_sniffed(source: Path) -> None:
-    (source / "mpkg.toml").write_text(
-        (source / "mpkg.toml").read_text() + '\n[code]\nroot = "src"\nmodule = "m"\n'
-    )
+    (source / "mpkg.toml").write_text((source / "mpkg.toml").read_text() + '\n[code]\nroot = "src"\nmodule = "m"\n')
     (source / "src").mkdir()
     (source / "src" / "m.py").write_text("import pickle\n")
     (source / "src" / "vocab.bin").write_bytes(json.dumps([1]).encode())
@@ -87,9 +81,7 @@ def test_iris_example_validates_and_runs_its_example() -> None:
     assert v.example is not None
     pipeline = _import(EXAMPLES / "iris-mlp" / "src" / "pipeline.py")
     feeds = pipeline.preprocess({k: np.array(x) for k, x in v.example["inputs"].items()})
-    session = ort.InferenceSession(
-        str(EXAMPLES / "iris-mlp" / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
+    session = ort.InferenceSession(str(EXAMPLES / "iris-mlp" / "model.onnx"), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     outputs = pipeline.postprocess(dict(zip(names, session.run(None, feeds), strict=True)))
     assert outputs["label"].tolist() == v.example["outputs"]["label"]

@@ -23,7 +23,7 @@ from mpkg_builder.signing import keygen
 from servepkgs import RECIPES, write_source
 
 MAX_BODY = 1024 * 1024
-_LISTENING = re.compile(r'listening on (http://[0-9a-zA-Z.:\[\]]+)')
+_LISTENING = re.compile(r"listening on (http://[0-9a-zA-Z.:\[\]]+)")
 _WAIT_S = 120.0  # an upper bound for slow shared CI machines, not a performance assertion
 MPKG_SERVE = [sys.executable, "-m", "mpkg", "serve"]
 
@@ -71,8 +71,7 @@ def reference_probabilities(model_source: ModelSource, key: str, x: object) -> n
     """The reference answer from an independent onnxruntime session on the package's source graph
     (the iris packages have no code module, so the graph is the whole model)."""
     model_source.path(key)
-    session = ort.InferenceSession(str(model_source.sources[key] / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(model_source.sources[key] / "model.onnx"), providers=["CPUExecutionProvider"])
     (probabilities,) = session.run(["probabilities"], {"features": np.asarray(x, dtype=np.float32)})
     result: np.ndarray = probabilities
     return result
@@ -99,13 +98,16 @@ def server_env(extra_pythonpath: Sequence[str] = (), **extra: str) -> dict[str, 
 class ServerProcess:
     """A real ``mpkg serve`` subprocess on 127.0.0.1 with a free port; stderr goes to a file."""
 
-    def __init__(self, command: Sequence[str], args: Sequence[str], log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, command: Sequence[str], args: Sequence[str], log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115  # closed in stop()
         self.proc = subprocess.Popen(
             [*command, *args, "--host", "127.0.0.1", "--port", "0"],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env or server_env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env or server_env(),
         )
         self.url = ""
 
@@ -176,8 +178,21 @@ def server(model_source: ModelSource, tmp_path_factory: pytest.TempPathFactory) 
     p = model_source.path
     s = ServerProcess(
         model_source.command,
-        [p("iris1"), p("iris2"), p("tab"), p("echo"), p("crashy"), "--key", str(model_source.pub),
-         "--max-body-bytes", "1MiB", "--split", "iris=1.0.0:70,1.1.0:30", "--split-seed", "7"],
+        [
+            p("iris1"),
+            p("iris2"),
+            p("tab"),
+            p("echo"),
+            p("crashy"),
+            "--key",
+            str(model_source.pub),
+            "--max-body-bytes",
+            "1MiB",
+            "--split",
+            "iris=1.0.0:70,1.1.0:30",
+            "--split-seed",
+            "7",
+        ],
         tmp_path_factory.mktemp("server") / "server.log",
     )
     try:

@@ -252,9 +252,7 @@ def write_source(folder: Path, recipe: Recipe) -> Path:
     (folder / "contract.json").write_text(json.dumps(contract, indent=2))
     (folder / "example.json").write_text(json.dumps({"inputs": EXAMPLES[recipe.kind]}, ensure_ascii=False))
     (folder / "MODEL_CARD.md").write_text(CARD.format(name=recipe.name))
-    (folder / "requirements.lock").write_text(
-        "".join(f"{p}=={version(p)}\n" for p in ("numpy", "onnxruntime"))
-    )
+    (folder / "requirements.lock").write_text("".join(f"{p}=={version(p)}\n" for p in ("numpy", "onnxruntime")))
     toml = textwrap.dedent(f"""\
         [package]
         name = "{recipe.name}"

@@ -171,14 +171,16 @@ def test_a_held_head_is_released_at_the_end_of_the_loop_turn() -> None:
 
 # --- enforcement fast paths -----------------------------------------------------------------
 
-OUT = Contract.from_json({
-    "inputs": [{"name": "x", "dtype": "float32", "shape": [-1]}],
-    "outputs": [
-        {"name": "label", "dtype": "int64", "shape": ["batch"], "enum": [0, 1, 2]},
-        {"name": "score", "dtype": "float32", "shape": ["batch"], "enum": [0.5, 1.5]},
-        {"name": "many", "dtype": "int32", "shape": ["batch"], "enum": list(range(0, 40, 3))},
-    ],
-})
+OUT = Contract.from_json(
+    {
+        "inputs": [{"name": "x", "dtype": "float32", "shape": [-1]}],
+        "outputs": [
+            {"name": "label", "dtype": "int64", "shape": ["batch"], "enum": [0, 1, 2]},
+            {"name": "score", "dtype": "float32", "shape": ["batch"], "enum": [0.5, 1.5]},
+            {"name": "many", "dtype": "int32", "shape": ["batch"], "enum": list(range(0, 40, 3))},
+        ],
+    }
+)
 
 
 def outputs(label: list[int], score: list[float], many: list[int]) -> dict[str, np.ndarray]:

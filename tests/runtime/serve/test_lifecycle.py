@@ -17,8 +17,7 @@ from mpkg_builder.signing import keygen
 from servepkgs import GATE_ENV, OFFSET_ENV, RELEASE_ENV, STARTED_ENV
 
 StartServer = Callable[..., ServerProcess]
-VALID = orjson.dumps({"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4],
-                                  "data": [[1, 2, 3, 4]]}]})
+VALID = orjson.dumps({"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": [[1, 2, 3, 4]]}]})
 
 
 def wait_for(path: Path, proc: ServerProcess) -> None:
@@ -35,8 +34,12 @@ def test_sigterm_drains_in_flight_then_exits_0(
     started, release = tmp_path / "started", tmp_path / "release"
     # the smoke test runs the package code too: let it through, then arm
     release.touch()
-    server = start_server(model_source.path("slow"), "--key", str(model_source.pub),
-                          env=server_env(**{STARTED_ENV: str(started), RELEASE_ENV: str(release)}))
+    server = start_server(
+        model_source.path("slow"),
+        "--key",
+        str(model_source.pub),
+        env=server_env(**{STARTED_ENV: str(started), RELEASE_ENV: str(release)}),
+    )
     url = server.wait_ready()
     started.unlink()
     release.unlink()
@@ -67,12 +70,11 @@ def test_sigterm_drains_in_flight_then_exits_0(
     assert server.wait_exit() == 0, server.log()
 
 
-def test_readiness_is_503_while_loading(
-    model_source: ModelSource, start_server: StartServer, tmp_path: Path
-) -> None:
+def test_readiness_is_503_while_loading(model_source: ModelSource, start_server: StartServer, tmp_path: Path) -> None:
     gate = tmp_path / "gate"  # the package's code module blocks at import until it exists
-    server = start_server(model_source.path("gated"), "--key", str(model_source.pub),
-                          env=server_env(**{GATE_ENV: str(gate)}))
+    server = start_server(
+        model_source.path("gated"), "--key", str(model_source.pub), env=server_env(**{GATE_ENV: str(gate)})
+    )
     url = server.wait_listening()
     assert httpx.get(url + "/v2/health/live").json() == {"live": True}
     assert httpx.get(url + "/v2/health/ready").status_code == 503
@@ -116,26 +118,38 @@ def test_signatures_are_enforced(model_source: ModelSource, start_server: StartS
     # --allow-unsigned serves the unsigned package
     server = start_server(unsigned, "--allow-unsigned")
     url = server.wait_ready()
-    r = httpx.post(url + "/v2/models/tab/infer", json={"inputs": [
-        {"name": "a", "datatype": "FP32", "shape": [1], "data": [3]},
-        {"name": "b", "datatype": "FP32", "shape": [1], "data": [1]}]})
+    r = httpx.post(
+        url + "/v2/models/tab/infer",
+        json={
+            "inputs": [
+                {"name": "a", "datatype": "FP32", "shape": [1], "data": [3]},
+                {"name": "b", "datatype": "FP32", "shape": [1], "data": [1]},
+            ]
+        },
+    )
     assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [7.0], r.text
     assert server.stop() == 0, server.log()
 
 
-def test_split_naming_unloaded_version_is_usage_error(
-    model_source: ModelSource, start_server: StartServer
-) -> None:
-    server = start_server(model_source.path("iris1"), "--key", str(model_source.pub),
-                          "--split", "iris=1.0.0:50,2.0.0:50")
+def test_split_naming_unloaded_version_is_usage_error(model_source: ModelSource, start_server: StartServer) -> None:
+    server = start_server(
+        model_source.path("iris1"), "--key", str(model_source.pub), "--split", "iris=1.0.0:50,2.0.0:50"
+    )
     assert server.wait_exit() == 2
     assert "2.0.0" in server.log() and "--split" in server.log()
 
 
-@pytest.mark.parametrize("bad", [
-    ["--split", "iris=1.0.0:0"], ["--split", "iris"], ["--workers", "0"],
-    ["--max-body-bytes", "lots"], ["--log-format", "xml"], ["--port", "70000"],
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--split", "iris=1.0.0:0"],
+        ["--split", "iris"],
+        ["--workers", "0"],
+        ["--max-body-bytes", "lots"],
+        ["--log-format", "xml"],
+        ["--port", "70000"],
+    ],
+)
 def test_bad_flags_exit_2(model_source: ModelSource, start_server: StartServer, bad: list[str]) -> None:
     server = start_server(model_source.path("iris1"), *bad)
     assert server.wait_exit() == 2
@@ -144,11 +158,10 @@ def test_bad_flags_exit_2(model_source: ModelSource, start_server: StartServer, 
     assert bad[0] in log and "--help" in log and "Traceback" not in log, log
 
 
-def test_two_workers_share_socket_metrics_and_json_logs(
-    model_source: ModelSource, start_server: StartServer
-) -> None:
-    server = start_server(model_source.path("iris1"), "--key", str(model_source.pub), "--workers", "2",
-                          "--log-format", "json")
+def test_two_workers_share_socket_metrics_and_json_logs(model_source: ModelSource, start_server: StartServer) -> None:
+    server = start_server(
+        model_source.path("iris1"), "--key", str(model_source.pub), "--workers", "2", "--log-format", "json"
+    )
     url = server.wait_ready()
     # wait until both workers are up (each loads the packages itself)
     deadline = time.monotonic() + 120
@@ -169,13 +182,15 @@ def test_two_workers_share_socket_metrics_and_json_logs(
         n += 1
     for _ in range(6):  # whichever worker answers the scrape sees both workers' counts
         text = httpx.get(url + "/metrics").text
-        line = next(ln for ln in text.splitlines()
-                    if ln.startswith("mpkg_inference_requests_total{") and 'code="200"' in ln)
+        line = next(
+            ln for ln in text.splitlines() if ln.startswith("mpkg_inference_requests_total{") and 'code="200"' in ln
+        )
         assert float(line.rsplit(" ", 1)[1]) == n
     requests = request_records()
     assert len(requests) == n
-    assert all(r["status"] == 200 and str(r["digest"]).startswith("sha256:")
-               and float(r["latency_ms"]) > 0 for r in requests)  # type: ignore[arg-type]
+    assert all(
+        r["status"] == 200 and str(r["digest"]).startswith("sha256:") and float(r["latency_ms"]) > 0 for r in requests
+    )  # type: ignore[arg-type]
     assert server.stop() == 0, server.log()
 
 
@@ -185,14 +200,22 @@ def test_without_pyarrow_arrow_requests_get_415(
     shim = tmp_path / "shim" / "pyarrow"
     shim.mkdir(parents=True)
     (shim / "__init__.py").write_text("raise ImportError('pyarrow is hidden for this test')\n")
-    server = start_server(model_source.path("tab"), "--key", str(model_source.pub),
-                          env=server_env([str(shim.parent)]))
+    server = start_server(model_source.path("tab"), "--key", str(model_source.pub), env=server_env([str(shim.parent)]))
     url = server.wait_ready()
-    r = httpx.post(url + "/v2/models/tab/infer", content=b"\xff\xff\xff\xff",
-                   headers={"Content-Type": "application/vnd.apache.arrow.stream"})
+    r = httpx.post(
+        url + "/v2/models/tab/infer",
+        content=b"\xff\xff\xff\xff",
+        headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+    )
     assert r.status_code == 415 and "pyarrow" in r.json()["error"]
-    ok = httpx.post(url + "/v2/models/tab/infer", json={"inputs": [
-        {"name": "a", "datatype": "FP32", "shape": [2], "data": [1, 2]},
-        {"name": "b", "datatype": "FP32", "shape": [2], "data": [0, 0]}]})
+    ok = httpx.post(
+        url + "/v2/models/tab/infer",
+        json={
+            "inputs": [
+                {"name": "a", "datatype": "FP32", "shape": [2], "data": [1, 2]},
+                {"name": "b", "datatype": "FP32", "shape": [2], "data": [0, 0]},
+            ]
+        },
+    )
     assert ok.json()["outputs"][0]["data"] == [2.0, 4.0]
     assert server.stop() == 0

@@ -10,8 +10,9 @@ import httpx
 import orjson
 from conftest import MAX_BODY, ServerProcess
 
-VALID = orjson.dumps({"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 4],
-                                  "data": [[1, 2, 3, 4], [5, 6, 7, 8]]}]})
+VALID = orjson.dumps(
+    {"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 4], "data": [[1, 2, 3, 4], [5, 6, 7, 8]]}]}
+)
 CASES: list[tuple[str, bytes, dict[str, str], set[int]]] = [
     ("/v2/models/iris/infer", VALID, {"Content-Type": "application/json"}, {200}),
     ("/v2/models/iris/versions/1.1.0/infer", VALID, {}, {200}),

@@ -65,11 +65,15 @@ def test_server_metadata_lists_models(client: httpx.Client, model_source: ModelS
     assert isinstance(doc["version"], str) and doc["version"]
     assert "binary_tensor_data" in doc["extensions"]
     served = {(m["name"], m["version"]) for m in doc["models"]}
-    assert served == {("iris", "1.0.0"), ("iris", "1.1.0"), ("tab", "1.0.0"), ("echo", "1.0.0"),
-                      ("crashy", "2.0.0")}
+    assert served == {("iris", "1.0.0"), ("iris", "1.1.0"), ("tab", "1.0.0"), ("echo", "1.0.0"), ("crashy", "2.0.0")}
     digests = {m["name"] + m["version"]: m["digest"] for m in doc["models"]}
-    for key, name_version in (("iris1", "iris1.0.0"), ("iris2", "iris1.1.0"), ("tab", "tab1.0.0"),
-                              ("echo", "echo1.0.0"), ("crashy", "crashy2.0.0")):
+    for key, name_version in (
+        ("iris1", "iris1.0.0"),
+        ("iris2", "iris1.1.0"),
+        ("tab", "tab1.0.0"),
+        ("echo", "echo1.0.0"),
+        ("crashy", "crashy2.0.0"),
+    ):
         assert digests[name_version] == manifest_digest(model_source.path(key)) == model_source.digests[key]
     assert len(set(digests.values())) == 5
 
@@ -117,8 +121,9 @@ def test_versions_answer_differently(client: httpx.Client, model_source: ModelSo
     for key, version in (("iris1", "1.0.0"), ("iris2", "1.1.0")):
         doc = client.post(f"/v2/models/iris/versions/{version}/infer", json=infer_doc()).json()
         assert doc["model_version"] == version
-        np.testing.assert_allclose(np.reshape(doc["outputs"][0]["data"], (3, 3)),
-                                   expected(model_source, key, X), rtol=1e-6)
+        np.testing.assert_allclose(
+            np.reshape(doc["outputs"][0]["data"], (3, 3)), expected(model_source, key, X), rtol=1e-6
+        )
 
 
 def test_outputs_filter_and_binary_output(client: httpx.Client, model_source: ModelSource) -> None:
@@ -131,69 +136,90 @@ def test_outputs_filter_and_binary_output(client: httpx.Client, model_source: Mo
     assert out["parameters"] == {"binary_data_size": len(blob)} and "data" not in out
     np.testing.assert_array_equal(np.frombuffer(blob, "<f4").reshape(3, 3), want)
     # request-level default, overridden per output
-    doc = infer_doc(parameters={"binary_data_output": True},
-                    outputs=[{"name": "probabilities", "parameters": {"binary_data": False}}])
+    doc = infer_doc(
+        parameters={"binary_data_output": True},
+        outputs=[{"name": "probabilities", "parameters": {"binary_data": False}}],
+    )
     r = client.post("/v2/models/iris/versions/1.0.0/infer", json=doc)
     assert "inference-header-content-length" not in r.headers
     assert "data" in r.json()["outputs"][0]
-    r = client.post("/v2/models/iris/versions/1.0.0/infer",
-                    json=infer_doc(parameters={"binary_data_output": True}))
+    r = client.post("/v2/models/iris/versions/1.0.0/infer", json=infer_doc(parameters={"binary_data_output": True}))
     header, blob = split_binary(r)
     np.testing.assert_array_equal(np.frombuffer(blob, "<f4").reshape(3, 3), want)
-    assert_error(client.post("/v2/models/iris/infer", json=infer_doc(outputs=[{"name": "nope"}])),
-                 400, "nope")
+    assert_error(client.post("/v2/models/iris/infer", json=infer_doc(outputs=[{"name": "nope"}])), 400, "nope")
 
 
 def test_binary_input(client: httpx.Client, model_source: ModelSource) -> None:
     x = np.asarray(X, dtype="<f4")
-    header = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [3, 4],
-                          "parameters": {"binary_data_size": x.nbytes}}]}
+    header = {
+        "inputs": [
+            {"name": "features", "datatype": "FP32", "shape": [3, 4], "parameters": {"binary_data_size": x.nbytes}}
+        ]
+    }
     body, headers = binary_body(header, x.tobytes())
     r = client.post("/v2/models/iris/versions/1.0.0/infer", content=body, headers=headers)
     assert r.status_code == 200, r.text
-    np.testing.assert_allclose(np.reshape(r.json()["outputs"][0]["data"], (3, 3)),
-                               expected(model_source, "iris1", X), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.reshape(r.json()["outputs"][0]["data"], (3, 3)), expected(model_source, "iris1", X), rtol=1e-6
+    )
     # wrong size, trailing bytes, header length past the body
-    bad, headers = binary_body({"inputs": [{**header["inputs"][0], "parameters": {"binary_data_size": 40}}]},
-                               x.tobytes()[:40])
+    bad, headers = binary_body(
+        {"inputs": [{**header["inputs"][0], "parameters": {"binary_data_size": 40}}]}, x.tobytes()[:40]
+    )
     assert_error(client.post("/v2/models/iris/infer", content=bad, headers=headers), 400, "features", "48")
     extra, headers = binary_body(header, x.tobytes(), b"junk")
     assert_error(client.post("/v2/models/iris/infer", content=extra, headers=headers), 400, "after")
     headers["Inference-Header-Content-Length"] = str(len(extra) + 5)
-    assert_error(client.post("/v2/models/iris/infer", content=extra, headers=headers), 400,
-                 "Inference-Header-Content-Length")
+    assert_error(
+        client.post("/v2/models/iris/infer", content=extra, headers=headers), 400, "Inference-Header-Content-Length"
+    )
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_compressed_body(client: httpx.Client, model_source: ModelSource, encoding: str) -> None:
     raw = orjson.dumps(infer_doc())
     body = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
-    r = client.post("/v2/models/iris/versions/1.0.0/infer", content=body,
-                    headers={"Content-Encoding": encoding, "Content-Type": "application/json"})
+    r = client.post(
+        "/v2/models/iris/versions/1.0.0/infer",
+        content=body,
+        headers={"Content-Encoding": encoding, "Content-Type": "application/json"},
+    )
     assert r.status_code == 200, r.text
-    np.testing.assert_allclose(np.reshape(r.json()["outputs"][0]["data"], (3, 3)),
-                               expected(model_source, "iris1", X), rtol=1e-6)
-    assert_error(client.post("/v2/models/iris/infer", content=body[: len(body) // 2],
-                             headers={"Content-Encoding": encoding}), 400)
+    np.testing.assert_allclose(
+        np.reshape(r.json()["outputs"][0]["data"], (3, 3)), expected(model_source, "iris1", X), rtol=1e-6
+    )
+    assert_error(
+        client.post("/v2/models/iris/infer", content=body[: len(body) // 2], headers={"Content-Encoding": encoding}),
+        400,
+    )
 
 
 def test_bytes_json_and_binary(client: httpx.Client) -> None:
     words = ["hello", "wörld", ""]
-    r = client.post("/v2/models/echo/infer", json={"inputs": [
-        {"name": "text", "datatype": "BYTES", "shape": [3], "data": words}]})
+    r = client.post(
+        "/v2/models/echo/infer", json={"inputs": [{"name": "text", "datatype": "BYTES", "shape": [3], "data": words}]}
+    )
     assert r.status_code == 200, r.text
     out = r.json()["outputs"][0]
     assert (out["datatype"], out["shape"], out["data"]) == ("BYTES", [3], words)
     blob = b"".join(len(w.encode()).to_bytes(4, "little") + w.encode() for w in words)
-    body, headers = binary_body({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [3],
-                                             "parameters": {"binary_data_size": len(blob)}}],
-                                 "parameters": {"binary_data_output": True}}, blob)
+    body, headers = binary_body(
+        {
+            "inputs": [
+                {"name": "text", "datatype": "BYTES", "shape": [3], "parameters": {"binary_data_size": len(blob)}}
+            ],
+            "parameters": {"binary_data_output": True},
+        },
+        blob,
+    )
     r = client.post("/v2/models/echo/infer", content=body, headers=headers)
     _, data = split_binary(r)
     assert data == blob
     bad = (5).to_bytes(4, "little") + b"\xff\xfe\xfd\xfc\xfb"
-    body, headers = binary_body({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
-                                             "parameters": {"binary_data_size": len(bad)}}]}, bad)
+    body, headers = binary_body(
+        {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": len(bad)}}]},
+        bad,
+    )
     assert_error(client.post("/v2/models/echo/infer", content=body, headers=headers), 400, "UTF-8")
 
 
@@ -213,20 +239,44 @@ def test_arrow_ipc(client: httpx.Client) -> None:
     import pyarrow as pa
 
     table = pa.table({"a": pa.array([1.0, 2.0, -3.0], pa.float32()), "b": pa.array([0.5, 1.0, 1.0], pa.float32())})
-    r = client.post("/v2/models/tab/infer", content=arrow_bytes(table),
-                    headers={"Content-Type": "application/vnd.apache.arrow.stream"})
+    r = client.post(
+        "/v2/models/tab/infer",
+        content=arrow_bytes(table),
+        headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/vnd.apache.arrow.stream"
     assert r.headers["model-version"] == "1.0.0"
     out = pa.ipc.open_stream(r.content).read_all()
     assert out.column("score").to_pylist() == [2.5, 5.0, -5.0]
     wrong = pa.table({"a": pa.array(["x"]), "b": pa.array([1.0], pa.float32())})
-    assert_error(client.post("/v2/models/tab/infer", content=arrow_bytes(wrong),
-                             headers={"Content-Type": "application/vnd.apache.arrow.stream"}), 400, "a")
-    assert_error(client.post("/v2/models/tab/infer", content=b"not arrow at all",
-                             headers={"Content-Type": "application/vnd.apache.arrow.stream"}), 400, "Arrow")
-    assert_error(client.post("/v2/models/iris/infer", content=arrow_bytes(table),
-                             headers={"Content-Type": "application/vnd.apache.arrow.stream"}), 415, "tabular")
+    assert_error(
+        client.post(
+            "/v2/models/tab/infer",
+            content=arrow_bytes(wrong),
+            headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+        ),
+        400,
+        "a",
+    )
+    assert_error(
+        client.post(
+            "/v2/models/tab/infer",
+            content=b"not arrow at all",
+            headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+        ),
+        400,
+        "Arrow",
+    )
+    assert_error(
+        client.post(
+            "/v2/models/iris/infer",
+            content=arrow_bytes(table),
+            headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+        ),
+        415,
+        "tabular",
+    )
 
 
 # --- refusals ---------------------------------------------------------------------
@@ -234,12 +284,16 @@ def test_arrow_ipc(client: httpx.Client) -> None:
 
 def test_400_malformed_and_contract(client: httpx.Client) -> None:
     url = "/v2/models/iris/infer"
-    assert_error(client.post(url, content=b"{not json", headers={"Content-Type": "application/json"}),
-                 400, "JSON")
+    assert_error(client.post(url, content=b"{not json", headers={"Content-Type": "application/json"}), 400, "JSON")
     assert_error(client.post(url, json=[1, 2]), 400, "object")
     assert_error(client.post(url, json={"inputs": []}), 400, "inputs")
-    assert_error(client.post(url, json={"inputs": [{"name": "wrong", "datatype": "FP32", "shape": [1, 4],
-                                                    "data": [1, 2, 3, 4]}]}), 400, "wrong")
+    assert_error(
+        client.post(
+            url, json={"inputs": [{"name": "wrong", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}
+        ),
+        400,
+        "wrong",
+    )
     doc = infer_doc()
     doc["inputs"][0]["datatype"] = "FP64"
     assert_error(client.post(url, json=doc), 400, "features", "FP32")
@@ -250,8 +304,9 @@ def test_400_malformed_and_contract(client: httpx.Client) -> None:
     assert_error(client.post(url, json=infer_doc([[1, 2, 3], [4, 5]], shape=[2, 4])), 400, "features")
     # passes the codec, violates the contract's fixed dim: the model's own check names the field
     assert_error(client.post(url, json=infer_doc([[1.0, 2.0, 3.0]])), 400, "features", "dim 1")
-    assert_error(client.post(url, json={"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4]}]}),
-                 400, "data")
+    assert_error(
+        client.post(url, json={"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4]}]}), 400, "data"
+    )
     assert_error(client.post(url, json=infer_doc(id=5)), 400, "id")
 
 
@@ -274,27 +329,46 @@ def test_405(client: httpx.Client) -> None:
 
 def test_413_content_length_streamed_and_bomb(client: httpx.Client, server: ServerProcess) -> None:
     big = b" " * (MAX_BODY + 1)
-    assert_error(client.post("/v2/models/iris/infer", content=big,
-                             headers={"Content-Type": "application/json"}), 413, "limit")
+    assert_error(
+        client.post("/v2/models/iris/infer", content=big, headers={"Content-Type": "application/json"}), 413, "limit"
+    )
 
     def chunks() -> object:  # no Content-Length: the streamed byte count must catch it
         for _ in range(8):
             yield b" " * (MAX_BODY // 4)
 
-    assert_error(client.post("/v2/models/iris/infer", content=chunks(),  # type: ignore[arg-type]
-                             headers={"Content-Type": "application/json"}), 413, "limit")
+    assert_error(
+        client.post(
+            "/v2/models/iris/infer",
+            content=chunks(),  # type: ignore[arg-type]
+            headers={"Content-Type": "application/json"},
+        ),
+        413,
+        "limit",
+    )
     bomb = gzip.compress(b" " * (MAX_BODY * 8))
     assert len(bomb) < MAX_BODY
-    assert_error(client.post("/v2/models/iris/infer", content=bomb,
-                             headers={"Content-Encoding": "gzip"}), 413, "decompressed")
+    assert_error(
+        client.post("/v2/models/iris/infer", content=bomb, headers={"Content-Encoding": "gzip"}), 413, "decompressed"
+    )
     assert client.get("/v2/health/live").status_code == 200
 
 
 def test_415(client: httpx.Client) -> None:
-    assert_error(client.post("/v2/models/iris/infer", content=orjson.dumps(infer_doc()),
-                             headers={"Content-Type": "text/csv"}), 415, "text/csv")
-    assert_error(client.post("/v2/models/iris/infer", content=orjson.dumps(infer_doc()),
-                             headers={"Content-Type": "application/json", "Content-Encoding": "br"}), 415, "br")
+    assert_error(
+        client.post("/v2/models/iris/infer", content=orjson.dumps(infer_doc()), headers={"Content-Type": "text/csv"}),
+        415,
+        "text/csv",
+    )
+    assert_error(
+        client.post(
+            "/v2/models/iris/infer",
+            content=orjson.dumps(infer_doc()),
+            headers={"Content-Type": "application/json", "Content-Encoding": "br"},
+        ),
+        415,
+        "br",
+    )
 
 
 def test_500_is_generic_and_logged(client: httpx.Client, server: ServerProcess) -> None:
@@ -336,9 +410,15 @@ def test_metrics(client: httpx.Client) -> None:
     count0 = value(before.text, f"mpkg_inference_request_duration_seconds_count{{{labels}}}")
     err0 = value(before.text, f"mpkg_inference_errors_total{{{labels}}}")
     for _ in range(3):
-        client.post("/v2/models/tab/infer", json={"inputs": [
-            {"name": "a", "datatype": "FP32", "shape": [1], "data": [1]},
-            {"name": "b", "datatype": "FP32", "shape": [1], "data": [1]}]})
+        client.post(
+            "/v2/models/tab/infer",
+            json={
+                "inputs": [
+                    {"name": "a", "datatype": "FP32", "shape": [1], "data": [1]},
+                    {"name": "b", "datatype": "FP32", "shape": [1], "data": [1]},
+                ]
+            },
+        )
     client.post("/v2/models/tab/infer", json={"inputs": []})
     after = client.get("/metrics").text
     assert value(after, f'mpkg_inference_requests_total{{{labels},code="200"}}') == ok0 + 3

@@ -49,7 +49,10 @@ def test_infer(
 ) -> None:
     want = reference_probabilities(model_source, "iris1", X)
     result = triton.infer(
-        "iris", [_features(binary_in)], model_version="1.0.0", request_id="t-1",
+        "iris",
+        [_features(binary_in)],
+        model_version="1.0.0",
+        request_id="t-1",
         outputs=[httpclient.InferRequestedOutput("probabilities", binary_data=binary_out)],
         request_compression_algorithm=compression,
     )

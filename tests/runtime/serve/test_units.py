@@ -31,16 +31,18 @@ from mpkg.serve.tensors import (
 )
 from mpkg.serve.types import ServableModel
 
-CONTRACT = Contract.from_json({
-    "inputs": [
-        {"name": "x", "dtype": "float32", "shape": ["batch", 2]},
-        {"name": "i8", "dtype": "int8", "shape": [-1]},
-        {"name": "flag", "dtype": "bool", "shape": [-1]},
-        {"name": "s", "dtype": "string", "shape": [-1]},
-        {"name": "t", "dtype": "timestamp[us]", "shape": [-1]},
-    ],
-    "outputs": [{"name": "y", "dtype": "float32", "shape": [-1]}],
-})
+CONTRACT = Contract.from_json(
+    {
+        "inputs": [
+            {"name": "x", "dtype": "float32", "shape": ["batch", 2]},
+            {"name": "i8", "dtype": "int8", "shape": [-1]},
+            {"name": "flag", "dtype": "bool", "shape": [-1]},
+            {"name": "s", "dtype": "string", "shape": [-1]},
+            {"name": "t", "dtype": "timestamp[us]", "shape": [-1]},
+        ],
+        "outputs": [{"name": "y", "dtype": "float32", "shape": [-1]}],
+    }
+)
 SPECS = input_specs(CONTRACT)
 
 
@@ -83,18 +85,15 @@ def test_json_decoding_is_strict() -> None:
 
 def test_binary_decoding_is_zero_copy_and_checked() -> None:
     x = np.arange(6, dtype="<f4")
-    doc = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [3, 2],
-                       "parameters": {"binary_data_size": x.nbytes}}]}
+    doc = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [3, 2], "parameters": {"binary_data_size": x.nbytes}}]}
     out = parse(doc, x.tobytes())["x"]
     assert out.shape == (3, 2) and not out.flags.owndata and out.tolist() == x.reshape(3, 2).tolist()
-    bools = {"inputs": [{"name": "flag", "datatype": "BOOL", "shape": [2],
-                         "parameters": {"binary_data_size": 2}}]}
+    bools = {"inputs": [{"name": "flag", "datatype": "BOOL", "shape": [2], "parameters": {"binary_data_size": 2}}]}
     assert parse(bools, b"\x01\x00")["flag"].tolist() == [True, False]
     refused(bools, "0 or 1", blobs=(b"\x02\x00",))
     refused(doc, "runs past", blobs=(x.tobytes()[:8],))
     refused({"inputs": [{**doc["inputs"][0], "data": [1]}]}, "both", blobs=(x.tobytes(),))
-    strings = {"inputs": [{"name": "s", "datatype": "BYTES", "shape": [2],
-                           "parameters": {"binary_data_size": 11}}]}
+    strings = {"inputs": [{"name": "s", "datatype": "BYTES", "shape": [2], "parameters": {"binary_data_size": 11}}]}
     blob = b"\x03\x00\x00\x00abc" + b"\x00\x00\x00\x00"
     assert parse(strings, blob)["s"].tolist() == ["abc", ""]
     short = {"inputs": [{**strings["inputs"][0], "parameters": {"binary_data_size": 6}}]}
@@ -107,10 +106,14 @@ def test_response_encoding() -> None:
     y = np.array([[1.5, 2.5]], dtype=">f4")  # big-endian from a model still goes out little-endian
     body, n = encode_infer_response("m", "1", req, {"y": y})
     assert n is None and orjson.loads(body)["outputs"] == [
-        {"name": "y", "datatype": "FP32", "shape": [1, 2], "data": [1.5, 2.5]}]
+        {"name": "y", "datatype": "FP32", "shape": [1, 2], "data": [1.5, 2.5]}
+    ]
     binreq = parse_infer_request(
         orjson.dumps({**tensor("i8", "INT8", [1], [1]), "parameters": {"binary_data_output": True}}),
-        None, SPECS, ("y",))
+        None,
+        SPECS,
+        ("y",),
+    )
     body, n = encode_infer_response("m", "1", binreq, {"y": y})
     assert n is not None and np.frombuffer(body[n:], "<f4").tolist() == [1.5, 2.5]
     body, n = encode_infer_response("m", "1", binreq, {"y": np.array(["é", "b"], dtype=object)})
@@ -138,8 +141,7 @@ def test_split_parsing() -> None:
 
 
 def test_version_order() -> None:
-    assert sorted(["1.10.0", "1.9.0", "2.0.0rc1", "weird"], key=version_key) == [
-        "weird", "1.9.0", "1.10.0", "2.0.0rc1"]
+    assert sorted(["1.10.0", "1.9.0", "2.0.0rc1", "weird"], key=version_key) == ["weird", "1.9.0", "1.10.0", "2.0.0rc1"]
 
 
 @pytest.fixture(scope="module")
@@ -238,8 +240,23 @@ def test_cli_parsing() -> None:
             parse_size(bad)
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
-    args = parser.parse_args(["serve", "a.mpkg", "b.mpkg", "--key", "k.pub", "--split", "m=1:1,2:3",
-                              "--workers", "3", "--max-body-bytes", "1MiB", "--log-format", "json"])
+    args = parser.parse_args(
+        [
+            "serve",
+            "a.mpkg",
+            "b.mpkg",
+            "--key",
+            "k.pub",
+            "--split",
+            "m=1:1,2:3",
+            "--workers",
+            "3",
+            "--max-body-bytes",
+            "1MiB",
+            "--log-format",
+            "json",
+        ]
+    )
     assert args.packages == ["a.mpkg", "b.mpkg"] and args.key == ["k.pub"]
     assert args.split == [Split("m", (("1", 1), ("2", 3)))]
     assert (args.workers, args.max_body_bytes, args.log_format, args.port) == (3, 1024 * 1024, "json", 8080)
@@ -248,7 +265,9 @@ def test_cli_parsing() -> None:
 
 def test_cli_module_import_is_cheap() -> None:
     """The top-level CLI imports every command's register(); serving deps load only on use."""
-    code = ("import sys, mpkg.serve.cli, mpkg.serve; "
-            "print(sorted(m for m in ('uvicorn', 'orjson', 'httptools', 'uvloop') if m in sys.modules))")
+    code = (
+        "import sys, mpkg.serve.cli, mpkg.serve; "
+        "print(sorted(m for m in ('uvicorn', 'orjson', 'httptools', 'uvloop') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=server_env(), check=True)
     assert out.stdout.strip() == "[]"
