@@ -20,6 +20,7 @@ import orjson
 from mpkg.errors import ContractError
 
 from .body import ENCODINGS, Disconnected, decompress, read_body, too_large
+from .isolate import ChildGone
 from .limits import Limits
 from .logs import Log
 from .metrics import Metrics
@@ -71,9 +72,11 @@ class ServerState:
         """Ready to answer every model it serves: loaded, not draining, none quarantined."""
         return self.models is not None and not self.draining and not any(r.quarantined for r in self.runners.values())
 
-    def quarantine(self, entry: ModelEntry, reason: str) -> None:
-        """Stop answering for ``entry`` for good: its package file changed under the server."""
-        runner = self.runners[entry.index]
+    def quarantine(self, index: int, reason: str) -> None:
+        """Stop answering for model ``index`` for good: its package file changed under the server."""
+        assert self.models is not None
+        entry = self.models.entries[index]
+        runner = self.runners[index]
         if runner.quarantined is None:
             runner.quarantined = reason
             self.log.event(
@@ -275,9 +278,22 @@ class App:
             )
         try:
             body = await read_body(receive, limit, declared, state.limits.body_timeout)
-            return await runner.run(  # type: ignore[no-any-return]
-                asyncio.get_running_loop(), _pipeline, pa, entry, body, encoding, header_length, limit
+            if runner.quarantined:
+                raise RequestError(503, f"model {entry.name} {entry.version} stopped answering: {runner.quarantined}")
+            loop = asyncio.get_running_loop()
+            remote = getattr(entry.model, "call_pipeline", None)
+            if remote is None:
+                return await runner.run(  # type: ignore[no-any-return]
+                    loop, _pipeline, pa, entry, body, encoding, header_length, limit
+                )
+            # --isolate: the package's own process runs the whole pipeline (isolate.py)
+            status, headers, out, request_id = await runner.run(
+                loop, remote, arrow, body, encoding, header_length, limit
             )
+            return status, headers, out, entry, request_id
+        except ChildGone as exc:
+            state.quarantine(entry.index, str(exc))
+            raise RequestError(503, f"model {entry.name} {entry.version} stopped answering: {exc}") from None
         finally:
             runner.release()
 

@@ -112,6 +112,12 @@ def register(subparsers: Any) -> None:
         metavar="SIZE",
         help="largest request body, also after decompression (default 64MiB)",
     )
+    p.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run each package in its own process behind the one port, so one package's code "
+        "cannot reach another's objects (spec/runtime.md §8)",
+    )
     limits = p.add_argument_group("limits (spec/runtime.md §6: what each refusal answers)")
     limits.add_argument(
         "--max-inflight",
@@ -214,6 +220,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
             body_timeout=args.body_timeout,
             keepalive_timeout=args.keepalive_timeout,
         ),
+        isolate=args.isolate,
         log_format=args.log_format,
         drain_timeout=args.drain_timeout,
     )

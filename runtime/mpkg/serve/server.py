@@ -45,6 +45,7 @@ from .logs import Log
 from .metrics import Metrics
 from .registry import ModelSet, Split
 from .types import ServableModel
+from .watch import PackageWatch, ignore_lease_signals
 
 Loader = Callable[[str, Sequence[str], bool], ServableModel]
 
@@ -65,6 +66,7 @@ class ServeOptions:
     log_format: str = "text"
     drain_timeout: float = 30.0
     loader: Loader | None = None  # None: mpkg.load; must be a module-level function
+    isolate: bool = False  # each package in its own process (isolate.py)
 
     def check(self) -> None:
         """Refuse impossible settings before binding anything."""
@@ -96,6 +98,7 @@ def serve(
     drain_timeout: float = 30.0,
     loader: Loader | None = None,
     limits: Limits | None = None,
+    isolate: bool = False,
 ) -> None:
     """Serve packages until SIGTERM/SIGINT; returns after a clean drain.
 
@@ -116,6 +119,7 @@ def serve(
             log_format=log_format,
             drain_timeout=drain_timeout,
             loader=loader,
+            isolate=isolate,
         )
     )
 
@@ -170,6 +174,12 @@ def _url_host(host: str) -> str:
 def load_models(options: ServeOptions, worker: int = 0) -> ModelSet:
     """Load every package, smoke-test each, and validate the split settings."""
     loader = options.loader or _default_loader
+    if options.isolate and options.loader is None:
+        from .isolate import RemoteModel
+
+        def loader(path: str, keys: Sequence[str], allow_unsigned: bool) -> ServableModel:
+            return RemoteModel(path, keys, allow_unsigned, options.limits.max_inflight)
+
     models: list[ServableModel] = []
     for path in options.packages:
         try:
@@ -229,6 +239,7 @@ class _Server(uvicorn.Server):
         self.worker = worker
         self.metrics_path = metrics_path
         self.failure: MpkgError | None = None
+        self.watch: PackageWatch | None = None
         self._drain_deadline = 0.0
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -268,13 +279,36 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
     def _ready(self, models: ModelSet, metrics: Metrics) -> None:
-        self.state.install(models, metrics)
-        self.state.log.event(
+        state = self.state
+        state.install(models, metrics)
+        self.watch = self._watch(models)
+        state.log.event(
             "info",
             "ready",
             worker=self.worker,
             models=" ".join(f"{e.name}:{e.version}" for e in models.entries),
         )
+
+    def _watch(self, models: ModelSet) -> PackageWatch:
+        """Quarantine a model whose package file changes (watch.py); runs on the loop thread."""
+        state = self.state
+        watch = PackageWatch(asyncio.get_running_loop(), state.quarantine, lambda i: state.runners[i].pending)
+        ignore_lease_signals()
+        for entry, path in zip(models.entries, self.options.packages, strict=True):
+            package_fd = getattr(entry.model, "package_fd", None)
+            fd = package_fd() if callable(package_fd) else None
+            if fd is None:
+                continue
+            no_lease = watch.add(entry.index, path, fd)
+            if no_lease is not None:
+                state.log.event(
+                    "warning",
+                    f"{path}: no lease on the package file ({no_lease}); changes are detected by polling "
+                    "only, after they happen (run as the file's owner for notice before any write)",
+                    worker=self.worker,
+                )
+        watch.start()
+        return watch
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Unlike uvicorn, do not re-raise the signal after shutdown: a drained stop exits 0.
