@@ -64,6 +64,7 @@ _V2_OF_KIND_SIZE: dict[tuple[str, int], str] = {
     ("f", 8): "FP64",
 }
 MAX_DIMS = 32
+MAX_ELEMENTS = 2**31  # product of a shape's non-zero dims
 
 
 MAX_MESSAGE = 1024  # characters of an error message: a refusal never echoes a huge value back
@@ -258,6 +259,11 @@ def _shape(raw: object, name: str) -> tuple[int, ...]:
         or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in raw)
     ):
         raise _bad(f"input {name!r}: shape must be a list of at most {MAX_DIMS} sizes >= 0")
+    extent = 1  # the size the shape claims once its zero dims are ignored: an empty tensor with
+    for d in raw:  # huge other dims must not reach code that sizes buffers from them
+        extent *= d or 1
+    if extent > MAX_ELEMENTS:
+        raise _bad(f"input {name!r}: shape {shown(raw)} has dims multiplying to over {MAX_ELEMENTS} elements")
     return tuple(raw)
 
 
