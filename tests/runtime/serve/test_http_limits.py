@@ -5,6 +5,7 @@ and connection floods."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import socket
 import threading
@@ -39,10 +40,8 @@ def answer(sock: socket.socket, timeout: float = 30) -> bytes:
 
 def raw(url: str, data: bytes) -> bytes:
     with socket.create_connection(address(url), timeout=30) as sock:
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
         return answer(sock)
 
 
@@ -67,10 +66,8 @@ def test_slowloris_silent_and_byte_by_byte_connections_do_not_stop_health(
         request = b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n" + b"x-pad: " + b"a" * 1000
         for i in range(len(request)):
             for s in trickle:
-                try:
+                with contextlib.suppress(OSError):
                     s.send(request[i : i + 1])
-                except OSError:
-                    pass
             if stop.wait(0.2):
                 return
 
