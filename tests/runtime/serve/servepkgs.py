@@ -187,6 +187,7 @@ def preprocess(inputs):
     out = os.environ.get({SNOOP_ENV!r})
     if out:
         found = []
+        gc.unfreeze()  # the server froze what it loaded; package code can undo that
         for obj in gc.get_objects():
             if type(obj).__name__ == "Model" and getattr(obj, "name", None) not in (None, "snoop"):
                 found.append(obj.name)
