@@ -7,7 +7,6 @@ that a thousand hostile connections cost little, large enough for real clients
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from mpkg.errors import UsageError
@@ -72,9 +71,3 @@ def raise_open_files(wanted: int) -> int:
         return wanted
     return max(1, min(wanted, soft - reserve))
 
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
