@@ -233,7 +233,10 @@ def bench_kserve(seconds: float, scratch: Path) -> tuple[str, dict[int, Load], f
     """KServe's ModelServer on the iris graph: (label, loads by batch, launch to first answer)."""
     python = ensure_kserve()
     version = subprocess.run(
-        [str(python), "-c", "import kserve; print(kserve.__version__)"], capture_output=True, text=True, check=True
+        [str(python), "-c", "from importlib.metadata import version; print(version('kserve'))"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     port = free_port()
     url = f"http://127.0.0.1:{port}/v2/models/iris-mlp/infer"
