@@ -70,4 +70,3 @@ def raise_open_files(wanted: int) -> int:
     if soft == resource.RLIM_INFINITY:
         return wanted
     return max(1, min(wanted, soft - reserve))
-
