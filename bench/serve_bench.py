@@ -1,4 +1,6 @@
-"""Serve benchmark: `mpkg serve` vs in-process onnxruntime vs MLflow's scoring server.
+"""Serve benchmark: `mpkg serve` vs in-process onnxruntime, MLflow's scoring server and
+KServe's own Python ``ModelServer`` (a custom ``kserve.Model`` around onnxruntime, as a
+KServe user writes it: bench/kserve_model.py), on the same model, client and run.
 
 Load comes from ``wrk`` (one thread, 16 keep-alive connections, Lua POST bodies), which
 costs little CPU itself. Client and server share the machine's cores, so requests/s alone
@@ -30,6 +32,8 @@ ROOT = HERE.parent
 IRIS = ROOT / "examples" / "iris-mlp"
 MPKG = str(Path(sys.executable).parent / "mpkg")
 MLFLOW_VENV = HERE / ".venv-mlflow"
+KSERVE_VENV = HERE / ".venv-kserve"
+KSERVE_PIN = "kserve==0.21.0"  # the baseline's own venv: never a runtime dependency of mpkg
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONNECTIONS = 16
 BATCHES = (1, 64)
@@ -210,6 +214,43 @@ def mlflow_version(python: Path) -> str:
     return out.stdout.strip()
 
 
+# --- KServe ------------------------------------------------------------------------------------------
+
+
+def ensure_kserve() -> Path:
+    """bench/.venv-kserve with kserve, onnxruntime and numpy (created on first run)."""
+    python = KSERVE_VENV / "bin" / "python"
+    stamp = KSERVE_VENV / ".installed"
+    if not stamp.exists():
+        print(f"  creating bench/.venv-kserve (pip install {KSERVE_PIN} onnxruntime numpy) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(KSERVE_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", KSERVE_PIN, "onnxruntime", "numpy"], check=True)
+        stamp.touch()
+    return python
+
+
+def bench_kserve(seconds: float, scratch: Path) -> tuple[str, dict[int, Load], float]:
+    """KServe's ModelServer on the iris graph: (label, loads by batch, launch to first answer)."""
+    python = ensure_kserve()
+    version = subprocess.run(
+        [str(python), "-c", "from importlib.metadata import version; print(version('kserve'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v2/models/iris-mlp/infer"
+    argv = [str(python), str(HERE / "kserve_model.py"), str(IRIS / "model.onnx"), "iris-mlp", str(port)]
+    t0 = time.perf_counter()
+    proc = start(argv, scratch / "kserve.log")
+    try:
+        wait_first_answer(proc, url, v2_body(1))
+        launch = time.perf_counter() - t0
+        return f"KServe {version}", {b: wrk(url, v2_body(b), seconds, proc.pid, scratch) for b in BATCHES}, launch
+    finally:
+        stop(proc)
+
+
 # --- the section ---------------------------------------------------------------------------------------
 
 
@@ -244,6 +285,14 @@ def bench_serve(rep: Any, scratch: Path, key: Path, pub: Path, seconds: float, w
         stop(proc)
 
     results["onnxruntime in-process"] = in_process(IRIS / "model.onnx", min(seconds, 5.0))
+
+    kserve_note = ""
+    try:
+        label, loads, launch["kserve"] = bench_kserve(seconds, scratch)
+        results[label] = loads
+    except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
+        kserve_note = f"KServe could not be measured: {exc}"
+        print(f"  {kserve_note}", flush=True)
 
     mlflow_note = ""
     if with_mlflow:
@@ -302,11 +351,11 @@ def bench_serve(rep: Any, scratch: Path, key: Path, pub: Path, seconds: float, w
     rep.tables.append(table)
     print("  " + table.replace("\n", "\n  "), flush=True)
     ours = results["mpkg serve"]
-    mlf = next((v for k, v in results.items() if k.startswith("MLflow")), None)
+    peers = {k.split()[0]: v for k, v in results.items() if k.startswith(("MLflow", "KServe"))}
     for b in BATCHES:
-        if mlf is not None:
-            ratio = ours[b].rps / mlf[b].rps
-            rep.add("serve", f"throughput vs MLflow, batch {b}", f"{ratio:.1f}x", ">= 5x", ratio >= 5)
+        for peer, loads in peers.items():
+            ratio = ours[b].rps / loads[b].rps
+            rep.add("serve", f"throughput vs {peer}, batch {b}", f"{ratio:.1f}x", ">= 5x", ratio >= 5)
         rep.add(
             "serve",
             f"server CPU per request, batch {b}",
@@ -326,6 +375,9 @@ def bench_serve(rep: Any, scratch: Path, key: Path, pub: Path, seconds: float, w
     )
     if "mlflow" in launch:
         rep.add("serve", "MLflow launch to first answer", f"{launch['mlflow']:.2f} s")
-    if mlflow_note:
-        rep.notes.append(mlflow_note)
+    if "kserve" in launch:
+        rep.add("serve", "KServe launch to first answer", f"{launch['kserve']:.2f} s")
+    for note in (mlflow_note, kserve_note):
+        if note:
+            rep.notes.append(note)
     shutil.rmtree(scratch / "mlflow-iris", ignore_errors=True)

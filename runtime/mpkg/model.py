@@ -350,6 +350,15 @@ class Model:
 
     # --- lifetime -------------------------------------------------------------------------------
 
+    def package_fd(self) -> int | None:
+        """The file descriptor of the verified package file the weights are mapped from (the
+        map's own), or None for a model built from parts. A server watches this exact file:
+        bytes changed under a shared map would change answers without changing the digest."""
+        for obj in self._keepalive:
+            if isinstance(obj, _OpenFile) and obj.fd >= 0:
+                return obj.fd
+        return None
+
     def close(self) -> None:
         """Drop the session, weights and code; the map closes once no array refers to it."""
         self._runner = None
@@ -361,6 +370,8 @@ class Model:
                 # arrays handed out may still refer to it; then GC closes it later
                 with contextlib.suppress(BufferError):
                     obj.close()
+            elif isinstance(obj, _OpenFile):
+                obj.close()
         self._keepalive = []
 
     def __enter__(self) -> Model:
@@ -371,6 +382,21 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<mpkg.Model {self.name}@{self.version} {self.digest[:19]}>"
+
+
+class _OpenFile:
+    """The verified package's open file, kept (as a duplicate descriptor) while its map is in use."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def example_inputs(contract: Contract) -> dict[str, Array]:
@@ -482,7 +508,7 @@ def _from_package(pkg: PackageFile, manifest: Manifest, mm: mmap.mmap) -> Model:
         card=card,
         example=example,
         manifest=manifest,
-        keepalive=(mm,),
+        keepalive=(mm, _OpenFile(os.dup(pkg.file.fileno()))),
     )
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +19,14 @@ import orjson
 
 from mpkg.errors import ContractError
 
+from .body import ENCODINGS, Disconnected, decompress, read_body, too_large
+from .isolate import ChildGone
+from .limits import Limits
 from .logs import Log
 from .metrics import Metrics
 from .registry import ModelEntry, ModelSet
-from .tensors import RequestError, encode_infer_response, parse_infer_request
+from .runner import ModelRunner
+from .tensors import RequestError, encode_infer_response, parse_infer_request, shown
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,83 +45,52 @@ _READY = orjson.dumps({"ready": True})
 _NOT_READY = orjson.dumps({"ready": False})
 _GENERIC_500 = "internal error in the model's code; the server log has the details"
 
-# Adaptive execution: a model whose calls stay fast runs on the event loop (no thread
-# hop, no GIL hand-over); anything slow moves to a thread so health checks keep answering.
-# In a thread, a call is judged by the CPU time of its thread: its wall time under load is
-# mostly waiting for the GIL (up to the 5 ms switch interval), which says nothing about the
-# model. A call that blocks without using CPU (I/O, sleep) is kept off the loop by the
-# wall-time cap. On the loop, wall time is what health checks wait for, but one preemption
-# by the OS must not send a fast model back to threads: it takes _SLOW_STRIKES slow calls
-# in a row. Each demotion doubles the fast calls needed before the next promotion, so a
-# model that is sometimes slow settles in the thread pool instead of flapping.
-_INLINE_AFTER_FAST_CALLS = 8
-_INLINE_AFTER_MAX = 4096
-_FAST_S = 0.001  # CPU seconds of one call in a thread that count as fast
-_FAST_WALL_S = 0.05  # ... provided the call did not block for longer than this
-_SLOW_S = 0.002  # wall seconds of one call on the loop that count as slow
-_SLOW_STRIKES = 2
-_INLINE_MAX_BODY = 256 * 1024
-
-
-class _Disconnected(Exception):
-    pass
+_RETRY_AFTER = (b"retry-after", b"1")
 
 
 @dataclass
 class ServerState:
-    """Mutable per-process state shared by the app, the loader and the signal handler."""
+    """Mutable per-process state shared by the app, the loader, the watcher and the signal handler."""
 
-    max_body_bytes: int
+    limits: Limits
     log: Log
     models: ModelSet | None = None
     metrics: Metrics | None = None
     draining: bool = False
     inflight: int = 0
     starting_message: str = "server is starting: packages are still loading"
-    dispatch: dict[int, Dispatch] = field(default_factory=dict)  # by ModelEntry.index
+    runners: dict[int, ModelRunner] = field(default_factory=dict)  # by ModelEntry.index
 
     def install(self, models: ModelSet, metrics: Metrics) -> None:
+        limits = self.limits
+        self.runners = {e.index: ModelRunner(e.name, limits.max_inflight, limits.max_queue) for e in models.entries}
         self.metrics = metrics
         self.models = models  # set last: a non-None models means ready
 
+    @property
+    def ready(self) -> bool:
+        """Ready to answer every model it serves: loaded, not draining, none quarantined."""
+        return self.models is not None and not self.draining and not any(r.quarantined for r in self.runners.values())
 
-class Dispatch:
-    """Where one model's calls run: on the event loop once it has proven fast, else a thread."""
-
-    __slots__ = ("fast", "inline", "needed", "strikes")
-
-    def __init__(self) -> None:
-        self.inline = False
-        self.fast = 0  # consecutive fast calls in the thread pool
-        self.needed = _INLINE_AFTER_FAST_CALLS
-        self.strikes = 0  # consecutive slow calls on the loop
-
-    def threaded(self, cpu: float, wall: float) -> None:
-        """Account for one call run in a thread."""
-        if cpu < _FAST_S and wall < _FAST_WALL_S:
-            self.fast += 1
-            if self.fast >= self.needed:
-                self.inline, self.strikes = True, 0
-        else:
-            self.fast = 0
-
-    def on_loop(self, wall: float) -> None:
-        """Account for one call run on the event loop."""
-        if wall <= _SLOW_S:
-            self.strikes = 0
-            return
-        self.strikes += 1
-        if self.strikes >= _SLOW_STRIKES:
-            self.inline, self.fast = False, 0
-            self.needed = min(self.needed * 2, _INLINE_AFTER_MAX)
+    def quarantine(self, index: int, reason: str) -> None:
+        """Stop answering for model ``index`` for good: its package file changed under the server."""
+        assert self.models is not None
+        entry = self.models.entries[index]
+        runner = self.runners[index]
+        if runner.quarantined is None:
+            runner.quarantined = reason
+            self.log.event(
+                "error",
+                f"model {entry.name} {entry.version} stopped answering: {reason}",
+                digest=entry.digest,
+            )
 
 
 class App:
     """ASGI 3 callable serving the V2 protocol for ``state.models``."""
 
-    def __init__(self, state: ServerState, threads: int = 4) -> None:
+    def __init__(self, state: ServerState) -> None:
         self.state = state
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mpkg-predict")
         self._pyarrow: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -135,7 +106,8 @@ class App:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self._pool.shutdown(wait=False)
+                for runner in self.state.runners.values():
+                    runner.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -151,13 +123,13 @@ class App:
                 status, headers, body, entry, request_id = await self._route(scope, receive)
             except RequestError as exc:
                 status, body = exc.status, orjson.dumps({"error": exc.message})
-                headers = [_CT_JSON]
+                headers = [_CT_JSON, *exc.headers]
                 if status == 405:
                     headers.append((b"allow", b"POST" if scope["path"].endswith("/infer") else b"GET"))
-                elif status == 413:
-                    headers.append((b"connection", b"close"))  # do not drain a huge upload
+                elif status in (408, 413):
+                    headers.append((b"connection", b"close"))  # do not drain a huge or stalled upload
                 entry = entry if entry is not None else getattr(exc, "entry", None)
-            except _Disconnected:
+            except Disconnected:
                 status, headers, body = 499, [], b""
             except Exception as exc:  # a bug, not bad input: log it, answer generically
                 entry = getattr(exc, "entry", None)
@@ -216,7 +188,7 @@ class App:
                 entry = models.metadata_entry(name, version)
                 return 200, [_CT_JSON], entry.metadata_body, None, None
             entry = models.metadata_entry(name, version)
-            if state.draining:
+            if state.draining or state.runners[entry.index].quarantined:
                 return 503, [_CT_JSON], orjson.dumps({"name": name, "ready": False}), None, None
             return 200, [_CT_JSON], entry.ready_body, None, None
         if path in _GET_ROUTES:
@@ -225,7 +197,7 @@ class App:
             if path == "/v2/health/live":
                 return 200, [_CT_JSON], _LIVE, None, None
             if path == "/v2/health/ready":
-                ready = state.models is not None and not state.draining
+                ready = state.ready
                 return (200 if ready else 503), [_CT_JSON], (_READY if ready else _NOT_READY), None, None
             if state.models is None or state.metrics is None:
                 raise RequestError(503, state.starting_message)
@@ -255,16 +227,20 @@ class App:
             raise
 
     async def _infer_entry(self, scope: Scope, receive: Receive, entry: ModelEntry) -> _Result:
-        limit = self.state.max_body_bytes
+        state = self.state
+        limit = state.limits.max_body_bytes
         content_type = b""
         encoding = b""
         header_length: int | None = None
+        declared: int | None = None
         for key, value in scope["headers"]:
             if key == b"content-type":
                 content_type = value
             elif key == b"content-length":
-                if value.isdigit() and int(value) > limit:
-                    raise RequestError(413, f"request body of {int(value)} bytes is over the {limit}-byte limit")
+                if value.isdigit():
+                    declared = int(value)
+                    if declared > limit:
+                        raise too_large(limit)
             elif key == b"content-encoding":
                 encoding = value.strip().lower()
             elif key == b"inference-header-content-length":
@@ -276,13 +252,11 @@ class App:
         if not arrow and ctype not in _JSON_TYPES:
             raise RequestError(
                 415,
-                f"Content-Type {ctype!r} is not supported; send application/json, "
+                f"Content-Type {shown(ctype)} is not supported; send application/json, "
                 f"application/octet-stream (binary tensors) or {ARROW_STREAM}",
             )
-        if encoding not in (b"", b"identity", b"gzip", b"x-gzip", b"deflate"):
-            raise RequestError(
-                415, f"Content-Encoding {encoding.decode('latin-1')!r} is not supported; use gzip or deflate"
-            )
+        if encoding not in ENCODINGS:
+            raise RequestError(415, f"Content-Encoding {shown(encoding)} is not supported; use gzip or deflate")
         pa = None
         if arrow:
             if not entry.arrow:
@@ -292,26 +266,36 @@ class App:
                     "only for packages whose inputs are all columns",
                 )
             pa = self._arrow()
-        body = await _read_body(receive, limit)
-        small = len(body) < _INLINE_MAX_BODY
-        dispatch = self.state.dispatch.get(entry.index)
-        if dispatch is None:
-            dispatch = self.state.dispatch[entry.index] = Dispatch()
-        if small and dispatch.inline:
-            t0 = time.perf_counter()
-            try:
-                return _pipeline(pa, entry, body, encoding, header_length, limit)
-            finally:
-                dispatch.on_loop(time.perf_counter() - t0)
-        loop = asyncio.get_running_loop()
-        result, cpu, wall = await loop.run_in_executor(
-            self._pool, _timed_pipeline, pa, entry, body, encoding, header_length, limit
-        )
-        if small:
-            dispatch.threaded(cpu, wall)
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        runner = state.runners[entry.index]
+        if runner.quarantined:
+            raise RequestError(503, f"model {entry.name} {entry.version} stopped answering: {runner.quarantined}")
+        if not runner.admit():  # shed before reading the body: refusing costs almost nothing
+            raise RequestError(
+                503,
+                f"model {entry.name} {entry.version} is at capacity ({runner.capacity} calls "
+                "running or queued); retry after the Retry-After delay",
+                (_RETRY_AFTER,),
+            )
+        try:
+            body = await read_body(receive, limit, declared, state.limits.body_timeout)
+            if runner.quarantined:
+                raise RequestError(503, f"model {entry.name} {entry.version} stopped answering: {runner.quarantined}")
+            loop = asyncio.get_running_loop()
+            remote = getattr(entry.model, "call_pipeline", None)
+            if remote is None:
+                return await runner.run(  # type: ignore[no-any-return]
+                    loop, _pipeline, pa, entry, body, encoding, header_length, limit
+                )
+            # --isolate: the package's own process runs the whole pipeline (isolate.py)
+            status, headers, out, request_id = await runner.run(
+                loop, remote, arrow, body, encoding, header_length, limit
+            )
+            return status, headers, out, entry, request_id
+        except ChildGone as exc:
+            state.quarantine(entry.index, str(exc))
+            raise RequestError(503, f"model {entry.name} {entry.version} stopped answering: {exc}") from None
+        finally:
+            runner.release()
 
     def _arrow(self) -> Any:
         if self._pyarrow is None:
@@ -327,30 +311,12 @@ class App:
         return self._pyarrow
 
 
-def _timed_pipeline(
-    pa: Any, entry: ModelEntry, body: bytes, encoding: bytes, header_length: int | None, limit: int
-) -> tuple[_Result | BaseException, float, float]:
-    """``_pipeline`` in a pool thread: its result (or the exception it raised, so refusals
-    count for dispatch too), this thread's CPU seconds and the wall seconds."""
-    c0, t0 = time.thread_time(), time.perf_counter()
-    result: _Result | BaseException
-    try:
-        result = _pipeline(pa, entry, body, encoding, header_length, limit)
-    except Exception as exc:
-        result = exc
-    return result, time.thread_time() - c0, time.perf_counter() - t0
-
-
 def _pipeline(
-    pa: Any, entry: ModelEntry, body: bytes, encoding: bytes, header_length: int | None, limit: int
+    pa: Any, entry: ModelEntry, body: bytes | bytearray, encoding: bytes, header_length: int | None, limit: int
 ) -> _Result:
-    """Decompress, decode, predict, encode.
-
-    Runs on the event loop for small bodies of models that have proven fast, otherwise
-    in a thread so a big body or a slow model never stalls health checks.
-    """
-    if encoding not in (b"", b"identity"):
-        body = _decompress(body, encoding, limit)
+    """Decompress, decode, predict, encode: on the model's own thread (runner.py), so
+    neither a big body nor slow package code ever holds the event loop."""
+    body = decompress(body, encoding, limit)
     if pa is not None:
         return _arrow_pipeline(pa, entry, body)
     request = parse_infer_request(body, header_length, entry.specs, entry.output_names)
@@ -373,7 +339,7 @@ def _pipeline(
     )
 
 
-def _arrow_pipeline(pa: Any, entry: ModelEntry, body: bytes) -> _Result:
+def _arrow_pipeline(pa: Any, entry: ModelEntry, body: bytes | bytearray) -> _Result:
     try:
         table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
     except (pa.ArrowException, ValueError, OSError) as exc:
@@ -416,51 +382,3 @@ class _ModelBug(Exception):
 
 
 _GET_ROUTES = frozenset({"/v2", "/v2/health/live", "/v2/health/ready", "/metrics"})
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    """Read the whole body, counting streamed bytes against the limit as they arrive."""
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = message.get("body", b"")
-        if chunk:
-            total += len(chunk)
-            if total > limit:
-                raise RequestError(413, f"request body is over the {limit}-byte limit")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    if len(chunks) == 1:
-        return chunks[0]
-    return b"".join(chunks)
-
-
-def _decompress(body: bytes, encoding: bytes, limit: int) -> bytes:
-    """Inflate with the size limit applied to the output too (zip bombs)."""
-    if encoding == b"deflate":
-        try:
-            return _inflate(body, 15, encoding, limit)  # zlib-wrapped, per RFC 9110
-        except RequestError as exc:
-            if exc.status != 400:
-                raise
-            return _inflate(body, -15, encoding, limit)  # raw deflate, as some clients send it
-    return _inflate(body, 31, encoding, limit)
-
-
-def _inflate(body: bytes, wbits: int, encoding: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj(wbits)
-    try:
-        out = d.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise RequestError(400, f"body is not valid {encoding.decode()} data ({exc})") from None
-    if len(out) > limit or d.unconsumed_tail:
-        raise RequestError(413, f"decompressed request body is over the {limit}-byte limit")
-    if not d.eof:
-        raise RequestError(400, f"{encoding.decode()} body is truncated")
-    if d.unused_data:
-        raise RequestError(400, f"{encoding.decode()} body has trailing bytes after the stream")
-    return out

@@ -11,6 +11,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from mpkg.cli import add_key_options, trusted_keys
 from mpkg.errors import EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -55,6 +56,22 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0-65535; 0 picks a free one)")
@@ -71,10 +88,7 @@ def register(subparsers: Any) -> None:
         "packages, Prometheus /metrics). SIGTERM drains in-flight requests and exits 0.",
     )
     p.add_argument("packages", nargs="+", metavar="PKG", help=".mpkg files to serve")
-    p.add_argument(
-        "--key", action="append", default=[], metavar="PUB", help="public key trusted for signatures (repeatable)"
-    )
-    p.add_argument("--allow-unsigned", action="store_true", help="serve packages without signatures")
+    add_key_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0 picks a free one)")
     p.add_argument(
@@ -99,6 +113,72 @@ def register(subparsers: Any) -> None:
         help="largest request body, also after decompression (default 64MiB)",
     )
     p.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run each package in its own process behind the one port, so one package's code "
+        "cannot reach another's objects (spec/runtime.md §8)",
+    )
+    limits = p.add_argument_group("limits (spec/runtime.md §6: what each refusal answers)")
+    limits.add_argument(
+        "--max-inflight",
+        type=_positive,
+        default=2,
+        metavar="N",
+        help="calls of one model running at once, on its own threads (default 2)",
+    )
+    limits.add_argument(
+        "--max-queue",
+        type=_count,
+        default=16,
+        metavar="N",
+        help="calls of one model waiting for a thread; beyond, 503 with Retry-After (default 16)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=4096,
+        metavar="N",
+        help="open connections; at the cap idle ones are closed, else 503 (default 4096)",
+    )
+    limits.add_argument(
+        "--max-header-bytes",
+        type=parse_size,
+        default="32KiB",
+        metavar="SIZE",
+        help="request line plus headers; beyond, 431 (default 32KiB)",
+    )
+    limits.add_argument(
+        "--max-headers", type=_positive, default=100, metavar="N", help="header fields; beyond, 431 (default 100)"
+    )
+    limits.add_argument(
+        "--max-request-line",
+        type=parse_size,
+        default="8KiB",
+        metavar="SIZE",
+        help="request target (URL); beyond, 414 (default 8KiB)",
+    )
+    limits.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="time to send a request's head; then 408 and close (default 10)",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="time to send a request's body once started; then 408 and close (default 60)",
+    )
+    limits.add_argument(
+        "--keepalive-timeout",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="idle keep-alive connections are closed after this (default 5)",
+    )
+    p.add_argument(
         "--log-format",
         choices=("text", "json"),
         default="text",
@@ -116,18 +196,31 @@ def register(subparsers: Any) -> None:
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     """The parsed command line as ServeOptions."""
+    from .limits import Limits
     from .server import ServeOptions
 
     return ServeOptions(
         packages=tuple(args.packages),
-        keys=tuple(args.key),
+        keys=tuple(trusted_keys(args)),
         allow_unsigned=args.allow_unsigned,
         host=args.host,
         port=args.port,
         workers=args.workers,
         splits=tuple(args.split),
         split_seed=args.split_seed,
-        max_body_bytes=args.max_body_bytes,
+        limits=Limits(
+            max_body_bytes=args.max_body_bytes,
+            max_inflight=args.max_inflight,
+            max_queue=args.max_queue,
+            max_connections=args.max_connections,
+            max_header_bytes=args.max_header_bytes,
+            max_headers=args.max_headers,
+            max_request_line=args.max_request_line,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            keepalive_timeout=args.keepalive_timeout,
+        ),
+        isolate=args.isolate,
         log_format=args.log_format,
         drain_timeout=args.drain_timeout,
     )

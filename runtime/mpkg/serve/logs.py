@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import threading
 import time
@@ -16,6 +17,24 @@ import traceback
 from typing import Any, TextIO
 
 import orjson
+
+# Anything a client chose that goes into a text line is escaped: control characters (a
+# decoded %0A would start a forged line), spaces (a forged field) and backslashes; and cut
+# to a bounded length.
+_UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f\\\"]")
+MAX_LOGGED = 512
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    return f"\\x{ord(m.group()):02x}"
+
+
+def safe(text: str) -> str:
+    """``text`` as one field of a text log line: no line breaks, no spaces, bounded length."""
+    cut = f"...[+{len(text) - MAX_LOGGED}]" if len(text) > MAX_LOGGED else ""
+    if cut:
+        text = text[:MAX_LOGGED]
+    return (_UNSAFE.sub(_escape_char, text) if _UNSAFE.search(text) else text) + cut
 
 
 class Log:
@@ -85,25 +104,25 @@ class Log:
                 "kind": "request",
                 "pid": self.pid,
                 "method": method,
-                "path": path,
+                "path": path if len(path) <= MAX_LOGGED else path[:MAX_LOGGED] + "...",
                 "status": status,
                 "latency_ms": round(seconds * 1000, 3),
             }
             if model:
                 doc.update(model=model, version=version, digest=digest)
             if request_id is not None:
-                doc["id"] = request_id
+                doc["id"] = request_id if len(request_id) <= MAX_LOGGED else request_id[:MAX_LOGGED] + "..."
             self._queue(orjson.dumps(doc).decode())
         else:
             second = int(now)
             if second != self._second:
                 self._second = second
                 self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            line = f"{self._stamp}.{int(now % 1 * 1000):03d}Z {method} {path} {status} {seconds * 1000:.3f}ms"
+            line = f"{self._stamp}.{int(now % 1 * 1000):03d}Z {method} {safe(path)} {status} {seconds * 1000:.3f}ms"
             if model:
                 line += f" model={model} version={version} digest={digest}"
             if request_id is not None:
-                line += f" id={request_id!r}"
+                line += f" id={safe(request_id)}"
             self._queue(line)
 
     def event(self, level: str, message: str, exc: BaseException | None = None, **fields: Any) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-CODES = (200, 400, 404, 405, 413, 415, 499, 500, 503)
+CODES = (200, 400, 404, 405, 408, 413, 415, 499, 500, 503)
 _OTHER = len(CODES)
 NCODES = len(CODES) + 1
 CODE_INDEX = {c: i for i, c in enumerate(CODES)}

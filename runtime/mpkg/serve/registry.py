@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from packaging.version import InvalidVersion, Version
 
 from mpkg.errors import UsageError
+from mpkg.manifest import SEMVER_RE
 
 from .tensors import InputSpec, RequestError, input_specs, tensor_metadata
 from .types import ArrowServable, ServableModel
@@ -54,12 +54,18 @@ def parse_split(text: str) -> Split:
     return Split(name, tuple(weights))
 
 
-def version_key(version: str) -> tuple[int, Any]:
-    """Order versions by PEP 440 where they parse; unparsable ones sort below, by text."""
-    try:
-        return (1, Version(version))
-    except InvalidVersion:
+def version_key(version: str) -> tuple[Any, ...]:
+    """SemVer 2.0.0 precedence (package versions are SemVer, spec/format.md): 1.0.0-1 <
+    1.0.0-alpha < 1.0.0 < 1.0.1; build metadata does not rank (ties fall back to the text).
+    Versions that are not SemVer sort below every SemVer version, by text."""
+    m = SEMVER_RE.match(version)
+    if m is None:
         return (0, version)
+    major, minor, patch, pre, _build = m.groups()
+    release: tuple[Any, ...] = (1,)  # a release ranks above all of its pre-releases
+    if pre is not None:
+        release = (0, *((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")))
+    return (1, int(major), int(minor), int(patch), release, version)
 
 
 @dataclass(frozen=True)

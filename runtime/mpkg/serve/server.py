@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import multiprocessing
 import multiprocessing.connection
@@ -29,23 +30,25 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mpkg.errors import MpkgError, UsageError
 
 from .app import App, ServerState
+from .http import protocol_for
+from .limits import DEFAULT_MAX_BODY_BYTES, Limits, raise_open_files
 from .logs import Log
 from .metrics import Metrics
 from .registry import ModelSet, Split
 from .types import ServableModel
+from .watch import PackageWatch, ignore_lease_signals
 
 Loader = Callable[[str, Sequence[str], bool], ServableModel]
-DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+SWITCH_INTERVAL = 0.001  # seconds; CPython's default is 0.005
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,11 @@ class ServeOptions:
     workers: int = 1
     splits: tuple[Split, ...] = ()
     split_seed: int | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    limits: Limits = field(default_factory=Limits)
     log_format: str = "text"
     drain_timeout: float = 30.0
     loader: Loader | None = None  # None: mpkg.load; must be a module-level function
+    isolate: bool = False  # each package in its own process (isolate.py)
 
     def check(self) -> None:
         """Refuse impossible settings before binding anything."""
@@ -73,8 +77,7 @@ class ServeOptions:
             raise UsageError("must be at least 1", "--workers")
         if not 0 <= self.port <= 65535:
             raise UsageError(f"{self.port} is not a TCP port (0-65535)", "--port")
-        if self.max_body_bytes < 1:
-            raise UsageError("must be a positive size", "--max-body-bytes")
+        self.limits.check()
         if self.log_format not in ("text", "json"):
             raise UsageError("must be text or json", "--log-format")
         if self.drain_timeout < 0:
@@ -95,6 +98,8 @@ def serve(
     log_format: str = "text",
     drain_timeout: float = 30.0,
     loader: Loader | None = None,
+    limits: Limits | None = None,
+    isolate: bool = False,
 ) -> None:
     """Serve packages until SIGTERM/SIGINT; returns after a clean drain.
 
@@ -111,10 +116,11 @@ def serve(
             workers=workers,
             splits=tuple(splits),
             split_seed=split_seed,
-            max_body_bytes=max_body_bytes,
+            limits=limits if limits is not None else Limits(max_body_bytes=max_body_bytes),
             log_format=log_format,
             drain_timeout=drain_timeout,
             loader=loader,
+            isolate=isolate,
         )
     )
 
@@ -166,75 +172,15 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def set_nodelay(transport: asyncio.BaseTransport) -> None:
-    """Disable Nagle on an accepted TCP connection, whatever socket.proto says."""
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-_COALESCE_MAX = 64 * 1024  # bigger bodies are written after the head, not copied onto it
-
-
-class CoalescingTransport:
-    """A transport proxy that sends a response's head and body in one write.
-
-    uvicorn writes the status line and headers, then the body, as two ``write`` calls:
-    with TCP_NODELAY that is two syscalls and two TCP segments per response. The head
-    is held until the next write (the body, which the app sends right after it) and
-    sent with it; a head followed by nothing is released at the end of the loop turn.
-    """
-
-    __slots__ = ("_held", "_loop", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: bytes | None = None
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        held = self._held
-        if held is not None:
-            self._held = None
-            if len(data) <= _COALESCE_MAX:
-                self._transport.write(held + data)
-                return
-            self._transport.write(held)
-        elif data[:9] == b"HTTP/1.1 " and data[9:10] != b"1":  # a final response's head
-            self._held = bytes(data)
-            self._loop.call_soon(self._release)
-            return
-        self._transport.write(data)
-
-    def _release(self) -> None:
-        held = self._held
-        if held is not None:
-            self._held = None
-            if not self._transport.is_closing():
-                self._transport.write(held)
-
-    def close(self) -> None:
-        self._release()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class NoDelayHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol plus an explicit TCP_NODELAY per connection and one
-    write per response (see CoalescingTransport)."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        set_nodelay(transport)
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
-
-
 def load_models(options: ServeOptions, worker: int = 0) -> ModelSet:
     """Load every package, smoke-test each, and validate the split settings."""
     loader = options.loader or _default_loader
+    if options.isolate and options.loader is None:
+        from .isolate import RemoteModel
+
+        def loader(path: str, keys: Sequence[str], allow_unsigned: bool) -> ServableModel:
+            return RemoteModel(path, keys, allow_unsigned, options.limits.max_inflight)
+
     models: list[ServableModel] = []
     for path in options.packages:
         try:
@@ -294,6 +240,7 @@ class _Server(uvicorn.Server):
         self.worker = worker
         self.metrics_path = metrics_path
         self.failure: MpkgError | None = None
+        self.watch: PackageWatch | None = None
         self._drain_deadline = 0.0
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -333,13 +280,36 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
     def _ready(self, models: ModelSet, metrics: Metrics) -> None:
-        self.state.install(models, metrics)
-        self.state.log.event(
+        state = self.state
+        state.install(models, metrics)
+        self.watch = self._watch(models)
+        state.log.event(
             "info",
             "ready",
             worker=self.worker,
             models=" ".join(f"{e.name}:{e.version}" for e in models.entries),
         )
+
+    def _watch(self, models: ModelSet) -> PackageWatch:
+        """Quarantine a model whose package file changes (watch.py); runs on the loop thread."""
+        state = self.state
+        watch = PackageWatch(asyncio.get_running_loop(), state.quarantine, lambda i: state.runners[i].pending)
+        ignore_lease_signals()
+        for entry, path in zip(models.entries, self.options.packages, strict=True):
+            package_fd = getattr(entry.model, "package_fd", None)
+            fd = package_fd() if callable(package_fd) else None
+            if fd is None:
+                continue
+            no_lease = watch.add(entry.index, path, fd)
+            if no_lease is not None:
+                state.log.event(
+                    "warning",
+                    f"{path}: no lease on the package file ({no_lease}); changes are detected by polling "
+                    "only, after they happen (run as the file's owner for notice before any write)",
+                    worker=self.worker,
+                )
+        watch.start()
+        return watch
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Unlike uvicorn, do not re-raise the signal after shutdown: a drained stop exits 0.
@@ -371,11 +341,19 @@ def _run_worker(
     options: ServeOptions, sock: socket.socket, worker: int, metrics_path: str | None, log: Log
 ) -> MpkgError | None:
     """Serve on ``sock`` in this process until stopped; returns why it could not start, if so."""
-    state = ServerState(max_body_bytes=options.max_body_bytes, log=log)
+    limits = options.limits
+    fit = raise_open_files(limits.max_connections)
+    if fit < limits.max_connections:
+        log.event("warning", f"only {fit} connections fit the open-file limit; --max-connections lowered to {fit}")
+        limits = dataclasses.replace(limits, max_connections=fit)
+    # Package code that holds the GIL (pure-Python loops) delays the event loop by up to the
+    # switch interval at every step of a request; 1 ms instead of 5 keeps health checks fast.
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    state = ServerState(limits=limits, log=log)
     app = App(state)
     config = uvicorn.Config(
         app,
-        http=NoDelayHttpToolsProtocol,
+        http=protocol_for(limits),
         loop="uvloop",
         lifespan="on",
         ws="none",
@@ -384,7 +362,8 @@ def _run_worker(
         server_header=False,
         proxy_headers=False,  # client addresses are not used; saves a middleware per request
         timeout_graceful_shutdown=max(int(options.drain_timeout), 1),
-        timeout_keep_alive=5,
+        timeout_keep_alive=limits.keepalive_timeout,  # type: ignore[arg-type]  # a float works
+        backlog=2048,
     )
     server = _Server(config, state, options, worker, metrics_path)
     try:

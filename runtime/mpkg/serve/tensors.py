@@ -64,15 +64,33 @@ _V2_OF_KIND_SIZE: dict[tuple[str, int], str] = {
     ("f", 8): "FP64",
 }
 MAX_DIMS = 32
+MAX_ELEMENTS = 2**31  # product of a shape's non-zero dims
+
+
+MAX_MESSAGE = 1024  # characters of an error message: a refusal never echoes a huge value back
+MAX_SHOWN = 64  # characters of a client's value quoted in a message
+
+
+def shown(value: object) -> str:
+    """``repr`` of a client's value, cut to a bounded prefix (never echo 60 MiB back)."""
+    if isinstance(value, str | bytes) and len(value) > MAX_SHOWN:
+        return f"{value[:MAX_SHOWN]!r}... ({len(value)} long)"
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text)} characters)"
 
 
 class RequestError(Exception):
-    """A request the server refuses: carries the HTTP status and a one-line reason."""
+    """A request the server refuses: carries the HTTP status, a one-line reason of bounded
+    length, and any headers the answer needs (Retry-After on 503)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + f"... ({len(message) - MAX_MESSAGE} more characters)"
+        message = " ".join(message.split("\n"))
         super().__init__(message)
         self.status = status
-        self.message = " ".join(message.split("\n"))
+        self.message = message
+        self.headers = headers
 
 
 def v2_datatype(dtype: str) -> str:
@@ -142,14 +160,14 @@ def _bad(message: str) -> RequestError:
 
 
 def parse_infer_request(
-    body: bytes,
+    body: bytes | bytearray,
     header_length: int | None,
     specs: Mapping[str, InputSpec],
     output_names: Sequence[str],
 ) -> InferRequest:
     """Decode a V2 infer request (JSON header plus optional binary tensor data)."""
     if header_length is None:
-        header_bytes: bytes | memoryview = body
+        header_bytes: bytes | bytearray | memoryview = body
     else:
         if not 0 < header_length <= len(body):
             raise _bad(
@@ -186,12 +204,12 @@ def parse_infer_request(
             raise _bad(f"inputs[{i}].name must be a string")
         spec = specs.get(name)
         if spec is None:
-            raise _bad(f"input {name!r} is not in the model's contract; expected {sorted(specs)}")
+            raise _bad(f"input {shown(name)} is not in the model's contract; expected {sorted(specs)}")
         if name in inputs:
             raise _bad(f"input {name!r} is given twice")
         datatype = raw.get("datatype")
         if datatype != spec.v2:
-            raise _bad(f"input {name!r}: datatype {datatype!r} does not match the contract; send {spec.v2}")
+            raise _bad(f"input {name!r}: datatype {shown(datatype)} does not match the contract; send {spec.v2}")
         if spec.dtype is None:
             raise _bad(
                 f"input {name!r} has contract dtype {spec.contract_dtype}, which V2 JSON cannot "
@@ -241,11 +259,16 @@ def _shape(raw: object, name: str) -> tuple[int, ...]:
         or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in raw)
     ):
         raise _bad(f"input {name!r}: shape must be a list of at most {MAX_DIMS} sizes >= 0")
+    extent = 1  # the size the shape claims once its zero dims are ignored: an empty tensor with
+    for d in raw:  # huge other dims must not reach code that sizes buffers from them
+        extent *= d or 1
+    if extent > MAX_ELEMENTS:
+        raise _bad(f"input {name!r}: shape {shown(raw)} has dims multiplying to over {MAX_ELEMENTS} elements")
     return tuple(raw)
 
 
 def _from_binary(
-    body: bytes, offset: int, size: int, spec: InputSpec, shape: tuple[int, ...], count: int
+    body: bytes | bytearray, offset: int, size: int, spec: InputSpec, shape: tuple[int, ...], count: int
 ) -> np.ndarray:
     assert spec.dtype is not None
     if spec.v2 == "BYTES":
@@ -265,7 +288,7 @@ def _from_binary(
     return arr.reshape(shape)
 
 
-def _split_bytes(body: bytes, offset: int, size: int, name: str) -> list[bytes]:
+def _split_bytes(body: bytes | bytearray, offset: int, size: int, name: str) -> list[bytes | bytearray]:
     end = offset + size
     items = []
     pos = offset
@@ -281,7 +304,7 @@ def _split_bytes(body: bytes, offset: int, size: int, name: str) -> list[bytes]:
     return items
 
 
-def _bytes_array(items: Sequence[bytes], name: str) -> np.ndarray:
+def _bytes_array(items: Sequence[bytes | bytearray], name: str) -> np.ndarray:
     arr = np.empty(len(items), dtype=object)
     try:
         for j, b in enumerate(items):
@@ -367,7 +390,7 @@ def _requested_outputs(raw: object, output_names: Sequence[str]) -> tuple[Reques
             raise _bad(f"outputs[{i}] must be an object with a string 'name'")
         name = item["name"]
         if name not in output_names:
-            raise _bad(f"output {name!r} is not in the model's contract; expected {sorted(output_names)}")
+            raise _bad(f"output {shown(name)} is not in the model's contract; expected {sorted(output_names)}")
         if name in seen:
             raise _bad(f"output {name!r} is requested twice")
         seen.add(name)

@@ -25,6 +25,7 @@ STARTED_ENV = "MPKG_TEST_STARTED_FILE"  # slow: touched when a request enters th
 RELEASE_ENV = "MPKG_TEST_RELEASE_FILE"  # slow: the request waits until this file exists
 GATE_ENV = "MPKG_TEST_GATE_FILE"  # gated: importing the code module blocks until this file exists
 OFFSET_ENV = "MPKG_TEST_OUTPUT_OFFSET"  # broken: postprocess adds this to every probability
+SNOOP_ENV = "MPKG_TEST_SNOOP_FILE"  # snoop: writes what it could reach of other models here
 CRASH_VALUE = 13.0  # crashy: preprocess raises when the first feature is this value
 CRASH_MESSAGE = "package code failed on purpose (test)"
 
@@ -146,6 +147,57 @@ def postprocess(outputs):
 '''
 
 
+BUSY_CODE = """\
+\"\"\"Slow on demand: a first feature v in [100, 10000) sleeps v - 100 ms (the GIL released);
+v >= 10000 spins in pure Python for v - 10000 ms (the GIL held). Anything else is instant.\"\"\"
+
+import time
+
+import numpy as np
+
+
+def preprocess(inputs):
+    features = np.asarray(inputs["features"], dtype=np.float32)
+    v = float(features.ravel()[0]) if features.size else 0.0
+    if 100 <= v < 10000:
+        time.sleep((v - 100) / 1000)
+    elif v >= 10000:
+        end = time.perf_counter() + (v - 10000) / 1000
+        while time.perf_counter() < end:
+            pass
+    return {"features": features}
+"""
+
+SNOOP_CODE = f'''\
+"""Package code doing what no package should: walk the interpreter's objects for other
+loaded models, write down which it found, and make them answer zeros."""
+
+import gc
+import os
+
+import numpy as np
+
+
+def _zeros(inputs):
+    batch = len(np.asarray(inputs["features"]))
+    return {{"probabilities": np.zeros((batch, 3), dtype=np.float32)}}
+
+
+def preprocess(inputs):
+    out = os.environ.get({SNOOP_ENV!r})
+    if out:
+        found = []
+        gc.unfreeze()  # the server froze what it loaded; package code can undo that
+        for obj in gc.get_objects():
+            if type(obj).__name__ == "Model" and getattr(obj, "name", None) not in (None, "snoop"):
+                found.append(obj.name)
+                obj.predict = _zeros  # tamper with another package's model
+        with open(out, "w") as f:
+            f.write(" ".join(sorted(set(found))))
+    return dict(inputs)
+'''
+
+
 # --- ONNX graphs ---------------------------------------------------------------------------
 
 
@@ -236,6 +288,9 @@ RECIPES: dict[str, Recipe] = {
     "slow": Recipe("slow", "1.0.0", seed=3, code=SLOW_CODE),
     "gated": Recipe("gated", "1.0.0", seed=4, code=GATED_CODE),
     "broken": Recipe("broken", "1.0.0", seed=5, code=BROKEN_CODE),
+    "busy": Recipe("busy", "1.0.0", seed=6, code=BUSY_CODE),
+    "snoop": Recipe("snoop", "1.0.0", seed=7, code=SNOOP_CODE),
+    "iris_pre": Recipe("iris", "1.0.0-1", seed=8),
 }
 
 

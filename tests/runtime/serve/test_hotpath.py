@@ -1,5 +1,5 @@
-"""The serving hot path's shortcuts keep their promises: adaptive dispatch, batched access
-log, one write per response, and the fast enum and dtype paths of contract enforcement."""
+"""The serving hot path's shortcuts keep their promises: batched access log, one write per
+response, and the fast enum and dtype paths of contract enforcement."""
 
 from __future__ import annotations
 
@@ -12,50 +12,8 @@ import pytest
 from mpkg.contract import Contract
 from mpkg.enforce import check_outputs
 from mpkg.errors import ContractError
-from mpkg.serve.app import _FAST_S, _FAST_WALL_S, _INLINE_AFTER_FAST_CALLS, _SLOW_S, Dispatch
+from mpkg.serve.http import CoalescingTransport
 from mpkg.serve.logs import Log
-from mpkg.serve.server import CoalescingTransport
-
-# --- adaptive dispatch ----------------------------------------------------------------------
-
-
-def test_dispatch_promotes_on_cpu_not_wall_and_keeps_blocking_calls_in_threads() -> None:
-    d = Dispatch()
-    for _ in range(_INLINE_AFTER_FAST_CALLS - 1):
-        d.threaded(cpu=_FAST_S / 10, wall=_FAST_S * 20)  # waited for the GIL, used little CPU
-    assert not d.inline
-    d.threaded(cpu=_FAST_S / 10, wall=_FAST_S * 20)
-    assert d.inline
-
-    blocking = Dispatch()  # sleeps or waits on I/O: little CPU but a long wall time
-    for _ in range(10 * _INLINE_AFTER_FAST_CALLS):
-        blocking.threaded(cpu=0.0, wall=_FAST_WALL_S * 2)
-    assert not blocking.inline
-
-    busy = Dispatch()
-    for i in range(10 * _INLINE_AFTER_FAST_CALLS):
-        busy.threaded(cpu=_FAST_S * 3 if i % 4 == 3 else 0.0, wall=0.0)  # every 4th call is slow
-    assert not busy.inline
-
-
-def test_dispatch_survives_one_preemption_but_demotes_a_slow_model_with_backoff() -> None:
-    d = Dispatch()
-    for _ in range(_INLINE_AFTER_FAST_CALLS):
-        d.threaded(0.0, 0.0)
-    assert d.inline
-    d.on_loop(_SLOW_S * 5)  # one preemption
-    d.on_loop(_SLOW_S / 10)
-    d.on_loop(_SLOW_S * 5)
-    assert d.inline
-    d.on_loop(_SLOW_S * 5)  # two slow calls in a row: back to threads
-    assert not d.inline
-    for _ in range(_INLINE_AFTER_FAST_CALLS):
-        d.threaded(0.0, 0.0)
-    assert not d.inline  # the second promotion needs twice as many fast calls
-    for _ in range(_INLINE_AFTER_FAST_CALLS):
-        d.threaded(0.0, 0.0)
-    assert d.inline
-
 
 # --- access log -----------------------------------------------------------------------------
 
@@ -86,7 +44,7 @@ def test_access_lines_on_a_loop_are_written_together_at_the_end_of_the_turn() ->
     assert during == ""
     lines = after.splitlines()
     assert [ln.split()[2] for ln in lines] == [f"/v2/models/m/infer/{i}" for i in range(5)]
-    assert all(ln.endswith(f"id='r{i}'") and "digest=sha256:ab" in ln for i, ln in enumerate(lines))
+    assert all(ln.endswith(f" id=r{i}") and "digest=sha256:ab" in ln for i, ln in enumerate(lines))
     assert stream.writes == 1
 
 

@@ -219,3 +219,25 @@ def test_without_pyarrow_arrow_requests_get_415(
     )
     assert ok.json()["outputs"][0]["data"] == [2.0, 4.0]
     assert server.stop() == 0
+
+
+def test_unversioned_requests_pick_the_highest_semver_not_pep440(
+    model_source: ModelSource, start_server: StartServer
+) -> None:
+    # PEP 440 reads 1.0.0-1 as a post-release above 1.0.0; in SemVer it is a pre-release below it
+    server = start_server(model_source.path("iris_pre"), model_source.path("iris1"), "--key", str(model_source.pub))
+    url = server.wait_ready()
+    assert httpx.get(url + "/v2/models/iris").json()["versions"] == ["1.0.0-1", "1.0.0"]
+    r = httpx.post(url + "/v2/models/iris/infer", content=VALID)
+    assert r.status_code == 200 and r.json()["model_version"] == "1.0.0", r.text
+    assert server.stop() == 0, server.log()
+
+
+def test_serve_honours_mpkg_keys(model_source: ModelSource, start_server: StartServer) -> None:
+    signed = model_source.path("iris1")
+    server = start_server(signed, env=server_env(MPKG_KEYS=str(model_source.pub)))
+    url = server.wait_ready()
+    assert httpx.post(url + "/v2/models/iris/infer", content=VALID).status_code == 200
+    assert server.stop() == 0, server.log()
+    refused = start_server(signed)  # no key from flags or the environment: fail closed
+    assert refused.wait_exit() == 1 and "cannot serve" in refused.log(), refused.log()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -438,3 +439,38 @@ def test_access_log_line_per_request(client: httpx.Client, server: ServerProcess
     assert len(lines) == 1, lines
     assert f"POST /v2/models/iris/versions/1.1.0/infer {r.status_code}" in lines[0]
     assert f"digest={digest}" in lines[0] and "ms" in lines[0]
+
+
+# --- hostile values (issue 9) ---------------------------------------------------------------
+
+
+def test_empty_tensor_with_huge_dims_is_a_400(client: httpx.Client) -> None:
+    for shape in ([0, 2**39, 2**39], [2**39, 0]):
+        r = client.post("/v2/models/iris/infer", json=infer_doc([], shape=shape))
+        assert_error(r, 400, "features", "elements")
+
+
+def test_a_400_echoes_only_a_bounded_prefix_of_a_bad_value(client: httpx.Client) -> None:
+    huge = "x" * (600 * 1024)
+    doc = {"inputs": [{"name": huge, "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}
+    message = assert_error(client.post("/v2/models/iris/infer", json=doc), 400, "is not in the model's contract")
+    assert len(message) < 2048, len(message)
+    doc = infer_doc([[1, 2, 3, 4]])
+    doc["inputs"][0]["datatype"] = "FP" * 100_000
+    assert len(assert_error(client.post("/v2/models/iris/infer", json=doc), 400, "datatype")) < 2048
+
+
+def test_control_characters_in_a_path_cannot_forge_access_log_lines(
+    client: httpx.Client, server: ServerProcess
+) -> None:
+    forged = "2026-01-01T00:00:00.000Z GET /v2/health/live 200 0.100ms"
+    target = "/v2/x%0A" + forged.replace(" ", "%20") + "%0D%0A%1B[31m"
+    assert client.get(target).status_code == 404
+    deadline = time.monotonic() + 30
+    while "/v2/x\\x0a" not in server.log():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.02)
+    lines = server.log().splitlines()
+    assert not any(ln.startswith("2026-01-01T00:00:00.000Z") for ln in lines)
+    line = next(ln for ln in lines if "/v2/x\\x0a" in ln)
+    assert "\x1b" not in line and "\\x0d\\x0a\\x1b" in line and line.split()[2].startswith("/v2/x\\x0a2026")

@@ -18,11 +18,11 @@ from conftest import ModelSource, server_env
 from mpkg.contract import Contract
 from mpkg.errors import UsageError
 from mpkg.model import Model, load
-from mpkg.serve.app import _decompress
+from mpkg.serve.body import decompress
 from mpkg.serve.cli import parse_size, register
+from mpkg.serve.http import set_nodelay
 from mpkg.serve.metrics import Metrics
 from mpkg.serve.registry import ModelSet, Split, parse_split, version_key
-from mpkg.serve.server import set_nodelay
 from mpkg.serve.tensors import (
     RequestError,
     encode_infer_response,
@@ -122,14 +122,14 @@ def test_response_encoding() -> None:
 
 def test_decompress_limits() -> None:
     data = b"x" * 1000
-    assert _decompress(zlib.compress(data), b"deflate", 1000) == data
+    assert decompress(zlib.compress(data), b"deflate", 1000) == data
     raw = zlib.compressobj(wbits=-15)
-    assert _decompress(raw.compress(data) + raw.flush(), b"deflate", 1000) == data
+    assert decompress(raw.compress(data) + raw.flush(), b"deflate", 1000) == data
     with pytest.raises(RequestError) as info:
-        _decompress(zlib.compress(data), b"deflate", 999)
+        decompress(zlib.compress(data), b"deflate", 999)
     assert info.value.status == 413
     with pytest.raises(RequestError) as info:
-        _decompress(b"garbage", b"gzip", 1000)
+        decompress(b"garbage", b"gzip", 1000)
     assert info.value.status == 400
 
 
@@ -141,7 +141,8 @@ def test_split_parsing() -> None:
 
 
 def test_version_order() -> None:
-    assert sorted(["1.10.0", "1.9.0", "2.0.0rc1", "weird"], key=version_key) == ["weird", "1.9.0", "1.10.0", "2.0.0rc1"]
+    versions = ["1.10.0", "1.9.0", "2.0.0-rc.1", "weird"]
+    assert sorted(versions, key=version_key) == ["weird", "1.9.0", "1.10.0", "2.0.0-rc.1"]
 
 
 @pytest.fixture(scope="module")
