@@ -72,7 +72,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("packages", nargs="+", metavar="PKG", help=".mpkg files to serve")
     p.add_argument(
-        "--key", action="append", default=[], metavar="PUB", help="public key trusted for signatures (repeatable)"
+        "--key",
+        action="append",
+        default=[],
+        metavar="PUB",
+        help="public key trusted for signatures (repeatable; also $MPKG_KEYS, colon-separated)",
     )
     p.add_argument("--allow-unsigned", action="store_true", help="serve packages without signatures")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -116,11 +120,13 @@ def register(subparsers: Any) -> None:
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     """The parsed command line as ServeOptions."""
+    from mpkg.cli import trusted_keys
+
     from .server import ServeOptions
 
     return ServeOptions(
         packages=tuple(args.packages),
-        keys=tuple(args.key),
+        keys=tuple(trusted_keys(args)),
         allow_unsigned=args.allow_unsigned,
         host=args.host,
         port=args.port,
