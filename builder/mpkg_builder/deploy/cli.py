@@ -59,6 +59,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--canary", type=_percent, metavar="PERCENT", help="kserve: traffic share of the new revision")
     p.add_argument("--cluster-runtime", action="store_true", help="kserve: a ClusterServingRuntime instead")
+    p.add_argument(
+        "--kserve-mode",
+        choices=("standard", "knative"),
+        help="kserve: deployment mode written into the InferenceService (default standard; "
+        "knative for --canary and scale to zero)",
+    )
     add_key_options(p)
     p.add_argument("-o", "--output", metavar="DIR", help="write one file per object into DIR (default: stdout)")
     p.add_argument("--json", action="store_true", help="print a JSON summary (with -o)")
@@ -75,6 +81,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         canary_percent=args.canary,
         cluster_runtime=args.cluster_runtime,
         modelcar=args.modelcar,
+        kserve_mode=args.kserve_mode,
         keys=tuple(trusted_keys(args)),
         allow_unsigned=args.allow_unsigned,
     )

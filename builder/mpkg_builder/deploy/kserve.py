@@ -5,6 +5,12 @@ InferenceService picks it by name and says which package, how many replicas, and
 modelcar mode, where the package comes from (``storageUri: oci://...``). KServe merges the
 two into the predictor pod: pod-wide settings (security context, grace period) can only be
 given on the InferenceService, container settings only on the runtime.
+
+The deployment mode is written out (``serving.kserve.io/deploymentMode``), because the two
+modes accept different pods: in Standard mode KServe makes a Deployment and everything
+applies; in Knative mode Knative's webhook refuses a grace period, lifecycle hooks and (unless
+a feature flag is on) a pod security context, and drains through its queue-proxy instead,
+while only Knative splits traffic for ``canaryTrafficPercent``.
 """
 
 from __future__ import annotations
@@ -34,10 +40,16 @@ API_RUNTIME = "serving.kserve.io/v1alpha1"
 API_ISVC = "serving.kserve.io/v1beta1"
 
 
+STANDARD = "Standard"  # KServe >= 0.16's name for RawDeployment, its default
+KNATIVE = "Knative"  # KServe >= 0.16's name for Serverless
+MODES = {"standard": STANDARD, "knative": KNATIVE}
+
+
 @dataclass(frozen=True)
 class KServeOptions:
     canary_percent: int | None = None
     cluster_runtime: bool = False
+    mode: str = STANDARD
 
 
 def runtime_name(w: Workload) -> str:
@@ -70,10 +82,17 @@ def serving_runtime(w: Workload, options: KServeOptions) -> Doc:
             "protocolVersions": ["v2"],
             "multiModel": False,
             # Knative allows only unnamed ports or h2c/http1, so the port stays unnamed.
-            "containers": [container(w, CONTAINER_NAME, port_name=None)],
+            "containers": [serving_container(w, options)],
             "volumes": volumes(w),
         },
     }
+
+
+def serving_container(w: Workload, options: KServeOptions) -> Doc:
+    doc = container(w, CONTAINER_NAME, port_name=None)
+    if options.mode == KNATIVE:
+        del doc["lifecycle"]  # Knative refuses lifecycle hooks; its queue-proxy drains the pod
+    return doc
 
 
 def inference_service(w: Workload, options: KServeOptions) -> Doc:
@@ -97,17 +116,30 @@ def inference_service(w: Workload, options: KServeOptions) -> Doc:
             "annotations": identity_annotations(w),
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            "securityContext": pod_security(),
-            "terminationGracePeriodSeconds": w.grace_seconds,
-            "model": model,
         }
     )
+    if options.mode == STANDARD:
+        # Knative refuses both; there the container's own security context applies (it sets
+        # the same user) and Knative derives the grace period from the revision timeout.
+        predictor["securityContext"] = pod_security()
+        predictor["terminationGracePeriodSeconds"] = w.grace_seconds
+    predictor["model"] = model
+    extra = {"serving.kserve.io/deploymentMode": options.mode, "serving.kserve.io/enable-prometheus-scraping": "true"}
     return {
         "apiVersion": API_ISVC,
         "kind": "InferenceService",
-        "metadata": metadata(w, w.name, extra={"serving.kserve.io/enable-prometheus-scraping": "true"}),
+        "metadata": metadata(w, w.name, extra=extra),
         "spec": {"predictor": predictor},
     }
 
 
-__all__ = ["KServeOptions", "inference_service", "resources_for", "runtime_name", "serving_runtime"]
+__all__ = [
+    "KNATIVE",
+    "MODES",
+    "STANDARD",
+    "KServeOptions",
+    "inference_service",
+    "resources_for",
+    "runtime_name",
+    "serving_runtime",
+]

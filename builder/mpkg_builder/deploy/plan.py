@@ -43,6 +43,7 @@ class DeployOptions:
     canary_percent: int | None = None
     cluster_runtime: bool = False
     modelcar: str | None = None  # an image reference; "oci://" is added in storageUri
+    kserve_mode: str | None = None  # standard (default) | knative
     keys: tuple[str, ...] = ()
     allow_unsigned: bool = False
 
@@ -81,11 +82,15 @@ def check_options(options: DeployOptions, package_name: str | None = None) -> No
         ("--canary", options.canary_percent is not None),
         ("--cluster-runtime", options.cluster_runtime),
         ("--modelcar", options.modelcar is not None),
+        ("--kserve-mode", options.kserve_mode is not None),
     ]
+    knative = options.kserve_mode == "knative"
+    if options.kserve_mode is not None and options.kserve_mode not in kserve.MODES:
+        problems.add("--kserve-mode", f"must be one of {', '.join(kserve.MODES)}")
     if options.target == "kubernetes":
         for flag, given in kserve_only:
             if given:
-                problems.add(flag, "needs --target kserve (a plain Deployment has no traffic split or modelcar)")
+                problems.add(flag, "is a KServe option: it needs --target kserve")
     if options.image is None:
         problems.add(
             "--image",
@@ -106,13 +111,17 @@ def check_options(options: DeployOptions, package_name: str | None = None) -> No
     if options.namespace is not None and not _dns_label(options.namespace, 63):
         problems.add("--namespace", f"{options.namespace!r} is not a namespace name (a DNS label)")
     low, high = options.replicas.minimum, options.replicas.maximum
-    floor = 0 if options.target == "kserve" else 1
-    if low < floor:
-        problems.add("--replicas", f"MIN must be at least {floor} for --target {options.target}")
+    if low < 1 and not knative:
+        problems.add("--replicas", "MIN 0 (scale to zero) needs --target kserve --kserve-mode knative")
     if high < max(low, 1):
         problems.add("--replicas", "MAX must be at least MIN and at least 1")
     if options.canary_percent is not None and not 0 <= options.canary_percent <= 100:
         problems.add("--canary", "must be a percentage from 0 to 100")
+    if options.target == "kserve" and options.canary_percent is not None and not knative:
+        problems.add(
+            "--canary",
+            "needs --kserve-mode knative: KServe's Standard mode ignores canaryTrafficPercent without a word",
+        )
     if not options.keys and not options.allow_unsigned:
         problems.add("--key", "name the public keys the cluster trusts (or --allow-unsigned, which serves anything)")
     problems.raise_if_any(UsageError)
@@ -143,7 +152,8 @@ def plan(package: str | os.PathLike[str], options: DeployOptions) -> Plan:
         replicas=options.replicas,
     )
     if options.target == "kserve":
-        kopts = kserve.KServeOptions(options.canary_percent, options.cluster_runtime)
+        mode = kserve.MODES[options.kserve_mode or "standard"]
+        kopts = kserve.KServeOptions(options.canary_percent, options.cluster_runtime, mode)
         bodies = kserve.resources_for(workload, kopts)
     else:
         bodies = kubernetes.resources_for(workload)

@@ -42,6 +42,7 @@ from tests.harness.kube import (  # noqa: E402
     validate_core,
     validate_object_meta,
 )
+from tests.harness.tamper import flip_weight_byte  # noqa: E402
 
 EXAMPLES = ("iris-mlp", "churn-tabular")
 IMAGE = "registry.example/ml/iris-mlp@sha256:" + "ab" * 32
@@ -50,8 +51,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "kubernetes": {"target": "kubernetes"},
     "kubernetes-namespaced": {"target": "kubernetes", "namespace": "models", "replicas": Replicas(2, 10)},
     "kserve": {"target": "kserve"},
-    "kserve-modelcar-canary": {
+    "kserve-modelcar": {"target": "kserve", "modelcar": MODELCAR},
+    "kserve-knative-modelcar-canary": {
         "target": "kserve",
+        "kserve_mode": "knative",
         "modelcar": MODELCAR,
         "canary_percent": 10,
         "replicas": Replicas(0, 4),
@@ -258,7 +261,7 @@ def test_prometheus_scrape_annotations(built: Any) -> None:
 
 
 def test_kserve_runtime_and_inference_service_fit_together(built: Any) -> None:
-    docs = by_kind(bodies(built, target="kserve", canary_percent=25))
+    docs = by_kind(bodies(built, target="kserve", kserve_mode="knative", canary_percent=25))
     runtime, isvc = docs["ServingRuntime"], docs["InferenceService"]
     assert runtime["spec"]["protocolVersions"] == ["v2"]
     assert runtime["spec"]["containers"][0]["name"] == "kserve-container"
@@ -273,6 +276,40 @@ def test_kserve_runtime_and_inference_service_fit_together(built: Any) -> None:
     assert "storageUri" not in model
     baked = serving_container(runtime)
     assert baked["args"][:2] == ["serve", "/models/iris-mlp-1.0.0.mpkg"]
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+    standard = by_kind(bodies(built, target="kserve"))["InferenceService"]
+    assert standard["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+
+
+# Knative's field mask (knative/serving, hack/schemapatch-config.go): what a revision may set.
+KNATIVE_POD_FIELDS = {"automountServiceAccountToken", "containers", "enableServiceLinks", "imagePullSecrets"}
+KNATIVE_POD_FIELDS |= {"serviceAccountName", "volumes"}
+KNATIVE_CONTAINER_FIELDS = {"args", "command", "env", "envFrom", "image", "imagePullPolicy", "livenessProbe"}
+KNATIVE_CONTAINER_FIELDS |= {"name", "ports", "readinessProbe", "resources", "securityContext", "startupProbe"}
+KNATIVE_CONTAINER_FIELDS |= {"terminationMessagePath", "terminationMessagePolicy", "volumeMounts", "workingDir"}
+KNATIVE_SECURITY_FIELDS = {"allowPrivilegeEscalation", "capabilities", "privileged", "readOnlyRootFilesystem"}
+KNATIVE_SECURITY_FIELDS |= {"runAsGroup", "runAsNonRoot", "runAsUser", "seccompProfile"}
+# InferenceService predictor fields KServe itself consumes (not passed into the pod spec).
+KSERVE_COMPONENT_FIELDS = {"minReplicas", "maxReplicas", "canaryTrafficPercent", "labels", "annotations", "model"}
+
+
+def test_knative_mode_sets_only_what_knative_admits(built: Any) -> None:
+    """Knative's webhook refuses a grace period, lifecycle hooks and (behind a feature flag) a
+    pod security context; the container's own context still runs it as the image's user."""
+    docs = by_kind(bodies(built, target="kserve", kserve_mode="knative"))
+    predictor = docs["InferenceService"]["spec"]["predictor"]
+    assert set(predictor) - KSERVE_COMPONENT_FIELDS <= KNATIVE_POD_FIELDS
+    container = serving_container(docs["ServingRuntime"])
+    assert set(container) <= KNATIVE_CONTAINER_FIELDS
+    assert set(container["securityContext"]) <= KNATIVE_SECURITY_FIELDS
+    assert container["securityContext"]["runAsUser"] == 10001 and container["securityContext"]["runAsNonRoot"]
+    assert [p.get("name") for p in container["ports"]] == [None]  # Knative: unnamed, h2c or http1
+    # Standard mode keeps all of it
+    standard = by_kind(bodies(built, target="kserve"))
+    assert "lifecycle" in serving_container(standard["ServingRuntime"])
+    assert {"securityContext", "terminationGracePeriodSeconds"} <= set(
+        standard["InferenceService"]["spec"]["predictor"]
+    )
 
 
 def test_modelcar_mode_serves_the_package_kserve_mounts(built: Any) -> None:
@@ -442,7 +479,11 @@ def test_interrupted_write_keeps_the_previous_manifests(
         ({"target": "kubernetes", "modelcar": MODELCAR}, "--modelcar"),
         ({"target": "kubernetes", "canary_percent": 10}, "--canary"),
         ({"target": "kubernetes", "cluster_runtime": True}, "--cluster-runtime"),
-        ({"target": "kserve", "canary_percent": 101}, "--canary"),
+        ({"target": "kserve", "kserve_mode": "knative", "canary_percent": 101}, "--canary"),
+        ({"target": "kserve", "canary_percent": 10}, "--canary"),
+        ({"target": "kserve", "replicas": Replicas(0, 3)}, "--replicas"),
+        ({"target": "kubernetes", "kserve_mode": "knative"}, "--kserve-mode"),
+        ({"target": "kserve", "kserve_mode": "serverless"}, "--kserve-mode"),
         ({"target": "kserve", "image": None}, "--image"),
         ({"target": "kserve", "image": "Not An Image"}, "--image"),
         ({"target": "kserve", "modelcar": "oci://registry/x:1"}, "--modelcar"),
@@ -479,7 +520,9 @@ def test_replicas_parse(text: str) -> None:
     assert (parsed.minimum, parsed.maximum) == (int(low), int(high or low))
 
 
-@pytest.mark.parametrize("argv", [["--canary", "101"], ["--replicas", "a:b"], ["--target", "helm"]])
+@pytest.mark.parametrize(
+    "argv", [["--canary", "101"], ["--replicas", "a:b"], ["--target", "helm"], ["--kserve-mode", "serverless"]]
+)
 def test_cli_usage_errors_exit_2(built: Any, run_mpkg: Any, argv: list[str]) -> None:
     base = ["deploy", built.signed["iris-mlp"], "--image", IMAGE, "--key", built.pub]
     if "--target" not in argv:
@@ -491,12 +534,8 @@ def test_cli_usage_errors_exit_2(built: Any, run_mpkg: Any, argv: list[str]) -> 
 def test_tampered_package_writes_nothing(built: Any, tmp_path: Path, run_mpkg: Any) -> None:
     """Attack: a package changed after signing gets no manifests (the pods would refuse it
     only after a rollout had started)."""
-    pkg = tmp_path / "tampered.mpkg"
-    data = bytearray(built.signed["iris-mlp"].read_bytes())
-    weights = (built.sources["iris-mlp"] / "model.onnx").read_bytes()
-    at = bytes(data).find(weights)
-    data[at + len(weights) // 2] ^= 0xFF
-    pkg.write_bytes(bytes(data))
+    weights = built.sources["iris-mlp"] / "model.onnx"
+    pkg = flip_weight_byte(built.signed["iris-mlp"], weights, tmp_path / "tampered.mpkg")
     out = tmp_path / "out"
     proc = run_mpkg("deploy", pkg, "--target", "kubernetes", "--image", IMAGE, "--key", built.pub, "-o", out, expect=1)
     assert "digest" in proc.stderr and not out.exists()
