@@ -18,8 +18,8 @@ themselves or leave out (spec/deploy.md §7):
   non-root user) a fresh 0777 host folder stands in for it.
 
 :func:`predictor_pod` builds the predictor pod the KServe controller derives from a
-ServingRuntime and an InferenceService in RawDeployment mode, including what KServe's
-modelcar support adds (KServe's pkg/utils ConfigureModelcarToContainer): the sidecar running
+ServingRuntime and an InferenceService in Standard (formerly RawDeployment) mode, including what
+KServe's modelcar support adds (KServe's pkg/utils ConfigureModelcarToContainer): the sidecar running
 ``ln -sf /proc/$$$$/root/models /mnt/models && sleep infinity``, an init container that
 pre-fetches the image and checks /models is not empty, an emptyDir at /mnt, MODEL_INIT_MODE=async
 and a shared process namespace.
@@ -132,7 +132,7 @@ def wait_for(played: Played, container: str, url: str, deadline: float = READY_D
 
 
 def predictor_pod(runtime: Mapping[str, Any], isvc: Mapping[str, Any], name: str, provision: Path) -> dict[str, Any]:
-    """The Pod KServe's controller would run for ``isvc`` with ``runtime`` (RawDeployment mode),
+    """The Pod KServe's controller would run for ``isvc`` with ``runtime`` (Standard mode),
     ready for podman: command and args expanded as kubelet would, the emptyDir at /mnt replaced
     by ``provision`` (a fresh 0777 folder, as kubelet makes it)."""
     predictor = isvc["spec"]["predictor"]
