@@ -14,7 +14,12 @@ from mpkg.progress import progress_bar
 from .signing import ALGORITHMS, keygen, sign
 
 # Each module adds its own commands; listed here so `mpkg --help` shows them in this order.
-_COMMAND_MODULES = ("mpkg_builder.diff.cli", "mpkg_builder.containerize", "mpkg_builder.registry.cli")
+_COMMAND_MODULES = (
+    "mpkg_builder.diff.cli",
+    "mpkg_builder.containerize",
+    "mpkg_builder.deploy.cli",
+    "mpkg_builder.registry.cli",
+)
 
 
 def register(sub: Any) -> None:

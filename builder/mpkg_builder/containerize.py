@@ -40,7 +40,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpkg
 from mpkg.cli import add_key_options, emit_json, info, trusted_keys
@@ -52,6 +52,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import parse_wheel_filename
 
 from .sources.lockfile import Lockfile, Pin, parse_pylock, parse_requirements
+
+if TYPE_CHECKING:
+    from .modelcar import ModelcarContext
 
 Log = Callable[[str], None]
 
@@ -147,7 +150,7 @@ def containerize(
     package: str | os.PathLike[str],
     tag: str,
     *,
-    base: str = DEFAULT_BASE,
+    base: str | None = None,
     keys: Sequence[str | os.PathLike[str]] = (),
     allow_unsigned: bool = False,
     context_only: str | os.PathLike[str] | None = None,
@@ -155,20 +158,31 @@ def containerize(
     offline: bool = False,
     engine: str | None = None,
     log: Log | None = None,
+    modelcar: bool = False,
 ) -> ContainerizeResult:
     """Write the build context for ``package`` and, unless ``context_only``, build ``tag``.
 
     ``wheelhouse`` is a folder of wheels to take dependencies from first; ``offline`` takes
     them only from there. ``engine`` is a Docker API URL (default: $DOCKER_HOST or a default
-    socket). Refusals raise :class:`MpkgError` with one-line reasons.
+    socket). ``modelcar`` builds the image that only carries the package, for KServe's
+    ``storageUri: oci://`` (see :mod:`.modelcar`). Refusals raise :class:`MpkgError` with
+    one-line reasons.
     """
     check_reference(tag, "--tag", TAG_RE, "NAME[:TAG], e.g. registry.example/team/iris:1.0.0")
+    if modelcar and (wheelhouse is not None or offline):
+        raise UsageError("--wheelhouse and --offline do not apply to --modelcar: that image holds no Python")
 
-    def context_in(dest: str | os.PathLike[str]) -> BuildContext:
+    def context_in(dest: str | os.PathLike[str]) -> BuildContext | ModelcarContext:
+        if modelcar:
+            from .modelcar import DEFAULT_MODELCAR_BASE, write_modelcar_context
+
+            return write_modelcar_context(
+                package, dest, base=base or DEFAULT_MODELCAR_BASE, keys=keys, allow_unsigned=allow_unsigned, log=log
+            )
         return write_context(
             package,
             dest,
-            base=base,
+            base=base or DEFAULT_BASE,
             keys=keys,
             allow_unsigned=allow_unsigned,
             wheelhouse=wheelhouse,
@@ -746,9 +760,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("-t", "--tag", required=True, metavar="IMAGE[:TAG]", help="name of the image to build")
     p.add_argument(
         "--base",
-        default=DEFAULT_BASE,
         metavar="IMAGE",
-        help=f"base image with Python 3.11 as python3 (default {DEFAULT_BASE})",
+        help=f"base image with Python 3.11 as python3 (default {DEFAULT_BASE}; "
+        "with --modelcar one with sh, ln and sleep, default busybox:1.36)",
+    )
+    p.add_argument(
+        "--modelcar",
+        action="store_true",
+        help="build the image that carries only the package under /models, for KServe's storageUri oci://",
     )
     add_key_options(p)
     p.add_argument("--context-only", metavar="DIR", help="write the build context to DIR and do not build")
@@ -769,13 +788,14 @@ def cmd_containerize(args: argparse.Namespace) -> int:
         wheelhouse=args.wheelhouse,
         offline=args.offline,
         log=info,
+        modelcar=args.modelcar,
     )
     if args.json:
         emit_json(result.to_json())
     elif result.built:
         info(
-            f"built {result.tag} ({result.image_id}) serving {result.package.name} "
-            f"{result.package.version} {result.package.digest}"
+            f"built {result.tag} ({result.image_id}) {'carrying' if args.modelcar else 'serving'} "
+            f"{result.package.name} {result.package.version} {result.package.digest}"
         )
     else:
         info(f"wrote the build context for {result.tag} to {result.context}")

@@ -85,6 +85,7 @@ _BUILDER_COMMANDS = {
     "keygen",
     "diff",
     "containerize",
+    "deploy",
     "push",
     "pull",
     "promote",
