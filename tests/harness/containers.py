@@ -29,6 +29,8 @@ CACHE = Path(os.environ.get("MPKG_CI_CACHE", "/var/cache/mpkg-ci"))
 STATUS_FILE = CACHE / "status"
 CONTAINERS_CONF = Path("/etc/mpkg-ci/containers.conf")
 BASE_IMAGE = "localhost/mpkg-base:bookworm"
+# Every image a test builds is tagged under this name, so teardown removes exactly those.
+TEST_IMAGES = "localhost/mpkg-test"
 SETUP_HINT = "run `sudo bash .ci/container-setup.sh`"
 # Waiting for the service to answer is set-up, not an assertion: generous on a loaded machine.
 SERVICE_START_DEADLINE = 120.0
@@ -117,7 +119,7 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engin
     reason = why_unavailable()
     if reason:
         pytest.skip(reason)
-    before = _image_ids()
+    before = _test_images()
     work = tmp_path_factory.mktemp("podman")
     sock = work / "podman.sock"
     log = work / "service.log"
@@ -146,8 +148,10 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engin
         yield Engine(url, BASE_IMAGE, env)
     finally:
         stop(proc, timeout=30)
-        # every image this session made (final and intermediate layers), and nothing else
-        created = sorted(_image_ids() - before)
+        # the images this session's tests tagged, and nothing else: under xdist another worker
+        # (or another checkout's run) may be building at the same time, so a set difference of
+        # image ids would delete its images, or the base image it just imported
+        created = sorted(_test_images() - before)
         if created:
             subprocess.run(
                 ["podman", "rmi", "--force", "--ignore", *created],
@@ -157,12 +161,12 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engin
             )
 
 
-def _image_ids() -> set[str]:
+def _test_images() -> set[str]:
     listed = subprocess.run(
-        ["podman", "images", "--all", "--quiet", "--no-trunc"],
+        ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={TEST_IMAGES}/*"],
         env=podman_env(),
         capture_output=True,
         text=True,
         check=False,
     )
-    return set(listed.stdout.split())
+    return {line for line in listed.stdout.split() if line.startswith(TEST_IMAGES + "/")}
