@@ -18,6 +18,7 @@ from mpkg.progress import progress_bar
 from . import lifecycle
 from .auth import Credentials
 from .backend import Backend
+from .history import HistoryReport
 from .refs import STAGES, Reference, parse_ref
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -208,7 +209,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
         require()
 
-    def history(b: Backend) -> lifecycle.HistoryReport:
+    def history(b: Backend) -> HistoryReport:
         report = lifecycle.history(b, ref, keys=trusted_keys(args), require_signed=args.require_signed)
         if args.html is not None:
             from ..report.history import write_history_report

@@ -4,11 +4,10 @@ metric deltas as a chart and the text diffs of card, code and lockfile, in one p
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mpkg.manifest import Manifest
 from mpkg.package import read_manifest
 from mpkg.report import page
 from mpkg.report.charts import Bar, signed_bars
@@ -20,7 +19,6 @@ from ..diff.report import verdict
 from ..diff.rules import Bump
 from . import TEMPLATE_PACKAGES
 from .texts import TEXT_ROLES, TextDiff, file_diffs, from_findings
-
 
 
 @dataclass(frozen=True)
@@ -97,9 +95,8 @@ def metric_chart(rows: Sequence[MetricRow]) -> Any:
 def findings(report: DiffReport) -> list[tuple[str, list[Finding]]]:
     groups = []
     for bump in (Bump.MAJOR, Bump.MINOR, Bump.PATCH):
-        items = [
-            Finding(c.subject, c.message, c.rule, _value(c.old), _value(c.new)) for c in report.changes if c.bump is bump
-        ]
+        changes = [c for c in report.changes if c.bump is bump]
+        items = [Finding(c.subject, c.message, c.rule, _value(c.old), _value(c.new)) for c in changes]
         if items:
             groups.append((bump.label, items))
     return groups
@@ -109,8 +106,9 @@ def _value(v: Any) -> str:
     return "—" if v is None else value_text(v)
 
 
-def diff_page(report: DiffReport, old: Manifest, new: Manifest, texts: Sequence[TextDiff]) -> str:
-    pairs = side_by_side(old.contract.to_json(), new.contract.to_json())
+def diff_page(report: DiffReport, old: Mapping[str, Any], new: Mapping[str, Any], texts: Sequence[TextDiff]) -> str:
+    """The page for ``report`` between two manifest documents (their JSON; nothing trusted)."""
+    pairs = side_by_side(old.get("contract"), new.get("contract"))
     rows = metric_rows(report)
     return page.render(
         "diff.html.j2",
@@ -120,8 +118,8 @@ def diff_page(report: DiffReport, old: Manifest, new: Manifest, texts: Sequence[
         verdict=verdict(report),
         bump=report.bump.label,
         groups=findings(report),
-        old=old,
-        new=new,
+        old_version=value_text(old.get("version", "old")),
+        new_version=value_text(new.get("version", "new")),
         pairs=pairs,
         contract_changed=any(p.state for p in pairs),
         metrics=rows,
@@ -137,7 +135,7 @@ def write_diff_report(
     attached = from_findings([c.to_json() for c in report.changes])
     texts = attached + file_diffs(old, new, skip={t.path for t in attached})
     texts.sort(key=lambda t: (TEXT_ROLES.index(t.role) if t.role in TEXT_ROLES else len(TEXT_ROLES), t.path))
-    page.write(out, diff_page(report, read_manifest(old), read_manifest(new), texts))
+    page.write(out, diff_page(report, read_manifest(old).raw, read_manifest(new).raw, texts))
 
 
 __all__ = ["diff_page", "side_by_side", "write_diff_report"]

@@ -147,7 +147,8 @@ def stage_spans(versions: Sequence[VersionView], now: dt.datetime) -> list[Span]
         assert e.stage is not None
         if e.stage in current:
             held, since = current[e.stage]
-            spans.append(Span(lane[held], e.stage, since, e.when, f"{e.stage} from {since:%Y-%m-%d %H:%M:%S} to {e.time}"))
+            tip = f"{e.stage} from {since:%Y-%m-%d %H:%M:%S} to {e.time}"
+            spans.append(Span(lane[held], e.stage, since, e.when, tip))
         current[e.stage] = (manifest, e.when)
     for stage, (held, since) in current.items():
         spans.append(Span(lane[held], stage, since, max(now, since), f"{stage} since {since:%Y-%m-%d %H:%M:%S}"))

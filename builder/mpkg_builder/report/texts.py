@@ -96,9 +96,7 @@ def file_diffs(old: str | os.PathLike[str], new: str | os.PathLike[str], skip: I
             if left is None or right is None:
                 out.append(TextDiff(path, role, (), note=why_a or why_b))
                 continue
-            lines = difflib.unified_diff(
-                left, right, f"{ma.version}/{path}", f"{mb.version}/{path}", n=3, lineterm=""
-            )
+            lines = difflib.unified_diff(left, right, f"{ma.version}/{path}", f"{mb.version}/{path}", n=3, lineterm="")
             classified, truncated = classify(lines)
             out.append(TextDiff(path, role, classified, truncated))
     return out

@@ -91,8 +91,16 @@ def timeline(
             svg.polygon([(cx, cy - 7), (cx + 6, cy), (cx, cy + 7), (cx - 6, cy)], f"mark-{m.kind}", m.tip)
         else:
             svg.polygon(
-                [(cx - 5, cy - 5), (cx, cy - 1), (cx + 5, cy - 5), (cx + 1, cy), (cx + 5, cy + 5), (cx, cy + 1),
-                 (cx - 5, cy + 5), (cx - 1, cy)],
+                [
+                    (cx - 5, cy - 5),
+                    (cx, cy - 1),
+                    (cx + 5, cy - 5),
+                    (cx + 1, cy),
+                    (cx + 5, cy + 5),
+                    (cx, cy + 1),
+                    (cx - 5, cy + 5),
+                    (cx - 1, cy),
+                ],
                 "mark-other",
                 m.tip,
             )
