@@ -82,7 +82,9 @@ def read_card(pkg: PackageFile, manifest: Manifest) -> CardView:
     member = pkg.by_name.get(entry.member_name) if entry else None
     if entry is None or member is None:
         return CardView(path, None, None, f"{path}: not in the package")
-    if entry.size > MAX_CARD_BYTES or member.size != entry.size:
+    if member.size != entry.size:
+        return CardView(path, None, None, f"{path}: {member.size} bytes in the archive, the manifest says {entry.size}")
+    if entry.size > MAX_CARD_BYTES:
         return CardView(path, None, None, f"{path}: {entry.size} bytes, over the report's {MAX_CARD_BYTES} byte limit")
     data = pkg.read(member)
     if hash_bytes(data) != entry.digest:
@@ -144,9 +146,10 @@ def lineage_graph(manifest: Manifest, chain: Sequence[tuple[str, str, Manifest |
     tip = "\n".join(f"{k} = {v}" for k, v in params[:40])
     layers: list[list[Node]] = []
     edges: list[tuple[str, str]] = []
-    if data_nodes:
-        layers.append(data_nodes)
-        edges += [(n.id, "train") for n in data_nodes]
+    if not data_nodes:
+        data_nodes.append(Node("data", "data", ("no data files recorded",), "node-missing"))
+    layers.append(data_nodes)
+    edges += [(n.id, "train") for n in data_nodes]
     layers.append([Node("train", "training run", tuple(training_lines), tip=tip)])
     self_node = Node("self", f"{manifest.name} {manifest.version}", (_short_digest(str(manifest.digest)),), "node-self")
     layers.append([self_node])

@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 from .text import visible
 
 SAFE_SCHEMES = ("http:", "https:", "mailto:")
-MAX_CARD_CHARS = 256 * 1024  # larger cards are cut (and say so): rendering cost stays bounded
+MAX_CARD_CHARS = 96 * 1024  # longer cards are cut (and say so): worst-case rendering stays about a second
 HEADING_SHIFT = 2
 _ALIGN = {"text-align:left": "al-left", "text-align:center": "al-center", "text-align:right": "al-right"}
 
@@ -32,7 +32,7 @@ def safe_link(url: str) -> bool:
     return u.startswith("#") or u.startswith(SAFE_SCHEMES)
 
 
-def _image_as_text(tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+def _image_as_text(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
     token = tokens[idx]
     alt = "".join(t.content for t in token.children or ())
     src = str(token.attrs.get("src", ""))
