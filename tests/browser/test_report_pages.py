@@ -33,10 +33,14 @@ def _on_phone_in_dark(pages: Browser, path: Path, name: str) -> Opened:
     return phone
 
 
-def _printed(opened: Opened, out: Path) -> None:
-    """Printed: the navigation is dropped and the page becomes a non-empty PDF."""
+def _printed(opened: Opened, out: Path, collapsed: str | None = None) -> None:
+    """Printed: the navigation is dropped, collapsed sections open, the page is a non-empty PDF."""
+    if collapsed:
+        assert not opened.page.is_visible(collapsed)
     opened.page.emulate_media(media="print")
     assert not opened.page.is_visible("nav.toc")
+    if collapsed:
+        assert opened.page.is_visible(collapsed)
     opened.page.pdf(path=str(out))
     assert out.read_bytes().startswith(b"%PDF") and out.stat().st_size > 5000
 
@@ -75,7 +79,7 @@ def test_inspect_report_of_each_example(
         assert opened.page.locator("#metrics tbody tr").count() == len(manifest.metrics)
         opened.screenshot(f"inspect-{name}")
         _on_phone_in_dark(pages, out, f"inspect-{name}")
-        _printed(opened, tmp_path / f"{name}.pdf")
+        _printed(opened, tmp_path / f"{name}.pdf", collapsed="#card details .card")
 
 
 def test_inspect_report_without_key_says_not_checked(
