@@ -6,9 +6,10 @@ root, no background networking) and a fresh profile per launch. Each page is ope
 own context that records every request, console message, page error, dialog and CSP
 violation, so a test can say "nothing left the page and nothing ran".
 
-Fixture: ``browser`` (one Chromium per test session and xdist worker). Skips, with the
-reason, only when Playwright or the chromium binary is missing (.ci/system-deps.sh installs
-chromium as root).
+Fixture: ``browser``, one Chromium per test module. Not per session: Playwright's sync API
+keeps an asyncio loop running on the thread that started it, and every other test on the same
+xdist worker that calls ``asyncio.run`` would fail while it lives. Skips, with the reason, only
+when Playwright or the chromium binary is missing (.ci/system-deps.sh installs chromium as root).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class Browser:
         self._contexts.clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     try:
         from playwright.sync_api import sync_playwright

@@ -15,7 +15,8 @@ _KEEP = frozenset("\t\n\u200c\u200d")
 
 
 def _escape(c: str) -> str:
-    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def visible(text: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,8 +120,4 @@ def facts(mapping: Any) -> list[tuple[str, str]]:
     return rows
 
 
-def strings(items: Sequence[Any]) -> list[str]:
-    return [value_text(i) for i in items]
-
-
-__all__ = ["ContractRow", "contract_rows", "facts", "flatten", "numeric", "strings", "value_text"]
+__all__ = ["ContractRow", "contract_rows", "facts", "flatten", "numeric", "value_text"]

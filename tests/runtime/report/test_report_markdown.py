@@ -63,6 +63,7 @@ def test_bidi_and_control_characters_are_shown() -> None:
     html, _ = render_markdown(f"name: {BIDI} bell\x07")
     assert "\\u202e" in html and "\u202e" not in html and "\\x07" in html
     assert visible("tab\tnew\nline\u200d") == "tab\tnew\nline\u200d"
+    assert visible("tag\U000e0041") == "tag\\U000e0041"
 
 
 def test_long_card_is_cut_and_says_so() -> None:
