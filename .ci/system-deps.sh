@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Debian packages the real-component tests use: the OCI registry (docker-registry) and an
-# independent OCI client (skopeo), plus the container engine set-up. Idempotent; a package
+# Debian packages the real-component tests use: the OCI registry (docker-registry), an
+# independent OCI client (skopeo), the browser the HTML report tests drive (chromium, through
+# Playwright; never a downloaded browser), plus the container engine set-up. Idempotent; a package
 # that cannot be installed is reported, and the tests that need it skip with that reason.
 set -u
 cd "$(dirname "$0")/.."
 need=()
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "installing ${need[*]}"

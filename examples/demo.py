@@ -1,11 +1,14 @@
-"""The demo: build the bundled iris example, verify, inspect, serve it, infer once.
+"""The demo: build the bundled iris example, verify, inspect, serve it, infer once; then
+write the HTML reports (inspect for both examples, a diff between two builds, a history).
 
 Runs the same `mpkg` commands a user would type, printing each one first.
-Everything it writes goes under out/demo/ (recreated on every run).
+Everything it writes goes under out/demo/ (recreated on every run); the reports are in
+out/demo/reports/, one self-contained file each, to open in any browser.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -22,9 +25,10 @@ OUT = ROOT / "out" / "demo"
 MPKG = str(Path(sys.executable).parent / "mpkg")
 
 
-def run(*args: str) -> None:
-    print(f"\n$ mpkg {' '.join(args)}", flush=True)
-    subprocess.run([MPKG, *args], check=True, cwd=OUT)
+def run(*args: str, env: dict[str, str] | None = None) -> None:
+    prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
+    print(f"\n$ {prefix}mpkg {' '.join(args)}", flush=True)
+    subprocess.run([MPKG, *args], check=True, cwd=OUT, env={**os.environ, **(env or {})})
 
 
 def free_port() -> int:
@@ -75,7 +79,48 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    print(f"\ndemo ok: package and keys are in {OUT.relative_to(ROOT)}/")
+    reports()
+    where = OUT.relative_to(ROOT)
+    print(f"\ndemo ok: packages and keys are in {where}/, HTML reports in {where}/reports/")
+
+
+def second_iris_source() -> Path:
+    """iris-mlp as its next release: a clarified card and input description, a preprocessing
+    note, new metrics; no version in mpkg.toml, so `build --base` infers it."""
+    src = OUT / "iris-mlp-next"
+    shutil.copytree(ROOT / "examples" / "iris-mlp", src)
+    toml = (src / "mpkg.toml").read_text()
+    (src / "mpkg.toml").write_text(toml.replace('version = "1.0.0"\n', ""))
+    card = (src / "MODEL_CARD.md").read_text()
+    (src / "MODEL_CARD.md").write_text(
+        card.replace("expect mistakes near the boundary.", "expect about one mistake in\n  thirty near the boundary.")
+    )
+    contract = (src / "contract.json").read_text()
+    (src / "contract.json").write_text(contract.replace("in centimetres", "in centimetres (0-20)"))
+    code = (src / "src" / "pipeline.py").read_text()
+    (src / "src" / "pipeline.py").write_text(
+        code + "\n# Release note: inputs are clipped to 0-20 cm before the graph runs.\n"
+    )
+    (src / "metrics.json").write_text('{"accuracy": {"test": 0.9667, "train": 0.9917}, "log_loss": {"test": 0.0451}}\n')
+    return src
+
+
+def reports() -> None:
+    """The three HTML reports on the bundled examples (needs mpkg[report])."""
+    (OUT / "reports").mkdir()
+    run("build", str(ROOT / "examples" / "churn-tabular"), "-o", "churn-tabular.mpkg", "--key", "demo.key")
+    run("inspect", "iris-mlp.mpkg", "--key", "demo.pub", "--html", "reports/inspect-iris-mlp.html")
+    run("inspect", "churn-tabular.mpkg", "--key", "demo.pub", "--html", "reports/inspect-churn-tabular.html")
+    src = second_iris_source()
+    run("build", str(src), "-o", "iris-mlp-next.mpkg", "--base", "iris-mlp.mpkg", "--key", "demo.key")
+    run("diff", "iris-mlp.mpkg", "iris-mlp-next.mpkg", "--html", "reports/diff-iris-mlp.html")
+    home = {"MPKG_HOME": str(OUT / "store")}
+    for package in ("iris-mlp.mpkg", "iris-mlp-next.mpkg"):
+        run("push", package, "iris-mlp", "--key", "demo.key", env=home)
+    run("promote", "iris-mlp:1.0.0", "--to", "staging", "--key", "demo.key", env=home)
+    run("promote", "iris-mlp:1.0.0", "--to", "production", "--key", "demo.key", env=home)
+    run("promote", "iris-mlp:1.0.1", "--to", "staging", "--key", "demo.key", env=home)
+    run("history", "iris-mlp", "--key", "demo.pub", "--html", "reports/history-iris-mlp.html", env=home)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Any
 
 from .archive import PackageFile
 from .cli import add_key_options, emit_json, exit_code, info, trusted_keys
-from .errors import EXIT_FAILED, MpkgError, printable
+from .errors import EXIT_FAILED, MpkgError, UsageError, printable
 from .manifest import Manifest
 from .progress import progress_bar
 from .signatures import Envelope
@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("inspect", help="show what a package holds (does not verify contents)")
     p.add_argument("package")
     p.add_argument("--json", action="store_true")
+    add_html_options(p)
     p.set_defaults(handler=cmd_inspect)
 
     p = sub.add_parser("unpack", help="verify, then extract safely into a new directory")
@@ -127,15 +128,41 @@ def describe(pkg: PackageFile, manifest: Manifest) -> dict[str, Any]:
     return doc
 
 
+def add_html_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--html", metavar="OUT.html", help="also write the package as a self-contained HTML report")
+    p.add_argument("--key", action="append", default=[], metavar="PUB", help="with --html: check signatures against it")
+    p.add_argument("--base", action="append", default=[], metavar="PKG", help="with --html: follow the base chain")
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
+    if args.html is None and (args.key or args.base):
+        raise UsageError("--key and --base only apply with --html OUT.html", "--key" if args.key else "--base")
+    if args.html is not None:
+        from .report import require
+
+        require()
     with PackageFile(args.package) as pkg:
         manifest = Manifest.from_bytes(pkg.manifest_bytes)
         doc = describe(pkg, manifest)
+        if args.html is not None:
+            _write_inspect_report(args, pkg, manifest)
     if args.json:
         emit_json(doc)
         return 0
     print(_describe_text(doc))
     return 0
+
+
+def _write_inspect_report(args: argparse.Namespace, pkg: PackageFile, manifest: Manifest) -> None:
+    from .package import read_manifest
+    from .report import page
+    from .report.inspect import describe_page
+    from .signatures import load_public_keys
+
+    keys = load_public_keys(trusted_keys(args))
+    bases = [read_manifest(path) for path in args.base]
+    page.write(args.html, describe_page(pkg, manifest, keys, bases))
+    info(f"wrote {args.html}")
 
 
 def _describe_text(doc: dict[str, Any]) -> str:

@@ -40,12 +40,22 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help='TOML file whose [diff.rules] table re-levels rules (input-dim-renamed = "minor")',
     )
+    p.add_argument("--html", metavar="OUT.html", help="also write the diff as a self-contained HTML report")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.html is not None:
+        from mpkg.report import require
+
+        require()
     rules = load_rules(args.rules) if args.rules else DEFAULT_RULES
     report = diff_packages(args.old, args.new, rules)
+    if args.html is not None:
+        from ..report.diff import write_diff_report
+
+        write_diff_report(args.html, report, args.old, args.new)
+        print(f"wrote {args.html}", file=sys.stderr)
     failed = args.fail_on is not None and report.bump >= Bump.parse(args.fail_on)
     if args.json:
         from mpkg.cli import emit_json

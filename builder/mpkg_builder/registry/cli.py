@@ -18,6 +18,7 @@ from mpkg.progress import progress_bar
 from . import lifecycle
 from .auth import Credentials
 from .backend import Backend
+from .history import HistoryReport
 from .refs import STAGES, Reference, parse_ref
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -111,6 +112,7 @@ def register(sub: Any) -> None:
         help="trusted public key for entry signatures (repeatable; also $MPKG_KEYS)",
     )
     p.add_argument("--require-signed", action="store_true", help="fail unless every entry is signed by a trusted key")
+    p.add_argument("--html", metavar="OUT.html", help="also write the history as a self-contained HTML report")
     _registry_options(p)
     p.set_defaults(handler=cmd_history)
 
@@ -202,9 +204,21 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     ref = parse_ref(args.name, allow_tag=False, allow_digest=False)
-    report = _run(
-        args, ref, lambda b: lifecycle.history(b, ref, keys=trusted_keys(args), require_signed=args.require_signed)
-    )
+    if args.html is not None:
+        from mpkg.report import require
+
+        require()
+
+    def history(b: Backend) -> HistoryReport:
+        report = lifecycle.history(b, ref, keys=trusted_keys(args), require_signed=args.require_signed)
+        if args.html is not None:
+            from ..report.history import write_history_report
+
+            write_history_report(args.html, b, ref.name, report)
+            info(f"wrote {args.html}")
+        return report
+
+    report = _run(args, ref, history)
     if args.json:
         emit_json(report.to_json())
     else:

@@ -1,0 +1,102 @@
+"""`mpkg history --html` on the local store: versions, stage spans, holders, metric trends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from mpkg.cli import main
+from mpkg_builder.build import build_package
+from mpkg_builder.registry import lifecycle
+from mpkg_builder.registry.backend import EMPTY_DATA, artifact_manifest
+from mpkg_builder.registry.lifecycle import ANNOTATION_METRICS, PACKAGE_ARTIFACT_TYPE
+from mpkg_builder.registry.local import LocalBackend
+from mpkg_builder.registry.refs import parse_ref
+from mpkg_builder.report.history import collect_versions, history_page, metrics_annotation, stage_spans
+
+from tests.conftest import Built
+
+
+@pytest.fixture
+def store(built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalBackend:
+    """team/iris: 1.0.0 and 1.1.0 pushed (signed), both through staging, production moved to
+    1.1.0 and rolled back to 1.0.0."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MPKG_HOME", str(home))
+    backend = LocalBackend(home)
+    src = tmp_path / "v2"
+    shutil.copytree(built.sources["iris-mlp"], src)
+    toml = (src / "mpkg.toml").read_text()
+    (src / "mpkg.toml").write_text(toml.replace('version = "1.0.0"', 'version = "1.1.0"'))
+    (src / "metrics.json").write_text(json.dumps({"accuracy": {"test": 0.99, "train": 0.99}}))
+    v2 = tmp_path / "v2.mpkg"
+    build_package(src, v2, key=built.key)
+    for package in (built.signed["iris-mlp"], v2):
+        lifecycle.push(backend, parse_ref("team/iris"), package, key=built.key)
+    for version, stage in (
+        ("1.0.0", "staging"),
+        ("1.1.0", "staging"),
+        ("1.0.0", "production"),
+        ("1.1.0", "production"),
+    ):
+        lifecycle.promote(backend, parse_ref(f"team/iris:{version}"), stage, key=built.key)
+    lifecycle.rollback(backend, parse_ref("team/iris"), "production", key=built.key)
+    return backend
+
+
+def test_versions_moves_holders_and_spans(store: LocalBackend, built: Built) -> None:
+    report = lifecycle.history(store, parse_ref("team/iris"), keys=[built.pub])
+    versions = collect_versions(store, report)
+    assert [v.version for v in versions] == ["1.0.0", "1.1.0"]
+    v1, v2 = versions
+    assert v1.holds == ["production"] and v2.holds == ["staging"]
+    assert [(m.action, m.stage) for m in v1.moves] == [
+        ("promote", "staging"),
+        ("promote", "production"),
+        ("rollback", "production"),
+    ]
+    assert v1.pushed is not None and v1.pushed.by.status == "verified" and v1.pushed.by.key is not None
+    assert v1.metrics == {"accuracy.test": 0.9667, "accuracy.train": 0.9833, "log_loss.test": 0.0483}
+    assert v2.metrics == {"accuracy.test": 0.99, "accuracy.train": 0.99}
+    now = dt.datetime.now(dt.UTC)
+    spans = [(s.lane, s.stage) for s in stage_spans(versions, now)]
+    # staging: 1.0.0 then 1.1.0 (still); production: 1.0.0, 1.1.0, back to 1.0.0 (still)
+    assert sorted(spans) == [(0, "production"), (0, "production"), (0, "staging"), (1, "production"), (1, "staging")]
+
+
+def test_history_html_through_the_cli(store: LocalBackend, built: Built, tmp_path: Path) -> None:
+    out = tmp_path / "h.html"
+    assert main(["history", "team/iris", "--html", str(out)]) == 0
+    html = out.read_text()
+    assert html.count('<tr>\n<td class="mono">1.') == 2
+    assert "not checked" in html and ">invalid<" not in html  # signed events, no key given
+    assert html.count('class="chart"') == 1 + 3  # the timeline and three metric trends
+    assert "holds production" in html and "holds staging" in html
+    assert 'id="events"' in html and "rollback" in html
+
+
+def test_versions_page_without_events_for_ls(store: LocalBackend) -> None:
+    report = lifecycle.history(store, parse_ref("team/iris"))
+    html = history_page("team/iris", collect_versions(store, report), holders=report.holders)
+    assert "mpkg versions report" in html and 'id="events"' not in html and 'id="versions"' in html
+
+
+def test_metrics_annotation_keeps_finite_numbers_only(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "home")
+    backend.push_blob_bytes("r", EMPTY_DATA)
+
+    def artifact(metrics: str) -> str:
+        data = artifact_manifest(PACKAGE_ARTIFACT_TYPE, [], {ANNOTATION_METRICS: metrics})
+        return backend.put_manifest("r", f"t{abs(hash(metrics))}", data)
+
+    assert metrics_annotation(backend, "r", artifact('{"a": 1, "b": {"c": 2.5}, "d": "x", "e": 1e999}')) == (
+        {"a": 1.0, "b.c": 2.5},
+        "",
+    )
+    assert metrics_annotation(backend, "r", artifact("{not json")) == ({}, "its metrics annotation is not JSON")
+    assert metrics_annotation(backend, "r", artifact("[1, 2]")) == ({}, "")
+    missing = "sha256:" + "0" * 64
+    assert metrics_annotation(backend, "r", missing) == ({}, "no longer in the store")
