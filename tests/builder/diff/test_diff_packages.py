@@ -94,6 +94,7 @@ def test_cli_json(built: Built, capsys: pytest.CaptureFixture[str]) -> None:
         "old": None,
         "new": "float32['batch'] optional",
         "message": "optional input 'weight' was added",
+        "diff": None,
     }
     assert out["metrics"] == [{"name": "accuracy", "old": 0.8, "new": 0.8, "delta": 0.0}]
 

@@ -1,0 +1,519 @@
+"""An ONNX model split into learned parameters, structure and names (spec/semver.md §4.1).
+
+Converters for classical models keep what a fit learns in node attributes of the
+``ai.onnx.ml`` domain (LinearClassifier coefficients, TreeEnsemble node arrays, SVM
+support vectors) rather than in initializers, and stamp every conversion with a fresh
+graph name. To tell a retrain from a new model, the build records two digests:
+
+- ``weights_digest``: the learned values: initializer and sparse-initializer data,
+  ``Constant`` values, and the learned attributes of the operators in :data:`ML_OPERATORS`;
+- ``structure_digest``: everything else that decides what the graph computes: operator
+  types and domains, structural attributes, the wiring, initializer dtypes and shapes,
+  opsets, IR version, local functions and the interface (input and output names and types).
+
+Names that do not change behaviour are in neither: the graph name, node names, the names
+of intermediate values and initializers (the wiring is hashed with positional ids in a
+canonical topological order, so re-exporting with other names or another valid node
+order gives the same digest), doc strings, value_info, producer and metadata.
+Class labels are recorded apart (``class_labels``): they are what clients read back.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from mpkg.digests import Digest, new_file_hasher
+from onnx import (
+    AttributeProto,
+    FunctionProto,
+    GraphProto,
+    ModelProto,
+    NodeProto,
+    SparseTensorProto,
+    TensorProto,
+    TypeProto,
+    numpy_helper,
+)
+
+ML = "ai.onnx.ml"
+
+
+@dataclass(frozen=True)
+class OpSplit:
+    """How one operator's attributes divide: learned values, class labels, structure."""
+
+    learned: frozenset[str] = frozenset()
+    labels: frozenset[str] = frozenset()
+    structure: frozenset[str] = frozenset()
+    why: str = ""
+
+
+def _op(learned: str = "", labels: str = "", structure: str = "", why: str = "") -> OpSplit:
+    return OpSplit(frozenset(learned.split()), frozenset(labels.split()), frozenset(structure.split()), why)
+
+
+_LABELS = "classlabels_ints classlabels_strings classlabels_int64s"
+_TREE_NODES = (
+    "nodes_falsenodeids nodes_featureids nodes_hitrates nodes_hitrates_as_tensor nodes_missing_value_tracks_true "
+    "nodes_modes nodes_nodeids nodes_treeids nodes_truenodeids nodes_values nodes_values_as_tensor"
+)
+
+# Every attribute of every ai.onnx.ml operator, classified (a test checks this against onnx.defs).
+# Learned: what a fit computes from data, and numeric hyperparameters tuning a fixed function;
+# they move on every retrain. Structure: choices of the function itself or of what its output
+# means. Attributes not listed (a newer ONNX) count as structure: unknown facts are assumed to matter.
+ML_OPERATORS: Mapping[str, OpSplit] = {
+    "ArrayFeatureExtractor": _op(why="no attributes; the selected indices are an input (an initializer)"),
+    "Binarizer": _op("threshold", why="a tuned threshold on a fixed function"),
+    "CastMap": _op(structure="cast_to map_form max_map", why="type conversion: no fitted values"),
+    "CategoryMapper": _op(
+        "cats_int64s cats_strings",
+        structure="default_int64 default_string",
+        why="the vocabulary is fitted; the value for unknown input is what callers get back",
+    ),
+    "DictVectorizer": _op("int64_vocabulary string_vocabulary", why="the vocabulary is fitted"),
+    "FeatureVectorizer": _op(structure="inputdimensions", why="how inputs are concatenated: wiring"),
+    "Imputer": _op(
+        "imputed_value_floats imputed_value_int64s",
+        structure="replaced_value_float replaced_value_int64",
+        why="fill values are fitted (means, medians); which input value means 'missing' is the interface",
+    ),
+    "LabelEncoder": _op(
+        "classes_strings keys_floats keys_int64s keys_strings keys_tensor "
+        "values_floats values_int64s values_strings values_tensor",
+        structure="default_float default_int64 default_string default_tensor",
+        why="the mapping is fitted; the value for unknown keys is what callers get back",
+    ),
+    "LinearClassifier": _op(
+        "coefficients intercepts",
+        _LABELS,
+        "multi_class post_transform",
+        "weights are fitted; post_transform decides whether outputs are probabilities or scores",
+    ),
+    "LinearRegressor": _op(
+        "coefficients intercepts",
+        structure="post_transform targets",
+        why="weights are fitted; the number of targets is the output's width",
+    ),
+    "Normalizer": _op(structure="norm", why="the norm chooses the function; nothing is fitted"),
+    "OneHotEncoder": _op(
+        "cats_int64s cats_strings",
+        structure="zeros",
+        why="categories are fitted from data; zeros decides whether unknown categories fail",
+    ),
+    "Scaler": _op("offset scale", why="offsets and scales are fitted"),
+    "SVMClassifier": _op(
+        "coefficients kernel_params prob_a prob_b rho support_vectors vectors_per_class",
+        _LABELS,
+        "kernel_type post_transform",
+        "support vectors and coefficients are fitted, kernel parameters tuned; the kernel type chooses the function",
+    ),
+    "SVMRegressor": _op(
+        "coefficients kernel_params n_supports rho support_vectors",
+        structure="kernel_type one_class post_transform",
+        why="as SVMClassifier",
+    ),
+    "TreeEnsembleClassifier": _op(
+        f"base_values base_values_as_tensor class_ids class_nodeids class_treeids class_weights "
+        f"class_weights_as_tensor {_TREE_NODES}",
+        _LABELS,
+        "post_transform",
+        "trees are fitted (a retrain may grow more or fewer nodes); post_transform decides what scores mean",
+    ),
+    "TreeEnsembleRegressor": _op(
+        f"base_values base_values_as_tensor target_ids target_nodeids target_treeids target_weights "
+        f"target_weights_as_tensor {_TREE_NODES}",
+        structure="aggregate_function n_targets post_transform",
+        why="trees are fitted; the aggregation and the number of targets are the function and the output width",
+    ),
+    "TreeEnsemble": _op(
+        "leaf_targetids leaf_weights membership_values nodes_falseleafs nodes_falsenodeids nodes_featureids "
+        "nodes_hitrates nodes_missing_value_tracks_true nodes_modes nodes_splits nodes_trueleafs "
+        "nodes_truenodeids tree_roots",
+        structure="aggregate_function n_targets post_transform",
+        why="trees are fitted; the aggregation and the number of targets are the function and the output width",
+    ),
+    "ZipMap": _op(labels="classlabels_int64s classlabels_strings", why="the map keys clients read"),
+}
+# Default-domain operators whose attribute values are data rather than structure.
+CONSTANT_VALUES = frozenset(
+    {"value", "value_float", "value_floats", "value_int", "value_ints", "value_string", "value_strings", "sparse_value"}
+)
+MAX_LABELS = 1000  # longer label lists are recorded as a digest
+
+
+@dataclass(frozen=True)
+class OnnxSplit:
+    structure_digest: str
+    weights_digest: str
+    class_labels: tuple[Any, ...]  # per labelled node, in canonical order; duplicates dropped
+    producer: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "structure_digest": self.structure_digest,
+            "weights_digest": self.weights_digest,
+            "class_labels": list(self.class_labels),
+            "producer": dict(self.producer),
+        }
+
+
+def split_model(model: ModelProto) -> OnnxSplit:
+    """The learned/structure split of ``model`` (loaded without external data)."""
+    walk = _Walk()
+    top = walk.graph(model.graph, None)
+    structure = {
+        "ir_version": int(model.ir_version),
+        "opsets": sorted([_domain(o.domain), int(o.version)] for o in model.opset_import),
+        "graph": top,
+        "functions": sorted(
+            ([_domain(f.domain), f.name, f.overload, walk.function(f)] for f in model.functions),
+            key=lambda item: (item[0], item[1], item[2]),
+        ),
+        # training graphs are not what serving runs; compared whole, names and all
+        "training_info": [str(_sha(ti.SerializeToString(deterministic=True))) for ti in model.training_info],
+    }
+    sh = new_file_hasher()
+    sh.update(json.dumps(structure, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    labels: list[Any] = []
+    for entry in walk.labels:
+        if entry not in labels:
+            labels.append(entry)
+    return OnnxSplit(
+        structure_digest=f"blake3:{sh.hexdigest()}",
+        weights_digest=f"blake3:{walk.learned.hexdigest()}",
+        class_labels=tuple(labels),
+        producer={"name": model.producer_name, "version": model.producer_version},
+    )
+
+
+def _domain(domain: str) -> str:
+    return "ai.onnx" if domain in ("", "ai.onnx") else domain
+
+
+def _sha(data: bytes) -> Digest:
+    h = new_file_hasher()
+    h.update(data)
+    return Digest("blake3", h.hexdigest())
+
+
+class _Scope:
+    """Canonical ids of the values visible in one graph, falling back to enclosing graphs."""
+
+    def __init__(self, walk: _Walk, parent: _Scope | None, inits: Mapping[str, TensorProto | SparseTensorProto]):
+        self.walk, self.parent, self.inits = walk, parent, inits
+        self.ids: dict[str, str] = {}
+        self.records: list[Any] = []  # initializers, in order of first use
+
+    def ref(self, name: str) -> str:
+        """The canonical id of ``name``; an initializer gets its id (and is hashed) on first use."""
+        if not name:
+            return ""
+        scope: _Scope | None = self
+        while scope is not None:
+            if name in scope.ids:
+                return scope.ids[name]
+            if name in scope.inits:
+                cid = f"w{len(self.walk.init_ids)}"
+                self.walk.init_ids.append(cid)
+                scope.ids[name] = cid
+                scope.records.append(self.walk.initializer(cid, scope.inits[name]))
+                return cid
+            scope = scope.parent
+        return f"free:{name}"
+
+    def sort_ref(self, name: str) -> str:
+        """What ordering may depend on before ids exist: ids, or an initializer's dtype and shape."""
+        scope: _Scope | None = self
+        while scope is not None:
+            if name in scope.ids:
+                return scope.ids[name]
+            if name in scope.inits:
+                return json.dumps(_init_sort_key(scope.inits[name]))
+            scope = scope.parent
+        return ""
+
+
+class _Walk:
+    """One canonical pass: structure as JSON-able records, learned bytes into one hasher."""
+
+    def __init__(self) -> None:
+        self.learned = new_file_hasher()
+        self.labels: list[Any] = []
+        self.init_ids: list[str] = []
+        self.values = 0  # canonical value counter, model-wide
+        self.nodes = 0  # canonical node counter, model-wide (keys learned attribute values)
+
+    def feed(self, key: list[Any], chunks: list[bytes]) -> None:
+        """A length-prefixed header, then the length-prefixed value bytes, so no two layouts collide."""
+        head = json.dumps(key, separators=(",", ":")).encode("utf-8")
+        self.learned.update(len(head).to_bytes(8, "little") + head)
+        self.learned.update(sum(len(c) for c in chunks).to_bytes(8, "little"))
+        for c in chunks:
+            self.learned.update(c)
+
+    def initializer(self, cid: str, t: TensorProto | SparseTensorProto) -> list[Any]:
+        if isinstance(t, SparseTensorProto):
+            self.feed(["sparse", cid], [_tensor_bytes(t.values), _tensor_bytes(t.indices)])
+            return [cid, "sparse", int(t.values.data_type), [int(d) for d in t.dims]]
+        self.feed(["init", cid], [_tensor_bytes(t)])
+        return [cid, int(t.data_type), [int(d) for d in t.dims]]
+
+    def graph(self, g: GraphProto, parent: _Scope | None, formal: list[str] | None = None) -> dict[str, Any]:
+        """``formal``: positional parameter names (subgraphs, functions); the top graph's inputs keep names."""
+        inits: dict[str, TensorProto | SparseTensorProto] = {t.name: t for t in g.initializer}
+        inits.update({s.values.name: s for s in g.sparse_initializer})
+        scope = _Scope(self, parent, inits)
+        interface_in: list[Any] = []
+        if formal is not None:
+            scope.ids.update({name: f"arg{i}" for i, name in enumerate(formal)})
+        inputs = [vi for vi in g.input if vi.name not in inits]
+        for i, vi in enumerate(inputs):
+            top = parent is None and formal is None
+            scope.ids[vi.name] = f"in:{vi.name}" if top else f"arg{i}"
+            interface_in.append([vi.name if top else i, _type(vi.type)])
+        nodes = []
+        for node in _canonical_order(g, scope):
+            self.nodes += 1
+            record: dict[str, Any] = {
+                "op": [_domain(node.domain), node.op_type],
+                "in": [scope.ref(v) for v in node.input],
+                "attrs": self._attributes(node, self.nodes, scope),
+            }
+            outs = []
+            for v in node.output:
+                if v:
+                    scope.ids[v] = f"v{self.values}"
+                    self.values += 1
+                outs.append(scope.ids[v] if v else "")
+            record["out"] = outs
+            nodes.append(record)
+        top = parent is None and formal is None
+        outputs = [[o.name if top else i, scope.ref(o.name), _type(o.type)] for i, o in enumerate(g.output)]
+        for name in sorted(set(inits) - set(scope.ids), key=lambda n: _init_sort_key(inits[n])):
+            scope.ref(name)  # unused initializers still count, after the used ones
+        return {"inputs": interface_in, "outputs": outputs, "initializers": scope.records, "nodes": nodes}
+
+    def function(self, f: FunctionProto) -> dict[str, Any]:
+        g = GraphProto()
+        g.node.extend(f.node)
+        for o in f.output:
+            g.output.add(name=o)
+        body = self.graph(g, None, formal=list(f.input))
+        return {
+            "inputs": len(f.input),
+            "attributes": sorted(f.attribute),
+            "body": body,
+            "opsets": sorted([_domain(o.domain), int(o.version)] for o in f.opset_import),
+        }
+
+    def _attributes(self, node: NodeProto, at: int, scope: _Scope) -> dict[str, Any]:
+        domain = _domain(node.domain)
+        split = ML_OPERATORS.get(node.op_type) if domain == ML else None
+        constant = domain == "ai.onnx" and node.op_type == "Constant"
+        out: dict[str, Any] = {}
+        for a in sorted(node.attribute, key=lambda a: a.name):
+            if a.ref_attr_name:
+                out[a.name] = ["ref", a.ref_attr_name, int(a.type)]
+            elif split is not None and a.name in split.labels:
+                self.labels.append(_labels(a))
+                out[a.name] = ["labels", int(a.type)]
+            elif split is not None and a.name in split.learned:
+                self.feed(["attr", at, a.name, int(a.type)], _attribute_bytes(a))
+                out[a.name] = ["learned", int(a.type)]
+            elif constant and a.name in CONSTANT_VALUES:
+                self.feed(["attr", at, a.name, int(a.type)], _attribute_bytes(a))
+                out[a.name] = ["learned", int(a.type), _shape_of(a)]
+            else:
+                out[a.name] = self._structural(a, scope)
+        return out
+
+    def _structural(self, a: AttributeProto, scope: _Scope) -> Any:
+        kind = int(a.type)
+        if kind == AttributeProto.FLOAT:
+            return [kind, float(a.f)]
+        if kind == AttributeProto.INT:
+            return [kind, int(a.i)]
+        if kind == AttributeProto.STRING:
+            return [kind, a.s.hex()]
+        if kind == AttributeProto.FLOATS:
+            return [kind, [float(x) for x in a.floats]]
+        if kind == AttributeProto.INTS:
+            return [kind, [int(x) for x in a.ints]]
+        if kind == AttributeProto.STRINGS:
+            return [kind, [s.hex() for s in a.strings]]
+        if kind == AttributeProto.GRAPH:
+            return [kind, self.graph(a.g, scope, formal=[])]
+        if kind == AttributeProto.GRAPHS:
+            return [kind, [self.graph(g, scope, formal=[]) for g in a.graphs]]
+        if kind == AttributeProto.TYPE_PROTO:
+            return [kind, _type(a.tp)]
+        if kind == AttributeProto.TYPE_PROTOS:
+            return [kind, [_type(t) for t in a.type_protos]]
+        # tensors held as structure (e.g. ConstantOfShape's fill value): their bytes are structure too
+        return [kind, str(_sha(b"".join(_attribute_bytes(a))))]
+
+
+def _init_sort_key(t: TensorProto | SparseTensorProto) -> tuple[Any, ...]:
+    if isinstance(t, SparseTensorProto):
+        return (1, int(t.values.data_type), list(t.dims))
+    return (0, int(t.data_type), list(t.dims))
+
+
+def _shape_of(a: AttributeProto) -> Any:
+    if a.type == AttributeProto.TENSOR:
+        return [int(a.t.data_type), [int(d) for d in a.t.dims]]
+    if a.type == AttributeProto.SPARSE_TENSOR:
+        return [int(a.sparse_tensor.values.data_type), [int(d) for d in a.sparse_tensor.dims]]
+    if a.type in (AttributeProto.FLOATS, AttributeProto.INTS, AttributeProto.STRINGS):
+        return len(a.floats) + len(a.ints) + len(a.strings)
+    return None
+
+
+def _labels(a: AttributeProto) -> Any:
+    values: list[Any] = [int(x) for x in a.ints] or [s.decode("utf-8", "replace") for s in a.strings]
+    if len(values) > MAX_LABELS:
+        return str(_sha(json.dumps(values).encode("utf-8")))
+    return values
+
+
+def _type(t: TypeProto) -> Any:
+    kind = t.WhichOneof("value")
+    if kind == "tensor_type" or kind == "sparse_tensor_type":
+        tt = getattr(t, kind)
+        dims = None
+        if tt.HasField("shape"):
+            dims = [int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
+        return [kind, int(tt.elem_type), dims]
+    if kind == "sequence_type":
+        return [kind, _type(t.sequence_type.elem_type)]
+    if kind == "optional_type":
+        return [kind, _type(t.optional_type.elem_type)]
+    if kind == "map_type":
+        return [kind, int(t.map_type.key_type), _type(t.map_type.value_type)]
+    return [kind]
+
+
+def _tensor_bytes(t: TensorProto) -> bytes:
+    """A tensor's values in one layout, whichever field the converter stored them in."""
+    head = json.dumps([int(t.data_type), [int(d) for d in t.dims]]).encode("utf-8")
+    if t.data_location == TensorProto.EXTERNAL:
+        return head + b"external"  # the external file's own digest covers its bytes
+    if t.data_type == TensorProto.STRING:
+        return head + b"".join(len(s).to_bytes(8, "little") + s for s in t.string_data)
+    if t.raw_data:
+        return head + t.raw_data
+    return head + np.ascontiguousarray(numpy_helper.to_array(t)).tobytes()
+
+
+def _attribute_bytes(a: AttributeProto) -> list[bytes]:
+    kind = a.type
+    if kind == AttributeProto.FLOAT:
+        return [np.float32(a.f).tobytes()]
+    if kind == AttributeProto.INT:
+        return [np.int64(a.i).tobytes()]
+    if kind == AttributeProto.STRING:
+        return [a.s]
+    if kind == AttributeProto.FLOATS:
+        return [np.asarray(a.floats, dtype="<f4").tobytes()]
+    if kind == AttributeProto.INTS:
+        return [np.asarray(a.ints, dtype="<i8").tobytes()]
+    if kind == AttributeProto.STRINGS:
+        return [len(s).to_bytes(8, "little") + s for s in a.strings]
+    if kind == AttributeProto.TENSOR:
+        return [_tensor_bytes(a.t)]
+    if kind == AttributeProto.TENSORS:
+        return [_tensor_bytes(t) for t in a.tensors]
+    if kind == AttributeProto.SPARSE_TENSOR:
+        return [_tensor_bytes(a.sparse_tensor.values), _tensor_bytes(a.sparse_tensor.indices)]
+    if kind == AttributeProto.SPARSE_TENSORS:
+        return [_tensor_bytes(x) for s in a.sparse_tensors for x in (s.values, s.indices)]
+    return [a.SerializeToString(deterministic=True)]
+
+
+# --- canonical node order --------------------------------------------------------------------
+
+
+def _free_names(g: GraphProto) -> set[str]:
+    """Names a subgraph reads from its enclosing scopes."""
+    defined = {vi.name for vi in g.input} | {t.name for t in g.initializer}
+    defined |= {s.values.name for s in g.sparse_initializer}
+    used: set[str] = set()
+    for node in g.node:
+        defined.update(node.output)
+        used.update(v for v in node.input if v)
+        for sub in _subgraphs(node):
+            used |= _free_names(sub)
+    used.update(o.name for o in g.output)
+    return used - defined
+
+
+def _subgraphs(node: NodeProto) -> Iterator[GraphProto]:
+    for a in node.attribute:
+        if a.HasField("g"):
+            yield a.g
+        yield from a.graphs
+
+
+def _canonical_order(g: GraphProto, scope: _Scope) -> list[NodeProto]:
+    """A topological order that does not depend on how the converter ordered or named things.
+
+    Among ready nodes the smallest key goes first: operator, structural attribute names and
+    the (already canonical) references of its inputs, with initializers keyed by dtype and
+    shape, not name. Ties (identical keys) keep the file's order; nodes in a cycle (an invalid
+    graph, refused by the checker anyway) follow in file order.
+    """
+    nodes = list(g.node)
+    producer: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        for v in node.output:
+            if v:
+                producer.setdefault(v, i)
+    deps: list[set[int]] = []
+    for node in nodes:
+        reads = {v for v in node.input if v}
+        for sub in _subgraphs(node):
+            reads |= _free_names(sub)
+        deps.append({producer[v] for v in reads if v in producer})
+    users: dict[int, list[int]] = {}
+    for i, ds in enumerate(deps):
+        for d in ds:
+            users.setdefault(d, []).append(i)
+    waiting = [len(ds) for ds in deps]
+    canonical: dict[str, str] = {}
+    emitted = 0
+
+    def key(i: int) -> tuple[Any, ...]:
+        node = nodes[i]
+        refs = []
+        for v in node.input:
+            refs.append(canonical[v] if v in canonical else scope.sort_ref(v))
+        attrs = [a.name for a in sorted(node.attribute, key=lambda a: a.name)]
+        return (_domain(node.domain), node.op_type, refs, attrs, i)
+
+    ready = [key(i) for i, n in enumerate(waiting) if n == 0]
+    heapq.heapify(ready)
+    order: list[NodeProto] = []
+    done: set[int] = set()
+    while ready:
+        i = heapq.heappop(ready)[-1]
+        done.add(i)
+        order.append(nodes[i])
+        for v in nodes[i].output:
+            if v:
+                canonical[v] = f"v{emitted}"
+                emitted += 1
+        for u in users.get(i, ()):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, key(u))
+    order.extend(n for i, n in enumerate(nodes) if i not in done)
+    return order
+
+
+__all__ = ["CONSTANT_VALUES", "ML_OPERATORS", "OnnxSplit", "OpSplit", "split_model"]
