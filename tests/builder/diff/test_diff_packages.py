@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mpkg import canonical, layout
@@ -232,3 +233,112 @@ def test_build_with_base_refuses_a_too_low_version(built: Built, tmp_path: Path)
     assert where[0] == "mpkg.toml: [package].version" and "2.0.0" in err.value.problems[0].reason
     assert "inputs.features.shape[1]" in where
     assert not (tmp_path / "next.mpkg").exists()
+
+
+# --- [diff.rules] of the package's own mpkg.toml applies to build --base ----------------------
+
+
+def test_build_base_applies_the_sources_diff_rules(built: Built, tmp_path: Path) -> None:
+    from mpkg_builder.build import build_package
+
+    src = write_onnx_source(tmp_path / "src", OnnxSpec(seed=1))
+    toml = (src / "mpkg.toml").read_text().replace('version = "1.0.0"\n', "")
+    (src / "mpkg.toml").write_text(toml + '\n[diff.rules]\nweights-changed = "major"\n')
+    assert build_package(src, tmp_path / "next.mpkg", base=built.onnx["base"]).version == "2.0.0"
+
+
+def test_build_refuses_a_misspelt_rule_in_one_line(tmp_path: Path, run_mpkg: Any) -> None:
+    src = write_onnx_source(tmp_path / "src", OnnxSpec())
+    (src / "mpkg.toml").write_text((src / "mpkg.toml").read_text() + '\n[diff.rules]\nweights-changd = "minor"\n')
+    proc = run_mpkg("build", src, "-o", tmp_path / "out.mpkg", expect=1)
+    assert "mpkg.toml: [diff.rules].weights-changd" in proc.stderr
+    assert "did you mean 'weights-changed'?" in proc.stderr
+    assert not (tmp_path / "out.mpkg").exists()
+
+
+# --- the generated card section is not the card ---------------------------------------------
+
+
+def test_new_version_alone_is_not_a_card_change(built: Built, tmp_path: Path) -> None:
+    """Only the version the generated section states differs: no card-changed finding."""
+    from mpkg_builder.build import build_package
+
+    src = write_onnx_source(tmp_path / "src", OnnxSpec(version="1.0.1"))
+    build_package(src, tmp_path / "again.mpkg")
+    report = diff_packages(built.onnx["base"], tmp_path / "again.mpkg")
+    assert [c.rule for c in report.changes] == ["metadata-changed"]
+
+
+# --- what changed: text diffs -----------------------------------------------------------------
+
+
+def test_code_fix_carries_its_diff(built: Built, capsys: pytest.CaptureFixture[str]) -> None:
+    report = diff_packages(built.safetensors["base"], built.safetensors["code-fix"])
+    change = next(c for c in report.changes if c.rule == "code-changed")
+    assert change.diff is not None
+    assert '-"""A linear model."""' in change.diff and '+"""A linear model. Fixed."""' in change.diff
+    check_golden("safetensors-code-fix.txt", render_text(report))
+    check_golden("safetensors-code-fix.md", render_markdown(report))
+    assert main(["diff", str(built.safetensors["base"]), str(built.safetensors["code-fix"]), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert next(c for c in out["changes"] if c["rule"] == "code-changed")["diff"] == change.diff
+
+
+def test_lockfile_change_carries_its_diff(built: Built) -> None:
+    report = diff_packages(built.onnx["base"], built.onnx["dep-patch"])
+    change = next(c for c in report.changes if c.rule == "lockfile-changed")
+    assert change.diff is not None and "-numpy==2.4.6\n+numpy==2.4.7" in change.diff
+
+
+def _with_card(src: Path, extra: str) -> Path:
+    card = src / "MODEL_CARD.md"
+    card.write_text(card.read_text().replace("## Limitations\n", "## Limitations\n\n" + extra))
+    return src
+
+
+def test_card_text_change_shows_the_authors_words_only(built: Built, tmp_path: Path) -> None:
+    from mpkg_builder.build import build_package
+
+    src = _with_card(write_onnx_source(tmp_path / "src", OnnxSpec(version="1.0.1")), "Fails on petals over 9 cm.\n")
+    build_package(src, tmp_path / "card.mpkg")
+    report = diff_packages(built.onnx["base"], tmp_path / "card.mpkg")
+    change = next(c for c in report.changes if c.rule == "card-changed")
+    assert change.diff is not None and "+Fails on petals over 9 cm." in change.diff
+    assert "Version" not in change.diff and "mpkg:generated" not in change.diff
+
+
+def test_card_diff_escapes_terminal_escape_sequences(built: Built, tmp_path: Path) -> None:
+    """A hostile card cannot move the reviewer's cursor, retitle the window or reorder text."""
+    from mpkg_builder.build import build_package
+
+    hostile = "\x1b[2J\x1b]0;pwned\x07 ok \u202egnp.exe\r\n"
+    src = _with_card(write_onnx_source(tmp_path / "src", OnnxSpec(version="1.0.1")), hostile)
+    build_package(src, tmp_path / "hostile.mpkg")
+    report = diff_packages(built.onnx["base"], tmp_path / "hostile.mpkg")
+    for text in (render_text(report), render_markdown(report), json.dumps(report.to_json())):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "\\x1b[2J\\x1b]0;pwned\\x07 ok \\u202egnp.exe" in render_text(report)
+
+
+def test_text_diff_is_bounded(built: Built, tmp_path: Path) -> None:
+    from mpkg_builder.diff.textdiff import MAX_DIFF_BYTES, MAX_DIFF_LINES, unified
+
+    old = "".join(f"line {i}\n" for i in range(2000))
+    new = "".join(f"LINE {i} " + "x" * 200 + "\n" for i in range(2000))
+    text = unified("code/big.py", old, new)
+    lines = text.splitlines()
+    assert len(lines) <= MAX_DIFF_LINES + 1 and len(text.encode()) <= MAX_DIFF_BYTES + 100
+    assert lines[-1].startswith("... diff cut: ") and lines[-1].endswith(" more lines")
+
+
+def test_text_diff_refuses_a_member_that_does_not_match_its_digest(built: Built, tmp_path: Path) -> None:
+    tampered = tmp_path / "tampered.mpkg"
+    shutil.copyfile(built.safetensors["code-fix"], tampered)
+    with PackageFile(tampered) as pkg:
+        member = pkg.by_name["code/linear.py"]
+    with open(tampered, "r+b") as f:
+        f.seek(member.data_offset)
+        f.write(b"#")
+    report = diff_packages(built.safetensors["base"], tampered)
+    change = next(c for c in report.changes if c.rule == "code-changed")
+    assert change.diff == "(no text diff: code/linear.py does not match its manifest digest; run mpkg verify)"
