@@ -19,10 +19,6 @@ from mpkg.errors import SourceError
 from mpkg_builder.diff import Bump, DiffReport, diff_packages
 from realmodels import BC, FAMILIES, breast_cancer, scaled_logreg, skl2onnx_bytes, write_source
 
-pytest.importorskip("skl2onnx")
-pytest.importorskip("onnxmltools")
-pytest.importorskip("lightgbm")
-
 MAJOR, MINOR, PATCH = Bump.MAJOR, Bump.MINOR, Bump.PATCH
 MODEL = ("interface", "architecture", "weights")
 

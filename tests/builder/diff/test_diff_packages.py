@@ -342,3 +342,16 @@ def test_text_diff_refuses_a_member_that_does_not_match_its_digest(built: Built,
     report = diff_packages(built.safetensors["base"], tampered)
     change = next(c for c in report.changes if c.rule == "code-changed")
     assert change.diff == "(no text diff: code/linear.py does not match its manifest digest; run mpkg verify)"
+
+
+def test_package_built_before_the_split_still_diffs_against_one_built_now() -> None:
+    """iris-mlp 1.0.0 as the builder wrote it before the ONNX split and the card author digest,
+    against the same example built today: the graph digests still agree, so only the card
+    (compared by file digest, the old package has no author digest) is reported."""
+    legacy = Path(__file__).parent / "golden" / "iris-mlp-1.0.0-before-split.mpkg"
+    current = Path(__file__).resolve().parents[2] / "golden" / "v1" / "iris-mlp-1.0.0.mpkg"
+    report = diff_packages(legacy, current)
+    assert [(c.rule, c.diff) for c in report.changes] == [
+        ("card-changed", "(no text diff: the author's text is the same)")
+    ]
+    assert report.bump is PATCH
