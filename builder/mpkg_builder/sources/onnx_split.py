@@ -20,6 +20,7 @@ Class labels are recorded apart (``class_labels``): they are what clients read b
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 from collections.abc import Iterator, Mapping
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import onnx.defs
 from mpkg.digests import Digest, new_file_hasher
 from onnx import (
     AttributeProto,
@@ -37,6 +39,7 @@ from onnx import (
     SparseTensorProto,
     TensorProto,
     TypeProto,
+    helper,
     numpy_helper,
 )
 
@@ -57,7 +60,7 @@ def _op(learned: str = "", labels: str = "", structure: str = "", why: str = "")
     return OpSplit(frozenset(learned.split()), frozenset(labels.split()), frozenset(structure.split()), why)
 
 
-_LABELS = "classlabels_ints classlabels_strings classlabels_int64s"
+_LABELS = "classlabels_ints classlabels_strings"
 _TREE_NODES = (
     "nodes_falsenodeids nodes_featureids nodes_hitrates nodes_hitrates_as_tensor nodes_missing_value_tracks_true "
     "nodes_modes nodes_nodeids nodes_treeids nodes_truenodeids nodes_values nodes_values_as_tensor"
@@ -121,7 +124,7 @@ ML_OPERATORS: Mapping[str, OpSplit] = {
     "TreeEnsembleClassifier": _op(
         f"base_values base_values_as_tensor class_ids class_nodeids class_treeids class_weights "
         f"class_weights_as_tensor {_TREE_NODES}",
-        _LABELS,
+        "classlabels_int64s classlabels_strings",
         "post_transform",
         "trees are fitted (a retrain may grow more or fewer nodes); post_transform decides what scores mean",
     ),
@@ -165,7 +168,7 @@ class OnnxSplit:
 
 def split_model(model: ModelProto) -> OnnxSplit:
     """The learned/structure split of ``model`` (loaded without external data)."""
-    walk = _Walk()
+    walk = _Walk({_domain(o.domain): int(o.version) for o in model.opset_import})
     top = walk.graph(model.graph, None)
     structure = {
         "ir_version": int(model.ir_version),
@@ -242,7 +245,8 @@ class _Scope:
 class _Walk:
     """One canonical pass: structure as JSON-able records, learned bytes into one hasher."""
 
-    def __init__(self) -> None:
+    def __init__(self, opsets: Mapping[str, int]) -> None:
+        self.opsets = opsets
         self.learned = new_file_hasher()
         self.labels: list[Any] = []
         self.init_ids: list[str] = []
@@ -329,7 +333,7 @@ class _Walk:
             elif constant and a.name in CONSTANT_VALUES:
                 self.feed(["attr", at, a.name, int(a.type)], _attribute_bytes(a))
                 out[a.name] = ["learned", int(a.type), _shape_of(a)]
-            else:
+            elif not _is_default(domain, node.op_type, self.opsets.get(domain), a):
                 out[a.name] = self._structural(a, scope)
         return out
 
@@ -357,6 +361,36 @@ class _Walk:
             return [kind, [_type(t) for t in a.type_protos]]
         # tensors held as structure (e.g. ConstantOfShape's fill value): their bytes are structure too
         return [kind, str(_sha(b"".join(_attribute_bytes(a))))]
+
+
+@functools.cache
+def _defaults(domain: str, op_type: str, version: int) -> Mapping[str, Any]:
+    """The operator's attribute defaults at this opset (empty for unknown and local operators)."""
+    try:
+        schema = onnx.defs.get_schema(op_type, version, "" if domain == "ai.onnx" else domain)
+    except onnx.defs.SchemaError:
+        return {}
+    return {
+        name: helper.get_attribute_value(a.default_value)
+        for name, a in schema.attributes.items()
+        if a.default_value.type != AttributeProto.UNDEFINED
+    }
+
+
+def _is_default(domain: str, op_type: str, version: int | None, a: AttributeProto) -> bool:
+    """An attribute written out at its schema default means the same as leaving it out
+    (exporters differ on this), so it is not hashed."""
+    if version is None or a.type not in (
+        AttributeProto.FLOAT,
+        AttributeProto.INT,
+        AttributeProto.STRING,
+        AttributeProto.FLOATS,
+        AttributeProto.INTS,
+        AttributeProto.STRINGS,
+    ):
+        return False
+    defaults = _defaults(domain, op_type, version)
+    return a.name in defaults and helper.get_attribute_value(a) == defaults[a.name]
 
 
 def _init_sort_key(t: TensorProto | SparseTensorProto) -> tuple[Any, ...]:
@@ -493,7 +527,9 @@ def _canonical_order(g: GraphProto, scope: _Scope) -> list[NodeProto]:
         refs = []
         for v in node.input:
             refs.append(canonical[v] if v in canonical else scope.sort_ref(v))
-        attrs = [a.name for a in sorted(node.attribute, key=lambda a: a.name)]
+        domain = _domain(node.domain)
+        version = scope.walk.opsets.get(domain)
+        attrs = sorted(a.name for a in node.attribute if not _is_default(domain, node.op_type, version, a))
         return (_domain(node.domain), node.op_type, refs, attrs, i)
 
     ready = [key(i) for i, n in enumerate(waiting) if n == 0]

@@ -176,3 +176,10 @@ def test_string_class_labels_are_interface() -> None:
     a, b = _split(skl2onnx_bytes(two, 4)), _split(skl2onnx_bytes(three, 4))
     assert a["class_labels"] == [["benign", "malignant"]]
     assert b["class_labels"] == [["benign", "malignant", "unsure"]]
+
+
+def test_adding_a_pipeline_step_is_major(packages: dict[tuple[str, str], Path]) -> None:
+    """LogisticRegression -> StandardScaler + LogisticRegression: a Scaler operator more."""
+    report = diff_packages(packages["skl-linear", "step-removed"], packages["skl-linear", "base"])
+    assert report.bump is MAJOR
+    assert "graph.operators.ai.onnx.ml::Scaler" in {c.subject for c in report.changes}
