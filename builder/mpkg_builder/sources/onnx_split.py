@@ -27,7 +27,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import onnx.defs
 from mpkg.digests import Digest, new_file_hasher
 from onnx import (
@@ -38,115 +37,12 @@ from onnx import (
     NodeProto,
     SparseTensorProto,
     TensorProto,
-    TypeProto,
     helper,
-    numpy_helper,
 )
 
-ML = "ai.onnx.ml"
+from .onnx_operators import CONSTANT_VALUES, ML, ML_OPERATORS
+from .onnx_values import attribute_bytes, tensor_bytes, type_json
 
-
-@dataclass(frozen=True)
-class OpSplit:
-    """How one operator's attributes divide: learned values, class labels, structure."""
-
-    learned: frozenset[str] = frozenset()
-    labels: frozenset[str] = frozenset()
-    structure: frozenset[str] = frozenset()
-    why: str = ""
-
-
-def _op(learned: str = "", labels: str = "", structure: str = "", why: str = "") -> OpSplit:
-    return OpSplit(frozenset(learned.split()), frozenset(labels.split()), frozenset(structure.split()), why)
-
-
-_LABELS = "classlabels_ints classlabels_strings"
-_TREE_NODES = (
-    "nodes_falsenodeids nodes_featureids nodes_hitrates nodes_hitrates_as_tensor nodes_missing_value_tracks_true "
-    "nodes_modes nodes_nodeids nodes_treeids nodes_truenodeids nodes_values nodes_values_as_tensor"
-)
-
-# Every attribute of every ai.onnx.ml operator, classified (a test checks this against onnx.defs).
-# Learned: what a fit computes from data, and numeric hyperparameters tuning a fixed function;
-# they move on every retrain. Structure: choices of the function itself or of what its output
-# means. Attributes not listed (a newer ONNX) count as structure: unknown facts are assumed to matter.
-ML_OPERATORS: Mapping[str, OpSplit] = {
-    "ArrayFeatureExtractor": _op(why="no attributes; the selected indices are an input (an initializer)"),
-    "Binarizer": _op("threshold", why="a tuned threshold on a fixed function"),
-    "CastMap": _op(structure="cast_to map_form max_map", why="type conversion: no fitted values"),
-    "CategoryMapper": _op(
-        "cats_int64s cats_strings",
-        structure="default_int64 default_string",
-        why="the vocabulary is fitted; the value for unknown input is what callers get back",
-    ),
-    "DictVectorizer": _op("int64_vocabulary string_vocabulary", why="the vocabulary is fitted"),
-    "FeatureVectorizer": _op(structure="inputdimensions", why="how inputs are concatenated: wiring"),
-    "Imputer": _op(
-        "imputed_value_floats imputed_value_int64s",
-        structure="replaced_value_float replaced_value_int64",
-        why="fill values are fitted (means, medians); which input value means 'missing' is the interface",
-    ),
-    "LabelEncoder": _op(
-        "classes_strings keys_floats keys_int64s keys_strings keys_tensor "
-        "values_floats values_int64s values_strings values_tensor",
-        structure="default_float default_int64 default_string default_tensor",
-        why="the mapping is fitted; the value for unknown keys is what callers get back",
-    ),
-    "LinearClassifier": _op(
-        "coefficients intercepts",
-        _LABELS,
-        "multi_class post_transform",
-        "weights are fitted; post_transform decides whether outputs are probabilities or scores",
-    ),
-    "LinearRegressor": _op(
-        "coefficients intercepts",
-        structure="post_transform targets",
-        why="weights are fitted; the number of targets is the output's width",
-    ),
-    "Normalizer": _op(structure="norm", why="the norm chooses the function; nothing is fitted"),
-    "OneHotEncoder": _op(
-        "cats_int64s cats_strings",
-        structure="zeros",
-        why="categories are fitted from data; zeros decides whether unknown categories fail",
-    ),
-    "Scaler": _op("offset scale", why="offsets and scales are fitted"),
-    "SVMClassifier": _op(
-        "coefficients kernel_params prob_a prob_b rho support_vectors vectors_per_class",
-        _LABELS,
-        "kernel_type post_transform",
-        "support vectors and coefficients are fitted, kernel parameters tuned; the kernel type chooses the function",
-    ),
-    "SVMRegressor": _op(
-        "coefficients kernel_params n_supports rho support_vectors",
-        structure="kernel_type one_class post_transform",
-        why="as SVMClassifier",
-    ),
-    "TreeEnsembleClassifier": _op(
-        f"base_values base_values_as_tensor class_ids class_nodeids class_treeids class_weights "
-        f"class_weights_as_tensor {_TREE_NODES}",
-        "classlabels_int64s classlabels_strings",
-        "post_transform",
-        "trees are fitted (a retrain may grow more or fewer nodes); post_transform decides what scores mean",
-    ),
-    "TreeEnsembleRegressor": _op(
-        f"base_values base_values_as_tensor target_ids target_nodeids target_treeids target_weights "
-        f"target_weights_as_tensor {_TREE_NODES}",
-        structure="aggregate_function n_targets post_transform",
-        why="trees are fitted; the aggregation and the number of targets are the function and the output width",
-    ),
-    "TreeEnsemble": _op(
-        "leaf_targetids leaf_weights membership_values nodes_falseleafs nodes_falsenodeids nodes_featureids "
-        "nodes_hitrates nodes_missing_value_tracks_true nodes_modes nodes_splits nodes_trueleafs "
-        "nodes_truenodeids tree_roots",
-        structure="aggregate_function n_targets post_transform",
-        why="trees are fitted; the aggregation and the number of targets are the function and the output width",
-    ),
-    "ZipMap": _op(labels="classlabels_int64s classlabels_strings", why="the map keys clients read"),
-}
-# Default-domain operators whose attribute values are data rather than structure.
-CONSTANT_VALUES = frozenset(
-    {"value", "value_float", "value_floats", "value_int", "value_ints", "value_string", "value_strings", "sparse_value"}
-)
 MAX_LABELS = 1000  # longer label lists are recorded as a digest
 
 
@@ -263,9 +159,9 @@ class _Walk:
 
     def initializer(self, cid: str, t: TensorProto | SparseTensorProto) -> list[Any]:
         if isinstance(t, SparseTensorProto):
-            self.feed(["sparse", cid], [_tensor_bytes(t.values), _tensor_bytes(t.indices)])
+            self.feed(["sparse", cid], [tensor_bytes(t.values), tensor_bytes(t.indices)])
             return [cid, "sparse", int(t.values.data_type), [int(d) for d in t.dims]]
-        self.feed(["init", cid], [_tensor_bytes(t)])
+        self.feed(["init", cid], [tensor_bytes(t)])
         return [cid, int(t.data_type), [int(d) for d in t.dims]]
 
     def graph(self, g: GraphProto, parent: _Scope | None, formal: list[str] | None = None) -> dict[str, Any]:
@@ -280,7 +176,7 @@ class _Walk:
         for i, vi in enumerate(inputs):
             top = parent is None and formal is None
             scope.ids[vi.name] = f"in:{vi.name}" if top else f"arg{i}"
-            interface_in.append([vi.name if top else i, _type(vi.type)])
+            interface_in.append([vi.name if top else i, type_json(vi.type)])
         nodes = []
         for node in _canonical_order(g, scope):
             self.nodes += 1
@@ -298,7 +194,7 @@ class _Walk:
             record["out"] = outs
             nodes.append(record)
         top = parent is None and formal is None
-        outputs = [[o.name if top else i, scope.ref(o.name), _type(o.type)] for i, o in enumerate(g.output)]
+        outputs = [[o.name if top else i, scope.ref(o.name), type_json(o.type)] for i, o in enumerate(g.output)]
         for name in sorted(set(inits) - set(scope.ids), key=lambda n: _init_sort_key(inits[n])):
             scope.ref(name)  # unused initializers still count, after the used ones
         return {"inputs": interface_in, "outputs": outputs, "initializers": scope.records, "nodes": nodes}
@@ -328,10 +224,10 @@ class _Walk:
                 self.labels.append(_labels(a))
                 out[a.name] = ["labels", int(a.type)]
             elif split is not None and a.name in split.learned:
-                self.feed(["attr", at, a.name, int(a.type)], _attribute_bytes(a))
+                self.feed(["attr", at, a.name, int(a.type)], attribute_bytes(a))
                 out[a.name] = ["learned", int(a.type)]
             elif constant and a.name in CONSTANT_VALUES:
-                self.feed(["attr", at, a.name, int(a.type)], _attribute_bytes(a))
+                self.feed(["attr", at, a.name, int(a.type)], attribute_bytes(a))
                 out[a.name] = ["learned", int(a.type), _shape_of(a)]
             elif not _is_default(domain, node.op_type, self.opsets.get(domain), a):
                 out[a.name] = self._structural(a, scope)
@@ -356,11 +252,11 @@ class _Walk:
         if kind == AttributeProto.GRAPHS:
             return [kind, [self.graph(g, scope, formal=[]) for g in a.graphs]]
         if kind == AttributeProto.TYPE_PROTO:
-            return [kind, _type(a.tp)]
+            return [kind, type_json(a.tp)]
         if kind == AttributeProto.TYPE_PROTOS:
-            return [kind, [_type(t) for t in a.type_protos]]
+            return [kind, [type_json(t) for t in a.type_protos]]
         # tensors held as structure (e.g. ConstantOfShape's fill value): their bytes are structure too
-        return [kind, str(_sha(b"".join(_attribute_bytes(a))))]
+        return [kind, str(_sha(b"".join(attribute_bytes(a))))]
 
 
 @functools.cache
@@ -414,60 +310,6 @@ def _labels(a: AttributeProto) -> Any:
     if len(values) > MAX_LABELS:
         return str(_sha(json.dumps(values).encode("utf-8")))
     return values
-
-
-def _type(t: TypeProto) -> Any:
-    kind = t.WhichOneof("value")
-    if kind == "tensor_type" or kind == "sparse_tensor_type":
-        tt = getattr(t, kind)
-        dims = None
-        if tt.HasField("shape"):
-            dims = [int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
-        return [kind, int(tt.elem_type), dims]
-    if kind == "sequence_type":
-        return [kind, _type(t.sequence_type.elem_type)]
-    if kind == "optional_type":
-        return [kind, _type(t.optional_type.elem_type)]
-    if kind == "map_type":
-        return [kind, int(t.map_type.key_type), _type(t.map_type.value_type)]
-    return [kind]
-
-
-def _tensor_bytes(t: TensorProto) -> bytes:
-    """A tensor's values in one layout, whichever field the converter stored them in."""
-    head = json.dumps([int(t.data_type), [int(d) for d in t.dims]]).encode("utf-8")
-    if t.data_location == TensorProto.EXTERNAL:
-        return head + b"external"  # the external file's own digest covers its bytes
-    if t.data_type == TensorProto.STRING:
-        return head + b"".join(len(s).to_bytes(8, "little") + s for s in t.string_data)
-    if t.raw_data:
-        return head + t.raw_data
-    return head + np.ascontiguousarray(numpy_helper.to_array(t)).tobytes()
-
-
-def _attribute_bytes(a: AttributeProto) -> list[bytes]:
-    kind = a.type
-    if kind == AttributeProto.FLOAT:
-        return [np.float32(a.f).tobytes()]
-    if kind == AttributeProto.INT:
-        return [np.int64(a.i).tobytes()]
-    if kind == AttributeProto.STRING:
-        return [a.s]
-    if kind == AttributeProto.FLOATS:
-        return [np.asarray(a.floats, dtype="<f4").tobytes()]
-    if kind == AttributeProto.INTS:
-        return [np.asarray(a.ints, dtype="<i8").tobytes()]
-    if kind == AttributeProto.STRINGS:
-        return [len(s).to_bytes(8, "little") + s for s in a.strings]
-    if kind == AttributeProto.TENSOR:
-        return [_tensor_bytes(a.t)]
-    if kind == AttributeProto.TENSORS:
-        return [_tensor_bytes(t) for t in a.tensors]
-    if kind == AttributeProto.SPARSE_TENSOR:
-        return [_tensor_bytes(a.sparse_tensor.values), _tensor_bytes(a.sparse_tensor.indices)]
-    if kind == AttributeProto.SPARSE_TENSORS:
-        return [_tensor_bytes(x) for s in a.sparse_tensors for x in (s.values, s.indices)]
-    return [a.SerializeToString(deterministic=True)]
 
 
 # --- canonical node order --------------------------------------------------------------------
@@ -552,4 +394,4 @@ def _canonical_order(g: GraphProto, scope: _Scope) -> list[NodeProto]:
     return order
 
 
-__all__ = ["CONSTANT_VALUES", "ML_OPERATORS", "OnnxSplit", "OpSplit", "split_model"]
+__all__ = ["OnnxSplit", "split_model"]

@@ -10,7 +10,8 @@ import numpy as np
 import onnx
 import onnx.defs
 import pytest
-from mpkg_builder.sources.onnx_split import ML, ML_OPERATORS, OnnxSplit, split_model
+from mpkg_builder.sources.onnx_operators import ML, ML_OPERATORS
+from mpkg_builder.sources.onnx_split import OnnxSplit, split_model
 from onnx import TensorProto, helper, numpy_helper
 
 F = TensorProto.FLOAT
