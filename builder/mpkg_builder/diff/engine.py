@@ -1004,6 +1004,12 @@ def _hash_planned(f: PlannedLike) -> tuple[int, Digest]:
         raise SourceError(f"cannot be read ({exc.strerror})", str(f.source)) from None
 
 
+def _build_metadata_subject(c: Change) -> str:
+    if c.rule == R.GRAPH_NAMES_CHANGED:
+        return f"names inside {c.subject.removeprefix('files.')}"
+    return "version and base" if c.rule == R.METADATA_CHANGED else c.subject
+
+
 @dataclass(frozen=True)
 class VersionDecision:
     """What `mpkg build --base` settles on, and the diff that justified it."""
@@ -1052,7 +1058,7 @@ def infer_version(
         doc["files"] = entries
     report = diff_manifests(base, doc, rules)
     if report.changes and all(c.category == "build" for c in report.changes):
-        what = ", ".join(sorted({c.subject for c in report.changes}))
+        what = ", ".join(sorted({_build_metadata_subject(c) for c in report.changes}))
         raise SourceError(
             f"nothing to release: the source has not changed since {report.name} {report.from_version} "
             f"({report.old_digest}); only build metadata differs ({what}). Keep {report.from_version}, "

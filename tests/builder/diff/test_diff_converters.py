@@ -110,7 +110,7 @@ def test_build_base_of_a_reconversion_is_nothing_to_release(
         _rebuild(tmp_path, family, "twice", packages[family, "base"])
     (problem,) = err.value.problems
     assert problem.where == "--base" and problem.reason.startswith("nothing to release")
-    assert "files.model/model.onnx" in problem.reason
+    assert "only build metadata differs (names inside model/model.onnx)" in problem.reason
     assert not (tmp_path / "twice.mpkg").exists()
 
 

@@ -147,16 +147,21 @@ def test_cli_usage_errors(built: Built) -> None:
 # --- diff reads manifests, never weights ---------------------------------------------------
 
 
+def _tampered(src: Path, out: Path, member_name: str, data: bytes | None = None) -> Path:
+    """A copy of ``src`` whose member's first bytes are overwritten (all of them by default)."""
+    shutil.copyfile(src, out)
+    with PackageFile(out) as pkg:
+        member = pkg.by_name[member_name]
+    with open(out, "r+b") as f:
+        f.seek(member.data_offset)
+        f.write(data if data is not None else b"\xff" * member.size)
+    return out
+
+
 def test_diff_ignores_weight_bytes(built: Built, tmp_path: Path) -> None:
     """Overwriting every weight byte changes nothing: diff never reads (or hashes) tensors."""
     before = diff_packages(built.onnx["base"], built.onnx["retrained"])
-    tampered = tmp_path / "tampered.mpkg"
-    shutil.copyfile(built.onnx["retrained"], tampered)
-    with PackageFile(tampered) as pkg:
-        member = pkg.by_name["model/model.onnx"]
-    with open(tampered, "r+b") as f:
-        f.seek(member.data_offset)
-        f.write(b"\xff" * member.size)
+    tampered = _tampered(built.onnx["retrained"], tmp_path / "tampered.mpkg", "model/model.onnx")
     assert diff_packages(built.onnx["base"], tampered) == before
 
 
@@ -332,13 +337,7 @@ def test_text_diff_is_bounded(built: Built, tmp_path: Path) -> None:
 
 
 def test_text_diff_refuses_a_member_that_does_not_match_its_digest(built: Built, tmp_path: Path) -> None:
-    tampered = tmp_path / "tampered.mpkg"
-    shutil.copyfile(built.safetensors["code-fix"], tampered)
-    with PackageFile(tampered) as pkg:
-        member = pkg.by_name["code/linear.py"]
-    with open(tampered, "r+b") as f:
-        f.seek(member.data_offset)
-        f.write(b"#")
+    tampered = _tampered(built.safetensors["code-fix"], tmp_path / "tampered.mpkg", "code/linear.py", b"#")
     report = diff_packages(built.safetensors["base"], tampered)
     change = next(c for c in report.changes if c.rule == "code-changed")
     assert change.diff == "(no text diff: code/linear.py does not match its manifest digest; run mpkg verify)"
