@@ -43,7 +43,8 @@ from onnx import (
 from .onnx_operators import CONSTANT_VALUES, ML, ML_OPERATORS
 from .onnx_values import attribute_bytes, tensor_bytes, type_json
 
-MAX_LABELS = 1000  # longer label lists are recorded as a digest
+MAX_LABELS = 1000  # longer label lists, or longer than MAX_LABEL_BYTES as JSON, are recorded as a digest
+MAX_LABEL_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def split_model(model: ModelProto) -> OnnxSplit:
             key=lambda item: (item[0], item[1], item[2]),
         ),
         # training graphs are not what serving runs; compared whole, names and all
-        "training_info": [str(_sha(ti.SerializeToString(deterministic=True))) for ti in model.training_info],
+        "training_info": [str(_blake3(ti.SerializeToString(deterministic=True))) for ti in model.training_info],
     }
     sh = new_file_hasher()
     sh.update(json.dumps(structure, sort_keys=True, separators=(",", ":")).encode("utf-8"))
@@ -95,7 +96,7 @@ def _domain(domain: str) -> str:
     return "ai.onnx" if domain in ("", "ai.onnx") else domain
 
 
-def _sha(data: bytes) -> Digest:
+def _blake3(data: bytes) -> Digest:
     h = new_file_hasher()
     h.update(data)
     return Digest("blake3", h.hexdigest())
@@ -256,7 +257,7 @@ class _Walk:
         if kind == AttributeProto.TYPE_PROTOS:
             return [kind, [type_json(t) for t in a.type_protos]]
         # tensors held as structure (e.g. ConstantOfShape's fill value): their bytes are structure too
-        return [kind, str(_sha(b"".join(attribute_bytes(a))))]
+        return [kind, str(_blake3(b"".join(attribute_bytes(a))))]
 
 
 @functools.cache
@@ -307,8 +308,9 @@ def _shape_of(a: AttributeProto) -> Any:
 
 def _labels(a: AttributeProto) -> Any:
     values: list[Any] = [int(x) for x in a.ints] or [s.decode("utf-8", "replace") for s in a.strings]
-    if len(values) > MAX_LABELS:
-        return str(_sha(json.dumps(values).encode("utf-8")))
+    encoded = json.dumps(values).encode("utf-8")
+    if len(values) > MAX_LABELS or len(encoded) > MAX_LABEL_BYTES:
+        return str(_blake3(encoded))
     return values
 
 
