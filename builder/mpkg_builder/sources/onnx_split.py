@@ -41,7 +41,7 @@ from onnx import (
 )
 
 from .onnx_operators import CONSTANT_VALUES, ML, ML_OPERATORS
-from .onnx_values import attribute_bytes, tensor_bytes, type_json
+from .onnx_values import attribute_bytes, tensor_chunks, type_json
 
 MAX_LABELS = 1000  # longer label lists, or longer than MAX_LABEL_BYTES as JSON, are recorded as a digest
 MAX_LABEL_BYTES = 64 * 1024
@@ -160,9 +160,9 @@ class _Walk:
 
     def initializer(self, cid: str, t: TensorProto | SparseTensorProto) -> list[Any]:
         if isinstance(t, SparseTensorProto):
-            self.feed(["sparse", cid], [tensor_bytes(t.values), tensor_bytes(t.indices)])
+            self.feed(["sparse", cid], [*tensor_chunks(t.values), *tensor_chunks(t.indices)])
             return [cid, "sparse", int(t.values.data_type), [int(d) for d in t.dims]]
-        self.feed(["init", cid], [tensor_bytes(t)])
+        self.feed(["init", cid], tensor_chunks(t))
         return [cid, int(t.data_type), [int(d) for d in t.dims]]
 
     def graph(self, g: GraphProto, parent: _Scope | None, formal: list[str] | None = None) -> dict[str, Any]:

@@ -30,19 +30,24 @@ def type_json(t: TypeProto) -> Any:
     return [kind]
 
 
-def tensor_bytes(t: TensorProto) -> bytes:
-    """A tensor's values in one layout, whichever field the converter stored them in."""
+def tensor_chunks(t: TensorProto) -> list[bytes]:
+    """A tensor's values in one layout, whichever field the converter stored them in.
+
+    Chunks (a small header, then the data) are fed to a hasher one by one: a large
+    initializer is never copied into a concatenation.
+    """
     head = json.dumps([int(t.data_type), [int(d) for d in t.dims]]).encode("utf-8")
     if t.data_location == TensorProto.EXTERNAL:
-        return head + b"external"  # the external file's own digest covers its bytes
+        return [head, b"external"]  # the external file's own digest covers its bytes
     if t.data_type == TensorProto.STRING:
-        return head + b"".join(len(s).to_bytes(8, "little") + s for s in t.string_data)
-    if t.raw_data:
-        return head + t.raw_data
-    return head + np.ascontiguousarray(numpy_helper.to_array(t)).tobytes()
+        return [head, *(len(s).to_bytes(8, "little") + s for s in t.string_data)]
+    if t.HasField("raw_data"):  # tested without reading it: each read copies the bytes
+        return [head, t.raw_data]
+    return [head, np.ascontiguousarray(numpy_helper.to_array(t)).tobytes()]
 
 
 def attribute_bytes(a: AttributeProto) -> list[bytes]:
+    """An attribute's value as byte chunks (little-endian numbers, length-prefixed strings)."""
     kind = a.type
     if kind == AttributeProto.FLOAT:
         return [np.float32(a.f).tobytes()]
@@ -57,14 +62,14 @@ def attribute_bytes(a: AttributeProto) -> list[bytes]:
     if kind == AttributeProto.STRINGS:
         return [len(s).to_bytes(8, "little") + s for s in a.strings]
     if kind == AttributeProto.TENSOR:
-        return [tensor_bytes(a.t)]
+        return tensor_chunks(a.t)
     if kind == AttributeProto.TENSORS:
-        return [tensor_bytes(t) for t in a.tensors]
+        return [c for t in a.tensors for c in tensor_chunks(t)]
     if kind == AttributeProto.SPARSE_TENSOR:
-        return [tensor_bytes(a.sparse_tensor.values), tensor_bytes(a.sparse_tensor.indices)]
+        return [*tensor_chunks(a.sparse_tensor.values), *tensor_chunks(a.sparse_tensor.indices)]
     if kind == AttributeProto.SPARSE_TENSORS:
-        return [tensor_bytes(x) for s in a.sparse_tensors for x in (s.values, s.indices)]
+        return [c for s in a.sparse_tensors for x in (s.values, s.indices) for c in tensor_chunks(x)]
     return [a.SerializeToString(deterministic=True)]
 
 
-__all__ = ["attribute_bytes", "tensor_bytes", "type_json"]
+__all__ = ["attribute_bytes", "tensor_chunks", "type_json"]
