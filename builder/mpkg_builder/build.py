@@ -17,11 +17,13 @@ from typing import Any
 
 from mpkg import __version__
 from mpkg.atomic import atomic_output
+from mpkg.digests import hash_bytes
 from mpkg.errors import Problem, ProblemCollector, SourceError
 from mpkg.manifest import ENTRY_POINTS, FORMAT_VERSION, Manifest
 from mpkg.package import read_manifest
 
 from .config import CONFIG_NAME, SourceConfig
+from .diff.rules import RuleSet
 from .signing import envelope_for, load_private_key
 from .sources.card import render_packaged_card
 from .sources.validate import ValidatedSource, validate_source
@@ -131,15 +133,26 @@ def plan(src: Path, base: Path | None = None) -> BuildPlan:
     if code_doc is not None:
         document["code"] = code_doc
     document["example"] = _plan_example(source, document, files)
+    # The card's own words are digested apart from its generated facts, so a change of the
+    # version it states is not a card change (spec/semver.md §7).
+    card_path = f"card/{Path(cfg.card).name}"
+    author_text = cfg.path(cfg.card).read_text(encoding="utf-8")
+    document["card"] = {
+        "path": card_path,
+        "metadata": dict(source.card.metadata),
+        "author_digest": str(hash_bytes(author_text.encode("utf-8"))),
+    }
     if base_manifest is not None:
         document["base"] = {"digest": str(base_manifest.digest), "version": base_manifest.version}
-        document["version"] = _infer_version(base_manifest, document, files, declared_version)
+        document["version"] = _infer_version(base_manifest, document, files, declared_version, cfg.diff_rules)
     elif declared_version is None:
         raise SourceError("is required unless building with --base PREV.mpkg", f"{CONFIG_NAME}: [package].version")
-    card_path = f"card/{Path(cfg.card).name}"
-    document["card"] = {"path": card_path, "metadata": dict(source.card.metadata)}
-    facts = {k: document[k] for k in ("name", "version", "contract", "environment", "lineage")}
-    author_text = cfg.path(cfg.card).read_text(encoding="utf-8")
+    facts: dict[str, Any] = {
+        k: document[k]
+        for k in ("name", "version", "description", "contract", "environment", "lineage")
+        if k in document
+    }
+    facts["metrics"] = lineage.get("metrics") or {}
     files.append(PlannedFile(card_path, "card", data=render_packaged_card(author_text, facts).encode("utf-8")))
     files.sort(key=lambda f: f.path.encode("utf-8"))
     _check_unique(files)
@@ -223,10 +236,12 @@ def _plan_example(source: ValidatedSource, document: Mapping[str, Any], files: l
     return {"path": EXAMPLE_PATH, "rtol": example.rtol, "atol": example.atol}
 
 
-def _infer_version(base: Manifest, document: dict[str, Any], files: list[PlannedFile], declared: str | None) -> str:
+def _infer_version(
+    base: Manifest, document: dict[str, Any], files: list[PlannedFile], declared: str | None, rules: RuleSet
+) -> str:
     from .diff import infer_version
 
-    return infer_version(base, document, files, declared).version
+    return infer_version(base, document, files, declared, rules).version
 
 
 def _check_unique(files: list[PlannedFile]) -> None:

@@ -19,6 +19,7 @@ from mpkg.errors import ProblemCollector, SourceError
 from mpkg.manifest import MODEL_FORMATS, NAME_RE, SEMVER_RE
 from mpkg.manifest import MODULE_RE as _MODULE_RE
 
+from .diff.rules import DEFAULT_RULES, RuleSet, parse_overrides
 from .sources.paths import lexical_problem, regular_file_problem, resolve_inside
 
 CONFIG_NAME = "mpkg.toml"
@@ -73,6 +74,7 @@ class SourceConfig:
     card: str
     lineage: LineageSection
     example: ExampleSection | None
+    diff_rules: RuleSet = DEFAULT_RULES  # [diff.rules]: re-levelled rules for `build --base`
 
     def path(self, rel: str) -> Path:
         """Absolute path of a source-relative path named in this config."""
@@ -268,6 +270,13 @@ def load_config(src: Path) -> SourceConfig:
         if ex_file is not None:
             example = ExampleSection(file=ex_file, rtol=rtol, atol=atol)
 
+    diff_rules = DEFAULT_RULES
+    if "diff" in readers and "rules" in readers["diff"].raw:
+        try:  # the one validation `mpkg diff --rules` uses too
+            diff_rules = parse_overrides(readers["diff"].raw["rules"], f"{CONFIG_NAME}: [diff.rules]")
+        except SourceError as exc:
+            problems.extend(exc.problems)
+
     # Every named file must exist inside src, after symlinks.
     named: list[tuple[str, str]] = [(model.key("files"), f) for f in files or ()]
     for key, value in (
@@ -304,6 +313,7 @@ def load_config(src: Path) -> SourceConfig:
         card=card,
         lineage=lineage,
         example=example,
+        diff_rules=diff_rules,
     )
 
 

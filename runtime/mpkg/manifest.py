@@ -254,6 +254,8 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
                     bad("model.files", f"{path!r} is not a weights entry in files")
         if not isinstance(model.get("architecture", {}), Mapping):
             bad("model.architecture", "must be an object")
+        else:
+            _check_architecture(model.get("architecture", {}), bad)
 
     code_root = code_module = None
     code = doc.get("code")
@@ -278,7 +280,12 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
     except ContractError as exc:
         p.extend(exc.problems)
 
-    _check_ref(doc.get("card"), "card", ("path", "metadata"), "card", by_path, bad)
+    _check_ref(doc.get("card"), "card", ("path", "metadata", "author_digest"), "card", by_path, bad)
+    card_doc = doc.get("card")
+    if isinstance(card_doc, Mapping) and "author_digest" in card_doc:
+        author = Digest.parse(card_doc["author_digest"])
+        if author is None or author.algorithm != FILE_DIGEST_ALGORITHM:
+            bad("card.author_digest", f"must be '{FILE_DIGEST_ALGORITHM}:<64 hex digits>'")
     _check_ref(
         doc.get("environment"),
         "environment",
@@ -341,6 +348,27 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
         digest=package_digest(data),
         encoded=data,
     )
+
+
+def _check_architecture(arch: Mapping[str, Any], bad: Any) -> None:
+    """The fields `mpkg diff` decides by (spec/semver.md §4.1); the rest of the summary is free-form."""
+    for key in ("structure_digest", "weights_digest"):
+        if key in arch and Digest.parse(arch[key]) is None:
+            bad(f"model.architecture.{key}", "must be '<algorithm>:<64 hex digits>'")
+    labels = arch.get("class_labels", [])
+    if not isinstance(labels, list) or not all(
+        (isinstance(x, list) and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in x))
+        or Digest.parse(x) is not None
+        for x in labels
+    ):
+        bad("model.architecture.class_labels", "must be a list of label lists (integers or strings) or digests")
+    producer = arch.get("producer", {"name": "", "version": ""})
+    if not (
+        isinstance(producer, Mapping)
+        and set(producer) == {"name", "version"}
+        and all(isinstance(v, str) for v in producer.values())
+    ):
+        bad("model.architecture.producer", "must be {name, version} strings")
 
 
 def _check_ref(

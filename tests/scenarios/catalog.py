@@ -30,6 +30,7 @@ SCENARIOS: dict[str, str] = {
     "bad-toml-key": "unknown key 'fromat'",
     "card-missing-section": "missing section 'Ethical considerations'",
     "contract-disagrees-with-graph": "declared float64 but the graph has float32",
+    "diff-rule-misspelt": "did you mean 'weights-changed'?",
     "example-names-unknown-input": "inputs.z is not in the contract",
     "lockfile-partial-hashes": "has no --hash while other lines do",
     "metrics-not-finite": "NaN is not valid JSON",
@@ -161,6 +162,7 @@ def _valid_safetensors(dest: Path) -> None:
 
 _HOOKS: dict[str, Callable[[Path], None]] = {
     "bad-toml-key": _model,
+    "diff-rule-misspelt": _model,
     "card-missing-section": _model,
     "contract-disagrees-with-graph": _model,
     "example-names-unknown-input": _model,

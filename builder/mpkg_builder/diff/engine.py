@@ -25,6 +25,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from . import rules as R
 from .rules import DEFAULT_RULES, RULES, Bump, RuleSet
 from .versions import SemVer, bump_version, level_of, precedes
 
@@ -42,6 +43,7 @@ class Change:
     old: Any
     new: Any
     message: str
+    diff: str | None = None  # a bounded unified diff of the text (card, code, lockfile), escaped
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class Change:
             "old": self.old,
             "new": self.new,
             "message": self.message,
+            "diff": self.diff,
         }
 
 
@@ -134,13 +137,21 @@ def diff_manifests(old: ManifestLike, new: ManifestLike, rules: RuleSet = DEFAUL
     d = _Differ(rules)
     if old_digest != new_digest:
         _diff_all(d, old_doc, new_doc)
-        if not d.changes:
+        if not d.changes and _without_build_metadata(old_doc) == _without_build_metadata(new_doc):
             d.add(
-                "metadata-changed",
+                R.METADATA_CHANGED,
                 "version",
                 old_doc.get("version"),
                 new_doc.get("version"),
                 "the packages differ only in version or base; a new release is at least a patch",
+            )
+        elif not d.changes:
+            d.add(
+                R.OTHER_CHANGED,
+                "manifest",
+                old_digest,
+                new_digest,
+                "the manifests differ in a way no other rule classifies (e.g. enum order)",
             )
     new_version = new_doc.get("version")
     return DiffReport(
@@ -154,11 +165,28 @@ def diff_manifests(old: ManifestLike, new: ManifestLike, rules: RuleSet = DEFAUL
     )
 
 
+def _without_build_metadata(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest less what says how and when it was built: version, base, git and builder
+    lineage, and the card file (its own words are compared by author digest or card rules;
+    the rest is generated from the fields compared here)."""
+    out = {k: v for k, v in doc.items() if k not in ("version", "base", "files")}
+    out["lineage"] = {k: v for k, v in (doc.get("lineage") or {}).items() if k not in _BUILD_LINEAGE}
+    out["files"] = [f for f in doc.get("files", []) if f.get("role") != "card"]
+    return out
+
+
 def diff_packages(
     old: str | os.PathLike[str], new: str | os.PathLike[str], rules: RuleSet = DEFAULT_RULES
 ) -> DiffReport:
-    """Diff two .mpkg files by their manifests: parses layout and manifest, hashes nothing."""
-    return diff_manifests(read_manifest(old), read_manifest(new), rules)
+    """Diff two .mpkg files by their manifests: parses layout and manifest, reads no weights.
+
+    Card, code and lockfile findings carry a bounded diff of their text (small members only,
+    each checked against its manifest digest).
+    """
+    from .textdiff import with_text_diffs
+
+    manifests = (read_manifest(old), read_manifest(new))
+    return with_text_diffs(diff_manifests(*manifests, rules), old, new, manifests)
 
 
 # --- the engine ---------------------------------------------------------------------------
@@ -390,7 +418,7 @@ def _diff_model(d: _Differ, old: Mapping[str, Any], new: Mapping[str, Any]) -> N
     om, nm = old.get("model", {}), new.get("model", {})
     if om.get("format") != nm.get("format"):
         d.add(
-            "model-format-changed",
+            R.MODEL_FORMAT_CHANGED,
             "model.format",
             om.get("format"),
             nm.get("format"),
@@ -402,7 +430,7 @@ def _diff_model(d: _Differ, old: Mapping[str, Any], new: Mapping[str, Any]) -> N
         if _weights(old) != _weights(new):
             which = "old" if not oa else "new"
             d.add(
-                "architecture-unknown",
+                R.ARCHITECTURE_UNKNOWN,
                 "model.architecture",
                 bool(oa),
                 bool(na),
@@ -410,33 +438,28 @@ def _diff_model(d: _Differ, old: Mapping[str, Any], new: Mapping[str, Any]) -> N
             )
         return
     if om.get("format") == "onnx":
-        _diff_onnx(d, oa, na, old.get("contract"), new.get("contract"))
-        known = {
-            "kind",
-            "ir_version",
-            "opsets",
-            "opset_imports",
-            "operators",
-            "graph_digest",
-            "initializers",
-            "weights_digest",
-        }
+        known = {"kind", "ir_version", "opsets", "opset_imports", "operators", "graph_digest", "initializers"}
+        known |= {"weights_digest", "structure_digest", "class_labels", "producer"}
+        split = _onnx_split(old, new)
+        _diff_onnx(d, oa, na, old.get("contract"), new.get("contract"), split)
         if _onnx_weights_digests(old, new) and oa["weights_digest"] != na["weights_digest"]:
             d.add(
-                "weights-changed",
+                R.WEIGHTS_CHANGED,
                 "model.architecture.weights_digest",
                 oa["weights_digest"],
                 na["weights_digest"],
-                "initializer values changed (retrained)",
+                "learned parameters changed (retrained)" if split else "initializer values changed (retrained)",
             )
-        _diff_tensors(d, oa.get("initializers", []), na.get("initializers", []), with_file=False)
+        renamed_only = split and oa["structure_digest"] == na["structure_digest"]
+        if not renamed_only:  # an equal structure digest means the initializers differ by name only
+            _diff_tensors(d, oa.get("initializers", []), na.get("initializers", []), with_file=False)
     else:
         known = {"kind", "tensors"}
         _diff_tensors(d, oa.get("tensors", []), na.get("tensors", []), with_file=True)
     for key in sorted((set(oa) | set(na)) - known):
         if oa.get(key) != na.get(key):
             d.add(
-                "architecture-changed",
+                R.ARCHITECTURE_CHANGED,
                 f"model.architecture.{key}",
                 oa.get(key),
                 na.get(key),
@@ -444,21 +467,29 @@ def _diff_model(d: _Differ, old: Mapping[str, Any], new: Mapping[str, Any]) -> N
             )
 
 
+def _archs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [(doc.get("model") or {}).get("architecture") or {} for doc in (old, new)]
+
+
 def _onnx_weights_digests(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Both ONNX packages record a digest of the initializer values alone, so a retrain can be
+    """Both ONNX packages record a digest of the learned values alone, so a retrain can be
     told apart from a graph edit even though both live in the same .onnx file."""
-    archs = [(doc.get("model") or {}).get("architecture") or {} for doc in (old, new)]
-    return all(a.get("kind") == "onnx" and isinstance(a.get("weights_digest"), str) for a in archs)
+    return all(a.get("kind") == "onnx" and isinstance(a.get("weights_digest"), str) for a in _archs(old, new))
+
+
+def _onnx_split(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Both record the learned/structure split (spec/semver.md §4.1); else graph_digest decides."""
+    return _onnx_weights_digests(old, new) and all(isinstance(a.get("structure_digest"), str) for a in _archs(old, new))
 
 
 def _weights(doc: Mapping[str, Any]) -> dict[str, str]:
     return {f["path"]: f["digest"] for f in doc.get("files", []) if f.get("role") == "weights"}
 
 
-def _diff_onnx(d: _Differ, oa: Mapping[str, Any], na: Mapping[str, Any], oc: object, nc: object) -> None:
+def _diff_onnx(d: _Differ, oa: Mapping[str, Any], na: Mapping[str, Any], oc: object, nc: object, split: bool) -> None:
     if oa.get("ir_version") != na.get("ir_version"):
         d.add(
-            "graph-ir-version-changed",
+            R.GRAPH_IR_VERSION_CHANGED,
             "graph.ir_version",
             oa.get("ir_version"),
             na.get("ir_version"),
@@ -470,7 +501,7 @@ def _diff_onnx(d: _Differ, oa: Mapping[str, Any], na: Mapping[str, Any], oc: obj
         if oo.get(domain) != no.get(domain):
             label = domain or "ai.onnx"
             d.add(
-                "graph-opset-changed",
+                R.GRAPH_OPSET_CHANGED,
                 f"graph.opsets[{label!r}]",
                 oo.get(domain),
                 no.get(domain),
@@ -481,38 +512,70 @@ def _diff_onnx(d: _Differ, oa: Mapping[str, Any], na: Mapping[str, Any], oc: obj
     for op in sorted(set(ops_old) | set(ops_new)):
         a, b = ops_old.get(op, 0), ops_new.get(op, 0)
         if a != b:
-            d.add(
-                "graph-operators-changed",
-                f"graph.operators.{op}",
-                a,
-                b,
-                f"{op} operators: {a} -> {b}",
-            )
-    if oa.get("graph_digest") != na.get("graph_digest"):
+            d.add(R.GRAPH_OPERATORS_CHANGED, f"graph.operators.{op}", a, b, f"{op} operators: {a} -> {b}")
+    if split:
+        _diff_labels(d, oa.get("class_labels", []), na.get("class_labels", []))
+        _diff_producer(d, oa.get("producer") or {}, na.get("producer") or {})
+    key = "structure_digest" if split else "graph_digest"
+    if oa.get(key) != na.get(key):
         # The digest also covers the graph's inputs and outputs; when nothing else about the
         # graph moved and the contract did, the interface findings already classify the change.
         graph_same = (
             ops_old == ops_new
             and oo == no
-            and oa.get("initializers") == na.get("initializers")
+            and _init_layout(oa, split) == _init_layout(na, split)
             and oa.get("ir_version") == na.get("ir_version")
         )
         if graph_same and _contract(oc) != _contract(nc):
             d.add(
-                "graph-interface-changed",
+                R.GRAPH_INTERFACE_CHANGED,
                 "graph.structure",
-                oa.get("graph_digest"),
-                na.get("graph_digest"),
+                oa.get(key),
+                na.get(key),
                 "graph digest changed with the interface; operators and initializers did not",
             )
         else:
             d.add(
-                "graph-structure-changed",
+                R.GRAPH_STRUCTURE_CHANGED,
                 "graph.structure",
-                oa.get("graph_digest"),
-                na.get("graph_digest"),
-                "ONNX graph structure changed (wiring, attributes or node order)",
+                oa.get(key),
+                na.get(key),
+                "ONNX graph structure changed (wiring, attributes or node order)"
+                if not split
+                else "ONNX graph structure changed (operators, wiring or structural attributes)",
             )
+
+
+def _init_layout(arch: Mapping[str, Any], split: bool) -> list[Any]:
+    """Initializers as the graph digest sees them: with the split, names are not structure."""
+    inits = arch.get("initializers", [])
+    return [[t.get("dtype"), t.get("shape")] for t in inits] if split else list(inits)
+
+
+def _diff_labels(d: _Differ, old: Sequence[Any], new: Sequence[Any]) -> None:
+    if list(old) == list(new):
+        return
+    flat_old = [v for ls in old if isinstance(ls, list) for v in ls]
+    flat_new = [v for ls in new if isinstance(ls, list) for v in ls]
+    gained = [v for v in flat_new if v not in flat_old]
+    lost = [v for v in flat_old if v not in flat_new]
+    parts = [f"gained {_short(', '.join(map(str, gained)))}"] if gained else []
+    parts += [f"lost {_short(', '.join(map(str, lost)))}"] if lost else []
+    d.add(
+        R.CLASS_LABELS_CHANGED,
+        "graph.class_labels",
+        list(old),
+        list(new),
+        f"class labels changed ({', '.join(parts) or 'reordered or too many to list'})",
+    )
+
+
+def _diff_producer(d: _Differ, old: Mapping[str, str], new: Mapping[str, str]) -> None:
+    if old == new:
+        return
+    before = f"{old.get('name', '?')} {old.get('version', '?')}"
+    after = f"{new.get('name', '?')} {new.get('version', '?')}"
+    d.add(R.GRAPH_PRODUCER_CHANGED, "graph.producer", before, after, f"ONNX file written by {before} -> {after}")
 
 
 def _diff_tensors(
@@ -781,17 +844,22 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+_BUILD_LINEAGE = ("git", "builder")  # where and how it was built, not what it holds
+
+
 def _diff_lineage(d: _Differ, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if a == b:
             continue
         if key == "metrics":
-            _diff_tree(d, "metrics-changed", a or {}, b or {}, "lineage.metrics", "metric")
+            _diff_tree(d, R.METRICS_CHANGED, a or {}, b or {}, "lineage.metrics", "metric")
         elif key == "params":
-            _diff_tree(d, "params-changed", a or {}, b or {}, "lineage.params", "parameter")
+            _diff_tree(d, R.PARAMS_CHANGED, a or {}, b or {}, "lineage.params", "parameter")
+        elif key in _BUILD_LINEAGE:
+            _diff_tree(d, R.BUILD_LINEAGE_CHANGED, a, b, f"lineage.{key}", "build")
         else:
-            _diff_tree(d, "lineage-changed", a, b, f"lineage.{key}", "lineage")
+            _diff_tree(d, R.LINEAGE_CHANGED, a, b, f"lineage.{key}", "lineage")
 
 
 def _diff_card(d: _Differ, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
@@ -799,15 +867,29 @@ def _diff_card(d: _Differ, old: Mapping[str, Any] | None, new: Mapping[str, Any]
         return
     old = old or {}
     if old.get("path") != new.get("path"):
-        d.add("card-changed", "card.path", old.get("path"), new.get("path"), "model card moved")
+        d.add(R.CARD_CHANGED, "card.path", old.get("path"), new.get("path"), "model card moved")
+    if _card_text_digests(old, new) and old["author_digest"] != new["author_digest"]:
+        d.add(
+            R.CARD_CHANGED,
+            f"files.{new.get('path')}",
+            old["author_digest"],
+            new["author_digest"],
+            "model card text changed",
+        )
     _diff_tree(
         d,
-        "card-changed",
+        R.CARD_CHANGED,
         old.get("metadata") or {},
         new.get("metadata") or {},
         "card.metadata",
         "card metadata",
     )
+
+
+def _card_text_digests(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
+    """Both cards record a digest of the author's text alone; the generated facts then follow
+    from fields compared on their own, so the card file's own digest is not compared."""
+    return all(isinstance((c or {}).get("author_digest"), str) for c in (old, new))
 
 
 def _diff_example(d: _Differ, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
@@ -834,11 +916,11 @@ def _diff_example(d: _Differ, old: Mapping[str, Any] | None, new: Mapping[str, A
 
 
 _FILE_RULE = {
-    "code": "code-changed",
-    "card": "card-changed",
-    "environment": "lockfile-changed",
-    "lineage": "lineage-changed",
-    "example": "example-changed",
+    "code": R.CODE_CHANGED,
+    "card": R.CARD_CHANGED,
+    "environment": R.LOCKFILE_CHANGED,
+    "lineage": R.LINEAGE_CHANGED,
+    "example": R.EXAMPLE_CHANGED,
 }
 
 
@@ -847,8 +929,12 @@ def _diff_files(d: _Differ, old: Mapping[str, Any], new: Mapping[str, Any]) -> N
         return
     a = {f["path"]: f for f in old.get("files", [])}
     b = {f["path"]: f for f in new.get("files", [])}
-    skip_card = "card" not in new
+    # The card file is compared by digest only without author digests on both sides, and not
+    # while a build has yet to render it.
+    rendered = any(f.get("role") == "card" for f in new.get("files", []))
+    skip_card = not rendered or _card_text_digests(old.get("card"), new.get("card"))
     onnx_split = _onnx_weights_digests(old, new)
+    graph_files = set((old.get("model") or {}).get("files", [])) | set((new.get("model") or {}).get("files", []))
     for path in sorted(set(a) | set(b)):
         fa, fb = a.get(path), b.get(path)
         if fa is not None and fb is not None and fa["digest"] == fb["digest"]:
@@ -861,27 +947,22 @@ def _diff_files(d: _Differ, old: Mapping[str, Any], new: Mapping[str, Any]) -> N
         db = fb["digest"] if fb else None
         state = "added" if fa is None else "removed" if fb is None else "changed"
         if role == "weights":
-            if state == "changed" and onnx_split:
-                if not any(c.category in ("architecture", "weights", "interface") for c in d.changes):
+            if state == "changed" and onnx_split and path in graph_files:
+                modelish = ("architecture", "weights", "interface")
+                if not any(c.category in modelish or c.rule == R.GRAPH_PRODUCER_CHANGED for c in d.changes):
                     d.add(
-                        "metadata-changed",
+                        R.GRAPH_NAMES_CHANGED,
                         at,
                         da,
                         db,
-                        f"model file {path} changed outside its graph and weights (model metadata)",
+                        f"model file {path} differs only in names and documentation: the same model",
                     )
             elif state == "changed":
-                d.add("weights-changed", at, da, db, f"weights file {path} content changed")
+                d.add(R.WEIGHTS_CHANGED, at, da, db, f"weights file {path} content changed")
             else:
-                d.add("weights-files-changed", at, da, db, f"weights file {path} {state}")
+                d.add(R.WEIGHTS_FILES_CHANGED, at, da, db, f"weights file {path} {state}")
         else:
-            d.add(
-                _FILE_RULE.get(role, "metadata-changed"),
-                at,
-                da,
-                db,
-                f"{role} file {path} {state}",
-            )
+            d.add(_FILE_RULE.get(role, R.METADATA_CHANGED), at, da, db, f"{role} file {path} {state}")
 
 
 def _metric_deltas(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[MetricDelta, ...]:
@@ -921,6 +1002,12 @@ def _hash_planned(f: PlannedLike) -> tuple[int, Digest]:
             return size, hash_range(fh, 0, size)
     except OSError as exc:
         raise SourceError(f"cannot be read ({exc.strerror})", str(f.source)) from None
+
+
+def _build_metadata_subject(c: Change) -> str:
+    if c.rule == R.GRAPH_NAMES_CHANGED:
+        return f"names inside {c.subject.removeprefix('files.')}"
+    return "version and base" if c.rule == R.METADATA_CHANGED else c.subject
 
 
 @dataclass(frozen=True)
@@ -970,6 +1057,14 @@ def infer_version(
             )
         doc["files"] = entries
     report = diff_manifests(base, doc, rules)
+    if report.changes and all(c.category == "build" for c in report.changes):
+        what = ", ".join(sorted({_build_metadata_subject(c) for c in report.changes}))
+        raise SourceError(
+            f"nothing to release: the source has not changed since {report.name} {report.from_version} "
+            f"({report.old_digest}); only build metadata differs ({what}). Keep {report.from_version}, "
+            "or change the source",
+            "--base",
+        )
     required = report.suggested_version
     if declared is None:
         return VersionDecision(required, required, None, report)

@@ -6,10 +6,13 @@ require (largest first), then metrics present in both packages.
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 from .engine import Change, DiffReport, MetricDelta
 from .rules import Bump
+from .textdiff import escape_text
 
 _ORDER = (Bump.MAJOR, Bump.MINOR, Bump.PATCH)
 
@@ -46,19 +49,22 @@ def _groups(report: DiffReport) -> list[tuple[Bump, list[Change]]]:
 
 
 def render_text(report: DiffReport) -> str:
+    """For a terminal: every line escaped (manifests and diffs are untrusted text)."""
     lines = [verdict(report)]
     for bump, changes in _groups(report):
         lines += ["", f"{bump.label} ({len(changes)}):"]
-        lines += [f"  {c.subject}: {c.message} [{c.rule}]" for c in changes]
+        for c in changes:
+            lines.append(f"  {c.subject}: {c.message} [{c.rule}]")
+            lines += [f"    {line}" for line in (c.diff or "").splitlines()]
     if report.metrics:
         lines += ["", "metrics (old -> new, delta):"]
         width = max(len(m.name) for m in report.metrics)
         lines += [f"  {m.name:<{width}}  {_num(m.old)} -> {_num(m.new)} ({_delta(m)})" for m in report.metrics]
-    return "\n".join(lines) + "\n"
+    return escape_text("\n".join(lines)) + "\n"
 
 
 def _cell(text: object) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return escape_text(str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " "))
 
 
 def _code(text: object) -> str:
@@ -87,6 +93,15 @@ def render_markdown(report: DiffReport) -> str:
         lines += ["", f"#### {bump.label.capitalize()} ({len(changes)})", ""]
         lines += ["| Subject | Change | Rule |", "|---|---|---|"]
         lines += [f"| {_code(c.subject)} | {_cell(c.message)} | {_code(c.rule)} |" for c in changes]
+    diffs = [c for c in report.changes if c.diff]
+    if diffs:
+        lines += ["", "#### What changed in the text"]
+        for c in diffs:
+            text = escape_text(c.diff or "")
+            fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+            summary = html.escape(f"{c.subject} [{c.rule}]")
+            lines += ["", f"<details><summary><code>{summary}</code></summary>", "", f"{fence}diff", text, fence]
+            lines += ["", "</details>"]
     if report.metrics:
         lines += ["", "#### Metrics", "", "| Metric | Old | New | Δ |", "|---|---:|---:|---:|"]
         lines += [f"| {_cell(m.name)} | {_num(m.old)} | {_num(m.new)} | {_delta(m)} |" for m in report.metrics]

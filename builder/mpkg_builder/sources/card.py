@@ -175,62 +175,27 @@ def render_packaged_card(author_text: str, facts: Mapping[str, Any]) -> str:
     if facts.get("description"):
         out.append(f"- **Description:** {_cell(str(facts['description']))}")
     contract = facts.get("contract")
+    rows: list[str] = []
     if contract is not None:
         doc = contract.to_json() if hasattr(contract, "to_json") else contract
-        out += [
-            "",
-            "### Contract",
-            "",
-            "| Side | Name | dtype | Shape | Flags | Description |",
-            "|---|---|---|---|---|---|",
-        ]
         for side in ("inputs", "outputs"):
             for f in doc.get(side, []):
                 flags = [k for k in ("optional", "nullable") if f.get(k)]
                 if f.get("enum") is not None:
                     flags.append("enum: " + ", ".join(json.dumps(v) for v in f["enum"]))
                 shape = "[" + ", ".join(str(d) for d in f.get("shape", [])) + "]"
-                out.append(
+                rows.append(
                     f"| {side[:-1]} | `{_cell(f['name'])}` | {f['dtype']} | {shape} | "
                     f"{_cell('; '.join(flags))} | {_cell(f.get('description', ''))} |"
                 )
-    metrics = facts.get("metrics")
-    if metrics:
-        out += ["", "### Metrics", "", "| Metric | Value |", "|---|---|"]
-        out += [f"| {_cell(str(k))} | {v!r} |" for k, v in sorted(metrics.items())]
-    lineage = facts.get("lineage")
-    if lineage:
-        out += ["", "### Lineage", ""]
-        git = lineage.get("git")
-        if git:
-            dirty = " (uncommitted changes)" if git.get("dirty") else ""
-            out.append(f"- **Git commit:** `{git.get('commit')}`{dirty}")
-        for d in lineage.get("data", []):
-            digest = d.get("md5") or d.get("hash") or "?"
-            size = f", {d['size']} bytes" if "size" in d else ""
-            out.append(f"- **Data:** `{_cell(str(d.get('path')))}` md5 `{digest}`{size}")
-        if lineage.get("params"):
-            out += [
-                "",
-                "Parameters:",
-                "",
-                "```json",
-                json.dumps(lineage["params"], indent=2, sort_keys=True),
-                "```",
-            ]
-    env = facts.get("environment")
-    if env:
-        out += ["", "### Environment", ""]
-        if env.get("kind"):
-            out.append(f"- **Lockfile format:** {env['kind']}")
-        if env.get("requires_python"):
-            out.append(f"- **Requires Python:** {_cell(str(env['requires_python']))}")
-        pkgs = env.get("packages", [])
-        if pkgs:
-            out += ["", "| Package | Version |", "|---|---|"]
-            for p in pkgs:
-                name, version = (p["name"], p["version"]) if isinstance(p, Mapping) else (p.name, p.version)
-                out.append(f"| {_cell(name)} | {_cell(version)} |")
+    if rows:
+        rows[:0] = ["| Side | Name | dtype | Shape | Flags | Description |", "|---|---|---|---|---|---|"]
+    out += _section("Contract", rows)
+    metrics = facts.get("metrics") or {}
+    rows = [f"| {_cell(str(k))} | {v!r} |" for k, v in sorted(metrics.items())]
+    out += _section("Metrics", ["| Metric | Value |", "|---|---|", *rows] if rows else [])
+    out += _section("Lineage", _lineage_lines(facts.get("lineage") or {}))
+    out += _section("Environment", _environment_lines(facts.get("environment") or {}))
     other = {k: v for k, v in facts.items() if k not in known}
     if other:
         out += [
@@ -244,6 +209,47 @@ def render_packaged_card(author_text: str, facts: Mapping[str, Any]) -> str:
     out += ["", GENERATED_END, ""]
     # Exactly one newline joins the parts, so split_packaged_card can undo it unambiguously.
     return author_text + "\n" + "\n".join(out)
+
+
+def _section(title: str, lines: list[str]) -> list[str]:
+    """A heading with its lines, or nothing at all: never an empty heading."""
+    return ["", f"### {title}", "", *lines] if lines else []
+
+
+def _lineage_lines(lineage: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    git = lineage.get("git")
+    if git:
+        dirty = " (uncommitted changes)" if git.get("dirty") else ""
+        out.append(f"- **Git commit:** `{git.get('commit')}`{dirty}")
+    for d in lineage.get("data", []):
+        digest = d.get("md5") or d.get("hash") or "?"
+        size = f", {d['size']} bytes" if "size" in d else ""
+        out.append(f"- **Data:** `{_cell(str(d.get('path')))}` md5 `{digest}`{size}")
+    builder = lineage.get("builder")
+    if builder:
+        out.append(
+            f"- **Built with:** mpkg {_cell(str(builder.get('mpkg')))}, Python {_cell(str(builder.get('python')))}, "
+            f"{_cell(str(builder.get('platform')))}"
+        )
+    if lineage.get("params"):
+        out += ["", "Parameters:", "", "```json", json.dumps(lineage["params"], indent=2, sort_keys=True), "```"]
+    return out
+
+
+def _environment_lines(env: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    if env.get("kind"):
+        out.append(f"- **Lockfile format:** {env['kind']}")
+    if env.get("requires_python"):
+        out.append(f"- **Requires Python:** {_cell(str(env['requires_python']))}")
+    pkgs = env.get("packages", [])
+    if pkgs:
+        out += ["", "| Package | Version |", "|---|---|"] if out else ["| Package | Version |", "|---|---|"]
+        for p in pkgs:
+            name, version = (p["name"], p["version"]) if isinstance(p, Mapping) else (p.name, p.version)
+            out.append(f"| {_cell(name)} | {_cell(version)} |")
+    return out
 
 
 def split_packaged_card(text: str) -> tuple[str, str | None]:

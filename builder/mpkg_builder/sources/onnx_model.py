@@ -25,6 +25,7 @@ from mpkg.contract import Contract, Dim, Field
 from mpkg.errors import Problem, ProblemCollector, SourceError
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
 
+from .onnx_split import split_model
 from .paths import lexical_problem
 
 # ONNX TensorProto.DataType -> contract dtype.
@@ -279,7 +280,15 @@ def derive_contract(model: ModelProto, where: str = "model") -> Contract:
     problems = ProblemCollector()
     inits = {t.name for t in model.graph.initializer} | {s.values.name for s in model.graph.sparse_initializer}
     inputs = [_field(vi, f"{where}: graph input", problems) for vi in model.graph.input if vi.name not in inits]
-    outputs = [_field(vi, f"{where}: graph output", problems) for vi in model.graph.output]
+    zipmapped = {v for n in model.graph.node if n.op_type == "ZipMap" for v in n.output}
+    for vi in model.graph.output:
+        if vi.name in zipmapped:
+            problems.add(
+                f"{where}: graph output",
+                f"{vi.name!r} is a ZipMap (a list of {{label: probability}} maps), which contracts cannot describe; "
+                "convert without it (skl2onnx: options={'zipmap': False}; onnxmltools: zipmap=False)",
+            )
+    outputs = [_field(vi, f"{where}: graph output", problems) for vi in model.graph.output if vi.name not in zipmapped]
     if not outputs:
         problems.add(where, "graph has no outputs")
     problems.raise_if_any(SourceError)
@@ -390,8 +399,11 @@ def _op_counts(graph: GraphProto, counts: Counter[str]) -> None:
 def describe_architecture(model: ModelProto) -> dict[str, Any]:
     """A small JSON-able summary: what diff shows when weights change but structure does not.
 
-    ``graph_digest`` is the sha256 of the deterministically serialised graph with every
-    initializer's data (and external-data pointers) removed; names, dtypes and dims stay.
+    ``structure_digest``, ``weights_digest``, ``class_labels`` and ``producer`` are the
+    learned/structure split (:mod:`.onnx_split`, spec/semver.md §4.1) that diff decides by.
+    ``graph_digest`` (kept so packages built before the split still compare) is the sha256 of
+    the deterministically serialised graph with every initializer's data (and external-data
+    pointers) removed; names, dtypes and dims stay.
     """
     graph = GraphProto()
     graph.CopyFrom(model.graph)
@@ -402,6 +414,7 @@ def describe_architecture(model: ModelProto) -> dict[str, Any]:
         for node in f.node:
             counts[f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type] += 1
     return {
+        **split_model(model).to_json(),
         "ir_version": int(model.ir_version),
         "opset_imports": _opsets(model),
         "operators": dict(sorted(counts.items())),

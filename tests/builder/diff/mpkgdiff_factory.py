@@ -171,8 +171,29 @@ def safetensors_manifest() -> Doc:
     return doc
 
 
+def onnx_split_manifest() -> Doc:
+    """A converted classifier as the builder records it now: the learned/structure split of
+    spec/semver.md §4.1 (structure and weights digests, class labels, producer), an
+    external-data file, and a card whose author text has its own digest."""
+    doc = onnx_manifest()
+    doc["files"].append(_file("model/model.onnx.data", "weights", "data-v1", 8192))
+    doc["files"].sort(key=lambda f: f["path"].encode())
+    doc["model"]["architecture"].update(
+        {
+            "structure_digest": digest("structure-v1"),
+            "weights_digest": digest("weights-v1"),
+            "class_labels": [[0, 1, 2]],
+            "producer": {"name": "skl2onnx", "version": "1.20.0"},
+        }
+    )
+    doc["card"]["author_digest"] = digest("author-v1")
+    Manifest.from_json(doc)
+    return doc
+
+
 FACTORIES: dict[str, Callable[[], Doc]] = {
     "onnx": onnx_manifest,
+    "onnx-split": onnx_split_manifest,
     "safetensors": safetensors_manifest,
 }
 

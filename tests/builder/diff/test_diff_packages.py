@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mpkg import canonical, layout
@@ -94,6 +95,7 @@ def test_cli_json(built: Built, capsys: pytest.CaptureFixture[str]) -> None:
         "old": None,
         "new": "float32['batch'] optional",
         "message": "optional input 'weight' was added",
+        "diff": None,
     }
     assert out["metrics"] == [{"name": "accuracy", "old": 0.8, "new": 0.8, "delta": 0.0}]
 
@@ -145,16 +147,21 @@ def test_cli_usage_errors(built: Built) -> None:
 # --- diff reads manifests, never weights ---------------------------------------------------
 
 
+def _tampered(src: Path, out: Path, member_name: str, data: bytes | None = None) -> Path:
+    """A copy of ``src`` whose member's first bytes are overwritten (all of them by default)."""
+    shutil.copyfile(src, out)
+    with PackageFile(out) as pkg:
+        member = pkg.by_name[member_name]
+    with open(out, "r+b") as f:
+        f.seek(member.data_offset)
+        f.write(data if data is not None else b"\xff" * member.size)
+    return out
+
+
 def test_diff_ignores_weight_bytes(built: Built, tmp_path: Path) -> None:
     """Overwriting every weight byte changes nothing: diff never reads (or hashes) tensors."""
     before = diff_packages(built.onnx["base"], built.onnx["retrained"])
-    tampered = tmp_path / "tampered.mpkg"
-    shutil.copyfile(built.onnx["retrained"], tampered)
-    with PackageFile(tampered) as pkg:
-        member = pkg.by_name["model/model.onnx"]
-    with open(tampered, "r+b") as f:
-        f.seek(member.data_offset)
-        f.write(b"\xff" * member.size)
+    tampered = _tampered(built.onnx["retrained"], tmp_path / "tampered.mpkg", "model/model.onnx")
     assert diff_packages(built.onnx["base"], tampered) == before
 
 
@@ -231,3 +238,119 @@ def test_build_with_base_refuses_a_too_low_version(built: Built, tmp_path: Path)
     assert where[0] == "mpkg.toml: [package].version" and "2.0.0" in err.value.problems[0].reason
     assert "inputs.features.shape[1]" in where
     assert not (tmp_path / "next.mpkg").exists()
+
+
+# --- [diff.rules] of the package's own mpkg.toml applies to build --base ----------------------
+
+
+def test_build_base_applies_the_sources_diff_rules(built: Built, tmp_path: Path) -> None:
+    from mpkg_builder.build import build_package
+
+    src = write_onnx_source(tmp_path / "src", OnnxSpec(seed=1))
+    toml = (src / "mpkg.toml").read_text().replace('version = "1.0.0"\n', "")
+    (src / "mpkg.toml").write_text(toml + '\n[diff.rules]\nweights-changed = "major"\n')
+    assert build_package(src, tmp_path / "next.mpkg", base=built.onnx["base"]).version == "2.0.0"
+
+
+def test_build_refuses_a_misspelt_rule_in_one_line(tmp_path: Path, run_mpkg: Any) -> None:
+    src = write_onnx_source(tmp_path / "src", OnnxSpec())
+    (src / "mpkg.toml").write_text((src / "mpkg.toml").read_text() + '\n[diff.rules]\nweights-changd = "minor"\n')
+    proc = run_mpkg("build", src, "-o", tmp_path / "out.mpkg", expect=1)
+    assert "mpkg.toml: [diff.rules].weights-changd" in proc.stderr
+    assert "did you mean 'weights-changed'?" in proc.stderr
+    assert not (tmp_path / "out.mpkg").exists()
+
+
+# --- the generated card section is not the card ---------------------------------------------
+
+
+def test_new_version_alone_is_not_a_card_change(built: Built, tmp_path: Path) -> None:
+    """Only the version the generated section states differs: no card-changed finding."""
+    from mpkg_builder.build import build_package
+
+    src = write_onnx_source(tmp_path / "src", OnnxSpec(version="1.0.1"))
+    build_package(src, tmp_path / "again.mpkg")
+    report = diff_packages(built.onnx["base"], tmp_path / "again.mpkg")
+    assert [c.rule for c in report.changes] == ["metadata-changed"]
+
+
+# --- what changed: text diffs -----------------------------------------------------------------
+
+
+def test_code_fix_carries_its_diff(built: Built, capsys: pytest.CaptureFixture[str]) -> None:
+    report = diff_packages(built.safetensors["base"], built.safetensors["code-fix"])
+    change = next(c for c in report.changes if c.rule == "code-changed")
+    assert change.diff is not None
+    assert '-"""A linear model."""' in change.diff and '+"""A linear model. Fixed."""' in change.diff
+    check_golden("safetensors-code-fix.txt", render_text(report))
+    check_golden("safetensors-code-fix.md", render_markdown(report))
+    assert main(["diff", str(built.safetensors["base"]), str(built.safetensors["code-fix"]), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert next(c for c in out["changes"] if c["rule"] == "code-changed")["diff"] == change.diff
+
+
+def test_lockfile_change_carries_its_diff(built: Built) -> None:
+    report = diff_packages(built.onnx["base"], built.onnx["dep-patch"])
+    change = next(c for c in report.changes if c.rule == "lockfile-changed")
+    assert change.diff is not None and "-numpy==2.4.6\n+numpy==2.4.7" in change.diff
+
+
+def _with_card(src: Path, extra: str) -> Path:
+    card = src / "MODEL_CARD.md"
+    card.write_text(card.read_text().replace("## Limitations\n", "## Limitations\n\n" + extra))
+    return src
+
+
+def test_card_text_change_shows_the_authors_words_only(built: Built, tmp_path: Path) -> None:
+    from mpkg_builder.build import build_package
+
+    src = _with_card(write_onnx_source(tmp_path / "src", OnnxSpec(version="1.0.1")), "Fails on petals over 9 cm.\n")
+    build_package(src, tmp_path / "card.mpkg")
+    report = diff_packages(built.onnx["base"], tmp_path / "card.mpkg")
+    change = next(c for c in report.changes if c.rule == "card-changed")
+    assert change.diff is not None and "+Fails on petals over 9 cm." in change.diff
+    assert "Version" not in change.diff and "mpkg:generated" not in change.diff
+
+
+def test_card_diff_escapes_terminal_escape_sequences(built: Built, tmp_path: Path) -> None:
+    """A hostile card cannot move the reviewer's cursor, retitle the window or reorder text."""
+    from mpkg_builder.build import build_package
+
+    hostile = "\x1b[2J\x1b]0;pwned\x07 ok \u202egnp.exe\r\n"
+    src = _with_card(write_onnx_source(tmp_path / "src", OnnxSpec(version="1.0.1")), hostile)
+    build_package(src, tmp_path / "hostile.mpkg")
+    report = diff_packages(built.onnx["base"], tmp_path / "hostile.mpkg")
+    for text in (render_text(report), render_markdown(report), json.dumps(report.to_json())):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "\\x1b[2J\\x1b]0;pwned\\x07 ok \\u202egnp.exe" in render_text(report)
+
+
+def test_text_diff_is_bounded(built: Built, tmp_path: Path) -> None:
+    from mpkg_builder.diff.textdiff import MAX_DIFF_BYTES, MAX_DIFF_LINES, unified
+
+    old = "".join(f"line {i}\n" for i in range(2000))
+    new = "".join(f"LINE {i} " + "x" * 200 + "\n" for i in range(2000))
+    text = unified("code/big.py", old, new)
+    lines = text.splitlines()
+    assert len(lines) <= MAX_DIFF_LINES + 1 and len(text.encode()) <= MAX_DIFF_BYTES + 100
+    assert lines[-1].startswith("... diff cut: ") and lines[-1].endswith(" more lines")
+
+
+def test_text_diff_refuses_a_member_that_does_not_match_its_digest(built: Built, tmp_path: Path) -> None:
+    tampered = _tampered(built.safetensors["code-fix"], tmp_path / "tampered.mpkg", "code/linear.py", b"#")
+    report = diff_packages(built.safetensors["base"], tampered)
+    change = next(c for c in report.changes if c.rule == "code-changed")
+    assert change.diff == "(no text diff: code/linear.py does not match its manifest digest; run mpkg verify)"
+
+
+def test_package_built_before_the_split_still_diffs_against_one_built_now() -> None:
+    """iris-mlp 1.0.0 as the builder wrote it before the ONNX split and the card author digest,
+    against the same example built today: the graph digests still agree, so only the card
+    (compared by file digest, the old package has no author digest) is reported."""
+    legacy = Path(__file__).parent / "golden" / "iris-mlp-1.0.0-before-split.mpkg"
+    current = Path(__file__).resolve().parents[2] / "golden" / "v1" / "iris-mlp-1.0.0.mpkg"
+    report = diff_packages(legacy, current)
+    assert [(c.rule, c.diff) for c in report.changes] == [
+        ("card-changed", "(no text diff: the author's text is the same)")
+    ]
+    assert report.bump is PATCH

@@ -20,11 +20,13 @@ from mpkgdiff_factory import (
     file_of,
     mutate,
     onnx_manifest,
+    onnx_split_manifest,
     safetensors_manifest,
 )
 
 MAJOR, MINOR, PATCH, NONE = Bump.MAJOR, Bump.MINOR, Bump.PATCH, Bump.NONE
 Change = Callable[[Doc], None]
+ONNX, CARD = "model/model.onnx", "card/MODEL_CARD.md"
 
 
 # --- mutation helpers --------------------------------------------------------------------
@@ -65,13 +67,17 @@ def arch(**values: Any) -> Change:
     return change
 
 
-def tensor(name: str, **values: Any) -> Change:
+def tensor(tensor_name: str, **values: Any) -> Change:
     def change(doc: Doc) -> None:
         a = doc["model"]["architecture"]
         items = a.get("initializers", a.get("tensors"))
-        next(t for t in items if t["name"] == name).update(values)
+        next(t for t in items if t["name"] == tensor_name).update(values)
 
     return change
+
+
+def rename_tensor(name: str, new: str) -> Change:
+    return tensor(name, name=new)
 
 
 def add_tensor(name: str) -> Change:
@@ -103,6 +109,13 @@ def add_file(path: str, role: str, model_file: bool = False) -> Change:
         )
         if model_file:
             doc["model"]["files"].append(path)
+
+    return change
+
+
+def drop_file(path: str) -> Change:
+    def change(doc: Doc) -> None:
+        doc["files"] = [f for f in doc["files"] if f["path"] != path]
 
     return change
 
@@ -292,6 +305,27 @@ CASES: list[tuple[str, str, Change, R, Bump, R, Bump]] = [
      {"weights-changed"}, MINOR, {"weights-changed"}, MINOR),
     ("onnx-external-data-added", "onnx", add_file("model/model.onnx.data", "weights"),
      {"weights-files-changed"}, MAJOR, {"weights-files-changed"}, MAJOR),
+    # the learned/structure split of converted models (spec/semver.md §4.1)
+    ("split-retrained", "onnx-split", both(arch(weights_digest=digest("weights-v2")), retag(ONNX, "x")),
+     {"weights-changed"}, MINOR, {"weights-changed"}, MINOR),
+    ("split-converted-twice", "onnx-split", retag(ONNX, "renamed"),
+     {"graph-names-changed"}, PATCH, {"graph-names-changed"}, PATCH),
+    ("split-initializer-renamed", "onnx-split", both(rename_tensor("fc1.weight", "w0"), retag(ONNX, "renamed")),
+     {"graph-names-changed"}, PATCH, {"graph-names-changed"}, PATCH),
+    ("split-converter-upgrade", "onnx-split",
+     both(arch(producer={"name": "skl2onnx", "version": "1.21.0"}), retag(ONNX, "upgraded")),
+     {"graph-producer-changed"}, PATCH, {"graph-producer-changed"}, PATCH),
+    ("split-new-estimator", "onnx-split",
+     both(arch(structure_digest=digest("structure-v2"), weights_digest=digest("weights-v2")), retag(ONNX, "gb")),
+     {"graph-structure-changed", "weights-changed"}, MAJOR, {"graph-structure-changed", "weights-changed"}, MAJOR),
+    ("split-new-class", "onnx-split", both(arch(class_labels=[[0, 1, 2, 3]]), retag(ONNX, "4 classes")),
+     {"class-labels-changed"}, MAJOR, {"class-labels-changed"}, MAJOR),
+    ("split-external-data", "onnx-split", retag("model/model.onnx.data", "data-v2"),
+     {"weights-changed"}, MINOR, {"weights-changed"}, MINOR),
+    ("split-card-author-text", "onnx-split", both(at("card.author_digest", digest("author-v2")), retag(CARD, "c2")),
+     {"card-changed"}, PATCH, {"card-changed"}, PATCH),
+    ("split-card-generated-only", "onnx-split", both(at("version", "1.0.1"), retag(CARD, "says 1.0.1")),
+     {"metadata-changed"}, PATCH, {"metadata-changed"}, PATCH),
     # code
     ("entry-point-added", "onnx", entry_points(preprocess=["inputs"], postprocess=["outputs"]),
      {"entry-point-added"}, MAJOR, {"entry-point-removed"}, MAJOR),
@@ -340,6 +374,10 @@ CASES: list[tuple[str, str, Change, R, Bump, R, Bump]] = [
     ("params", "onnx", at("lineage.params.lr", 0.02),
      {"params-changed"}, PATCH, {"params-changed"}, PATCH),
     ("git", "onnx", at("lineage.git.commit", "b" * 40),
+     {"build-lineage-changed"}, PATCH, {"build-lineage-changed"}, PATCH),
+    ("builder", "onnx", at("lineage.builder.mpkg", "0.2.0"),
+     {"build-lineage-changed"}, PATCH, {"build-lineage-changed"}, PATCH),
+    ("data-lineage", "onnx", at("lineage.data", [{"path": "data/iris.csv", "md5": "1" * 32}]),
      {"lineage-changed"}, PATCH, {"lineage-changed"}, PATCH),
     ("lineage-file", "onnx", retag("lineage/params.yaml", "params-v2"),
      {"lineage-changed"}, PATCH, {"lineage-changed"}, PATCH),
@@ -351,7 +389,7 @@ CASES: list[tuple[str, str, Change, R, Bump, R, Bump]] = [
      {"metadata-changed"}, PATCH, {"metadata-changed"}, PATCH),
     ("enum-reordered-only", "onnx",
      set_field("inputs", "species_hint", enum=["virginica", "setosa", "versicolor"]),
-     {"metadata-changed"}, PATCH, {"metadata-changed"}, PATCH),
+     {"other-changed"}, PATCH, {"other-changed"}, PATCH),
 ]
 # fmt: on
 
@@ -413,21 +451,41 @@ def test_subject_paths_name_the_exact_dim() -> None:
 def test_dependency_names_are_normalised() -> None:
     base = onnx_manifest()
     changed = mutate(base, both(pin("numpy", None), pin("NumPy", "1.26.4")))
-    assert diff_manifests(base, changed).changes[0].rule == "metadata-changed"
+    assert diff_manifests(base, changed).changes[0].rule == "other-changed"
 
 
 def test_onnx_weights_digest_separates_retrain_from_graph_edit() -> None:
-    """With a digest of initializer values alone, a graph-only edit is not a retrain."""
+    """With a digest of learned values alone (and no structure digest: graph_digest decides),
+    a graph-only edit is not a retrain."""
     base = mutate(onnx_manifest(), arch(weights_digest="sha256:" + "3" * 64))
     retrained = mutate(base, both(arch(weights_digest="sha256:" + "4" * 64), retag("model/model.onnx", "x")))
     rules, bump = _rules(base, retrained)
     assert rules == {"weights-changed"} and bump is MINOR
     metadata_only = mutate(base, retag("model/model.onnx", "producer-name-changed"))
     rules, bump = _rules(base, metadata_only)
-    assert rules == {"metadata-changed"} and bump is PATCH
+    assert rules == {"graph-names-changed"} and bump is PATCH
     relabelled = mutate(base, both(retag("model/model.onnx", "y"), arch(graph_digest="sha256:" + "5" * 64)))
     rules, _ = _rules(base, relabelled)
     assert rules == {"graph-structure-changed"}
+
+
+def test_split_against_a_package_built_before_it_compares_graph_digests() -> None:
+    """A package built before the split (graph_digest only) still diffs against one built after."""
+    legacy = onnx_manifest()
+    split = onnx_split_manifest()
+    rules, bump = _rules(legacy, mutate(split, drop_file("model/model.onnx.data")))
+    assert "architecture-changed" not in rules and "graph-structure-changed" not in rules, rules
+    assert bump is PATCH, rules
+
+
+def test_class_label_message_names_gained_and_lost() -> None:
+    base = onnx_split_manifest()
+    change = next(
+        c
+        for c in diff_manifests(base, mutate(base, arch(class_labels=[[0, 2, 7]]))).changes
+        if c.rule == "class-labels-changed"
+    )
+    assert change.message == "class labels changed (gained 7, lost 1)"
 
 
 def test_metrics_are_reported_with_deltas() -> None:

@@ -115,9 +115,10 @@ def test_dependency_level(old: str, new: str, level: Bump) -> None:
 
 
 def _building(base: Doc, **changes: object) -> Doc:
-    """The document a build assembles: no version, card or files yet; it records its base."""
+    """The document a build assembles: no version or files yet (its card file is rendered once
+    the version is known); it records its base."""
     doc = mutate(base, lambda d: d.update(changes))
-    for key in ("version", "card", "files"):
+    for key in ("version", "files"):
         doc.pop(key)
     doc["base"] = {"digest": str(Manifest.from_json(base).digest), "version": base["version"]}
     return doc
@@ -162,9 +163,25 @@ def test_declared_lower_names_the_findings_that_need_more() -> None:
 
 def test_declared_same_as_base_is_refused() -> None:
     base = onnx_manifest()
+    changed = mutate(base, lambda d: d.update(description="Now documented."))
     with pytest.raises(SourceError) as err:
-        infer_version(base, _building(base), declared="1.0.0")
+        infer_version(base, _building(changed), declared="1.0.0")
     assert "1.0.1" in err.value.problems[0].reason
+
+
+@pytest.mark.parametrize("declared", [None, "1.0.1", "2.0.0"])
+def test_rebuild_of_an_unchanged_source_is_nothing_to_release(declared: str | None) -> None:
+    """Only build metadata differs (base, git commit, builder): refuse, do not mint a version."""
+    base = onnx_manifest()
+    rebuilt = mutate(base, lambda d: d["lineage"].update(git={"commit": "b" * 40, "dirty": False}))
+    rebuilt = mutate(rebuilt, lambda d: d["lineage"]["builder"].update(mpkg="0.2.0"))
+    with pytest.raises(SourceError) as err:
+        infer_version(base, _building(rebuilt), declared=declared)
+    (problem,) = err.value.problems
+    assert problem.where == "--base"
+    assert problem.reason.startswith("nothing to release: the source has not changed since iris-mlp 1.0.0")
+    assert "lineage.builder.mpkg" in problem.reason and "lineage.git.commit" in problem.reason
+    assert "\n" not in problem.reason
 
 
 def test_declared_must_be_semver() -> None:
@@ -195,14 +212,16 @@ def test_planned_files_are_hashed_to_tell_a_retrain(tmp_path: Path) -> None:
         if f["role"] not in ("card", "weights", "code")
     ]
     for f in others:
-        next(e for e in base["files"] if e["path"] == f.path)["digest"] = str(hash_bytes(f.data or b""))
+        next(e for e in base["files"] if e["path"] == f.path).update(
+            digest=str(hash_bytes(f.data or b"")), size=len(f.data or b"")
+        )
     planned = [
         PlannedFile("model/weights.safetensors", "weights", source=tmp_path / "weights.safetensors"),
         PlannedFile("code/model.py", "code", data=code),
         *others,
     ]
-    same = infer_version(base, _building(base), planned)
-    assert same.bump is PATCH and {c.rule for c in same.report.changes} == {"metadata-changed"}
+    with pytest.raises(SourceError, match="nothing to release"):
+        infer_version(base, _building(base), planned)
     (tmp_path / "weights.safetensors").write_bytes(b"\x01" * 4096)
     retrained = infer_version(base, _building(base), planned)
     assert retrained.version == "1.1.0"
@@ -242,7 +261,8 @@ def test_load_rules_reads_diff_rules_and_ignores_other_tables(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"no-such-rule": "major"}, "is not a diff rule"),
+        ({"no-such-rule": "major"}, "'no-such-rule' is not a diff rule; \\(rule ids"),
+        ({"input-dim-renamd": "minor"}, "is not a diff rule; did you mean 'input-dim-renamed'\\?"),
         ({"input-removed": "none"}, "must be one of major, minor, patch"),
         ({"input-removed": 3}, "must be one of"),
     ],

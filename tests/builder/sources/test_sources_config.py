@@ -306,3 +306,28 @@ def test_list_code_files_refuses_escaping_root(source: Path) -> None:
     with pytest.raises(SourceError) as exc:
         list_code_files(source, "../x")
     assert "contains '..'" in exc.value.diagnostics()
+
+
+# --- [diff.rules]: one validation for `mpkg diff --rules` and `mpkg build --base` -------------
+
+
+def test_diff_rules_are_loaded_for_build(source: Path) -> None:
+    from mpkg_builder.diff import Bump
+
+    (source / "mpkg.toml").write_text(
+        (source / "mpkg.toml").read_text() + '\n[diff.rules]\nweights-changed = "major"\n'
+    )
+    assert load_config(source).diff_rules.bump("weights-changed") is Bump.MAJOR
+    assert load_config(source).diff_rules.bump("input-removed") is Bump.MAJOR
+
+
+def test_misspelt_diff_rule_refused_with_the_closest(source: Path) -> None:
+    (source / "mpkg.toml").write_text(
+        (source / "mpkg.toml").read_text() + '\n[diff.rules]\nweights-changd = "major"\ninput-removed = "none"\n'
+    )
+    diagnostics = refused(source)
+    assert (
+        "mpkg.toml: [diff.rules].weights-changd: 'weights-changd' is not a diff rule; "
+        "did you mean 'weights-changed'?" in diagnostics
+    )
+    assert "mpkg.toml: [diff.rules].input-removed: must be one of major, minor, patch, not 'none'" in diagnostics
