@@ -1,0 +1,158 @@
+"""Bounded HTTP for registries: every exchange ends by a deadline, every body within a cap.
+
+httpx's timeouts apply to each socket operation, not to a whole exchange (encode/httpx#1450):
+a registry that trickles one byte at a time never trips them and holds the client forever
+(TUF's *slow retrieval* attack). Here each socket operation may wait only until the current
+deadline: a network backend clamps every connect, read and write to the time left, which a
+context variable carries for the exchange in progress. Small exchanges (manifests, tag pages,
+tokens, events) get a fixed deadline; blob transfers one derived from their declared size and
+a minimum average rate. Bodies are read through :func:`read_capped`, so a registry that sends
+more than it should (*endless data*) is cut off at the cap, not buffered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+import httpx
+from mpkg.errors import RegistryError
+
+_DEADLINE: ContextVar[float | None] = ContextVar("mpkg_registry_deadline", default=None)
+_WRITE_PIECE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long and how much a registry may take. Defaults suit a real registry on a slow link;
+    tests shrink them to show each limit ends a hostile answer quickly."""
+
+    exchange_seconds: float = 60.0  # one small exchange, connect to last byte
+    read_seconds: float = 30.0  # silence between two bytes
+    connect_seconds: float = 15.0
+    min_rate: float = 256 * 1024  # bytes per second, averaged over a blob transfer
+    max_json_bytes: int = 4 * 1024 * 1024  # a tag page, a token, an error body
+    max_tag_pages: int = 1000
+    max_tags: int = 100_000
+
+    def transfer_seconds(self, size: int) -> float:
+        """The deadline for moving ``size`` bytes: a fixed allowance plus the size at the minimum rate."""
+        return self.exchange_seconds + size / self.min_rate
+
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.read_seconds, connect=self.connect_seconds)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Network operations inside end by ``seconds`` from now (or an enclosing, earlier deadline)."""
+    end = time.monotonic() + seconds
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(end if outer is None else min(end, outer))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _left(timeout: float | None, error: type[Exception]) -> float | None:
+    end = _DEADLINE.get()
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise error("the deadline for this exchange passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        for start in range(0, len(buffer), _WRITE_PIECE):  # pieces: each send is clamped anew
+            self._inner.write(buffer[start : start + _WRITE_PIECE], _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> _Stream:
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _left(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_tcp(host, port, left, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        left = _left(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_unix_socket(path, left, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def bounded_client(limits: Limits = DEFAULT_LIMITS) -> httpx.Client:
+    """An httpx client whose every socket operation honours :func:`deadline`.
+
+    httpx offers no public hook for its network backend, so the connection pools it builds
+    (direct and through environment proxies) get theirs wrapped here, once.
+    """
+    client = httpx.Client(timeout=limits.timeout(), follow_redirects=True, headers={"User-Agent": "mpkg"})
+    for transport in [client._transport, *client._mounts.values()]:
+        if transport is None:  # a mount that disables a scheme
+            continue
+        pool = getattr(transport, "_pool", None)
+        if pool is None or not hasattr(pool, "_network_backend"):
+            raise RuntimeError("httpx changed its transport internals; mpkg cannot bound registry exchanges")
+        pool._network_backend = _Backend(pool._network_backend)
+    return client
+
+
+def read_capped(resp: httpx.Response, limit: int, what: str, where: str) -> bytes:
+    """The whole body of a streamed response, refusing more than ``limit`` bytes (declared or sent)."""
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        resp.close()
+        raise RegistryError(f"{what} is {declared} bytes, over the {limit} byte limit; refusing it", where)
+    pieces: list[bytes] = []
+    got = 0
+    try:
+        for chunk in resp.iter_bytes():
+            got += len(chunk)
+            if got > limit:
+                raise RegistryError(
+                    f"{what} goes on past {limit} bytes (endless data); refusing it and closing the connection",
+                    where,
+                )
+            pieces.append(chunk)
+    finally:
+        resp.close()
+    return b"".join(pieces)
