@@ -34,7 +34,6 @@ from .backend import (
 )
 from .refs import check_tag, is_digest
 
-
 LOCAL_ORIGIN = "_local"  # what clients remember the local store as (no host can start with "_")
 
 

@@ -18,6 +18,7 @@ from mpkg_builder.registry.history import read_events
 from mpkg_builder.registry.local import LocalBackend
 from mpkg_builder.registry.oci import OciBackend
 from mpkg_builder.registry.refs import Reference, parse_ref
+from mpkg_builder.registry.trust import HistoryPolicy
 
 from tests.harness.registry import RegistryProcess
 
@@ -61,6 +62,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s.backend.close()
 
 
+def trusting(*pubs: Path) -> HistoryPolicy:
+    """A policy trusting these public keys for history events (no memory of heads)."""
+    from mpkg.signatures import load_public_keys
+
+    return HistoryPolicy(load_public_keys(pubs))
+
+
 def _files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
@@ -86,7 +94,7 @@ def test_push_pull_round_trip_is_byte_identical(store: Store, make_package: Make
     assert by_digest.version == "1.0.0"
     assert _files(out_dir) == ["p.mpkg", "q.mpkg"]
     # deterministic manifest: the same package gives the same manifest digest elsewhere
-    again = lifecycle.push(store.backend, parse_ref(store.name + "-copy:x"), pkg)
+    again = lifecycle.push(store.backend, parse_ref(store.name.replace("team/", "copy/") + ":x"), pkg)
     assert again.manifest_digest == pushed.manifest_digest
 
 
@@ -254,7 +262,7 @@ def test_history_is_complete_and_signed(store: Store, make_package: MakePackage,
     lifecycle.promote(b, store.ref(":1.0.0"), "production", key=alice_key)
     lifecycle.promote(b, store.ref(":2.0.0"), "production", key=alice_key)
     lifecycle.rollback(b, store.ref(), "production", key=alice_key)
-    report = lifecycle.history(b, store.ref(), keys=[alice_pub], require_signed=True)
+    report = lifecycle.history(b, store.ref(), policy=trusting(alice_pub), require_signed=True)
     assert report.ok, report.problems
     moves = [
         (
@@ -278,11 +286,11 @@ def test_history_is_complete_and_signed(store: Store, make_package: MakePackage,
     assert all(r.event.parents == (prev.digest,) for prev, r in zip(report.events, report.events[1:], strict=False))
     holder = report.holders["production"]
     assert holder is not None and holder == report.events[-1].event.target
-    untrusted = lifecycle.history(b, store.ref(), keys=[bob_pub], require_signed=True)
+    untrusted = lifecycle.history(b, store.ref(), policy=trusting(bob_pub), require_signed=True)
     assert not untrusted.ok and all(r.signature == "untrusted" for r in untrusted.events)
     # removing an interior event breaks the chain, and history says so
     b.delete_manifest("team/iris-mlp", report.events[2].digest)
-    broken = lifecycle.history(b, store.ref(), keys=[alice_pub])
+    broken = lifecycle.history(b, store.ref(), policy=trusting(alice_pub))
     assert any("missing" in p for p in broken.problems)
 
 
