@@ -40,7 +40,7 @@ from .backend import (
     digest_bytes,
     json_depth,
 )
-from .refs import STAGES, is_digest
+from .refs import STAGES, is_digest, is_tag
 
 EVENT_TAG_PREFIX = "_mpkg-event-"
 EVENT_SCHEMA = "dev.mpkg.event.v1"
@@ -104,6 +104,7 @@ class Event:
     voids: str | None = None  # for "void": the event it cancels
     notes: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()  # promotion checks the actor chose to skip (--allow-major, ...)
+    tag: str | None = None  # for "push": the tag the package was pushed under
 
     @property
     def when(self) -> dt.datetime:
@@ -124,8 +125,10 @@ class Event:
             "voids": self.voids,
             "notes": list(self.notes),
         }
-        if self.overrides:  # absent when unused: events without overrides keep their old bytes
+        if self.overrides:  # optional fields are absent when unused
             doc["overrides"] = list(self.overrides)
+        if self.tag is not None:
+            doc["tag"] = self.tag
         return doc
 
     @classmethod
@@ -147,10 +150,11 @@ class Event:
             or not isinstance(who.get("user"), str)
         ):
             raise ValueError("lacks repository/sequence/parents/action/time/who, or one has the wrong type")
-        key, stage, voids = who.get("key"), obj.get("stage"), obj.get("voids")
+        key, stage, voids, tag = who.get("key"), obj.get("stage"), obj.get("voids"), obj.get("tag")
         notes, overrides = obj.get("notes", []), obj.get("overrides", [])
         if (
-            not (key is None or isinstance(key, str))
+            not (tag is None or (isinstance(tag, str) and is_tag(tag)))
+            or not (key is None or isinstance(key, str))
             or not (stage is None or stage in STAGES)
             or not (voids is None or (isinstance(voids, str) and is_digest(voids)))
             or not isinstance(notes, list)
@@ -158,7 +162,7 @@ class Event:
             or not isinstance(overrides, list)
             or not all(o in OVERRIDES for o in overrides)
         ):
-            raise ValueError("has a malformed who.key, stage, voids, notes or overrides")
+            raise ValueError("has a malformed who.key, stage, voids, notes, overrides or tag")
         event = cls(
             obj["repository"],
             sequence,
@@ -173,6 +177,7 @@ class Event:
             voids,
             tuple(notes),
             tuple(overrides),
+            tag,
         )
         event.when  # noqa: B018 - validates the time format
         return event

@@ -188,7 +188,7 @@ def push(
                     current_user(),
                     signer.keyid if signer else None,
                     target=target,
-                    notes=(f"tag {tag}",),
+                    tag=tag,
                 ),
                 signer,
             )

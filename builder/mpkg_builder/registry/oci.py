@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import httpx
 from mpkg.errors import RegistryError
 
+from . import transport
 from .auth import Challenge, Credentials, parse_challenge
 from .backend import (
     MANIFEST_MEDIA_TYPE,
@@ -30,7 +31,7 @@ from .backend import (
     parse_json,
     read_file_range,
 )
-from .transport import DEFAULT_LIMITS, Limits, bounded_client, deadline, read_capped
+from .transport import Limits, bounded_client, deadline, read_capped
 
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 DEFAULT_MONOLITHIC_LIMIT = 64 * 1024 * 1024
@@ -82,7 +83,7 @@ class OciBackend:
         credentials: Credentials | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         monolithic_limit: int = DEFAULT_MONOLITHIC_LIMIT,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: Limits | None = None,
     ) -> None:
         self.host = host
         self.base = f"{'http' if insecure else 'https'}://{host}"
@@ -90,10 +91,10 @@ class OciBackend:
         self.credentials = credentials
         self.chunk_size = chunk_size
         self.monolithic_limit = monolithic_limit
-        self.limits = limits
+        self.limits = limits or transport.DEFAULT_LIMITS
         self._tokens: dict[str, str] = {}
         self._basic = False
-        self._client = bounded_client(limits)
+        self._client = bounded_client(self.limits)
         self.blob_uploads = 0  # blobs whose bytes were actually sent (idempotence is observable)
 
     @property

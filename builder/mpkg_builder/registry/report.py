@@ -8,6 +8,7 @@ and stage tags that disagree with the history's newest move.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,7 @@ def history(
     state = load_state(backend, ref.repository, policy)
     problems = list(state.history.problems)
     problems.extend(p for s in state.stages.values() if (p := s.mismatch(ref.name)) is not None)
+    problems.extend(_tag_problems(backend, ref, state.history.events))
     return HistoryReport(
         ref.repository,
         state.history.events,
@@ -64,3 +66,30 @@ def history(
         state.history.head,
         state.history.authenticated,
     )
+
+
+def _tag_problems(backend: Backend, ref: Reference, events: Sequence[RecordedEvent]) -> list[str]:
+    """Each tag a push recorded must still name what was pushed under it (unless gc deleted it)."""
+    deleted = {r.event.target.manifest for r in events if r.event.action == "delete" and r.event.target}
+    pushed: dict[str, RecordedEvent] = {}
+    for r in events:
+        if r.event.action == "push" and r.event.tag and r.event.target:
+            pushed[r.event.tag] = r
+    problems = []
+    for tag, r in pushed.items():
+        target = r.event.target
+        assert target is not None
+        if target.manifest in deleted:
+            continue
+        found = backend.get_manifest(ref.repository, tag)
+        if found is None:
+            problems.append(
+                f"{ref.name}:{tag} is gone but {r.label} pushed {target.version} ({target.manifest[:19]}) under it: "
+                "the tag was deleted outside mpkg"
+            )
+        elif found.digest != target.manifest:
+            problems.append(
+                f"{ref.name}:{tag} names {found.digest[:19]} but {r.label} pushed {target.version} "
+                f"({target.manifest[:19]}) under it: the tag was re-pointed outside mpkg (rollback)"
+            )
+    return problems

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.hostile_registry import HostileRegistry, hostile_registry
 from tests.harness.registry import (
     RegistryProcess,
     TokenRegistry,
@@ -17,7 +18,14 @@ from tests.harness.registry import (
     oci_registry_token,
 )
 
-__all__ = ["RegistryProcess", "TokenRegistry", "oci_registry", "oci_registry_token"]
+__all__ = [
+    "HostileRegistry",
+    "RegistryProcess",
+    "TokenRegistry",
+    "hostile_registry",
+    "oci_registry",
+    "oci_registry_token",
+]
 
 ROOT = Path(__file__).resolve().parents[3]
 
