@@ -5,68 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from mpkg.errors import MpkgError, RegistryError, UsageError, VerificationError
 from mpkg.package import read_info
 from mpkg_builder.registry import lifecycle
-from mpkg_builder.registry.backend import Backend
 from mpkg_builder.registry.history import read_events
 from mpkg_builder.registry.local import LocalBackend
-from mpkg_builder.registry.oci import OciBackend
-from mpkg_builder.registry.refs import Reference, parse_ref
-from mpkg_builder.registry.trust import HistoryPolicy
+from mpkg_builder.registry.refs import parse_ref
 
-from tests.harness.registry import RegistryProcess
+from tests.harness.registry import Store, trusting
 
 MakePackage = Callable[..., Path]
 Keys = dict[str, tuple[Path, Path]]
-
-
-@dataclass
-class Store:
-    backend: Backend
-    name: str  # NAME for lifecycle commands: [host/]repo
-    registry: RegistryProcess | None
-    home: Path | None
-
-    def ref(self, suffix: str = "") -> Reference:
-        return parse_ref(self.name + suffix)
-
-    def fresh(self) -> Backend:
-        """A second, independent client of the same store (another promoter)."""
-        if self.registry is not None:
-            return OciBackend(self.registry.host, insecure=True)
-        return LocalBackend(self.home)
-
-    def blob_file(self, digest: str) -> Path:
-        hexpart = digest.split(":")[1]
-        if self.registry is not None:
-            return self.registry.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
-        assert self.home is not None
-        return self.home / "blobs/sha256" / hexpart
-
-
-@pytest.fixture(params=["oci", "local"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "oci":
-        reg: RegistryProcess = request.getfixturevalue("oci_registry")
-        s = Store(OciBackend(reg.host, insecure=True), f"{reg.host}/team/iris-mlp", reg, None)
-    else:
-        home = tmp_path / "home"
-        s = Store(LocalBackend(home), "team/iris-mlp", None, home)
-    yield s
-    s.backend.close()
-
-
-def trusting(*pubs: Path) -> HistoryPolicy:
-    """A policy trusting these public keys for history events (no memory of heads)."""
-    from mpkg.signatures import load_public_keys
-
-    return HistoryPolicy(load_public_keys(pubs))
 
 
 def _files(directory: Path) -> list[str]:
