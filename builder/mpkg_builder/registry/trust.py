@@ -226,7 +226,7 @@ def resolve_trusted(
         if attempt == 0:  # a move in flight: its event is written, its tag is about to move
             time.sleep(STAGE_RETRY_SECONDS)
     if problem is not None:
-        raise RegistryError(f"{problem}; refusing it", str(ref))
+        raise RegistryError(f"{problem}; refusing it")  # the problem names the stage
     if current.tag is None or current.tag_manifest is None:
         raise RegistryError(f"{stage} has no holder in {backend.describe()}", str(ref))
     check_identity(ref, current.tag.name, current.tag.version, verified=False)
