@@ -26,6 +26,7 @@ from .backend import (
     Backend,
     Manifest,
     artifact_manifest,
+    check_depth,
 )
 from .history import PackageRef
 from .refs import STAGES, Reference
@@ -162,6 +163,7 @@ def read_package_manifest(
     if config.get("digest") != target.package:
         raise RegistryError(f"names {config.get('digest')!r}, not the package digest {target.package}", where)
     data = backend.fetch_blob_bytes(repo, target.package, MAX_PACKAGE_MANIFEST_BYTES)
+    check_depth(data, where)
     try:
         return PackageManifest.from_bytes(data)
     except FormatError as exc:

@@ -51,12 +51,17 @@ def json_depth(data: bytes) -> int:
     return max(itertools.accumulate(map(_NESTING.__getitem__, brackets)), default=0)
 
 
-def parse_json(data: bytes, where: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse JSON a registry (or the store) gave us: refuse nesting beyond ``max_depth`` before
-    parsing, so a hostile document ends in one line rather than a RecursionError."""
+def check_depth(data: bytes, where: str, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON nested beyond ``max_depth`` before any parser (or encoder) recurses into it."""
     depth = json_depth(data)
     if depth > max_depth:
         raise RegistryError(f"nests {depth} levels deep (at most {max_depth}); refusing hostile JSON", where)
+
+
+def parse_json(data: bytes, where: str) -> Any:
+    """Parse JSON a registry (or the store) gave us, depth-checked first, so a hostile document
+    ends in one line rather than a RecursionError."""
+    check_depth(data, where)
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:

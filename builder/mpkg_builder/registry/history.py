@@ -33,12 +33,11 @@ from .backend import (
     EMPTY_DATA,
     EVENT_ARTIFACT_TYPE,
     EVENT_LAYER_TYPE,
-    MAX_JSON_DEPTH,
     Backend,
     artifact_manifest,
     canonical_json,
+    check_depth,
     digest_bytes,
-    json_depth,
 )
 from .refs import STAGES, is_digest, is_tag
 
@@ -312,8 +311,7 @@ class _Reader:
 
 def _json(data: bytes, where: str) -> Any:
     """Canonical JSON (the only form mpkg writes), nested no deeper than registry JSON may be."""
-    if json_depth(data) > MAX_JSON_DEPTH:
-        raise ValueError(f"{where} nests deeper than {MAX_JSON_DEPTH} levels")
+    check_depth(data, where)
     return canonical.loads_canonical(data, where)
 
 
@@ -322,6 +320,7 @@ def _signature(
 ) -> tuple[str, str | None, str]:
     """What the envelope proves about ``payload``: (status, signer key id, reason unless verified)."""
     try:
+        check_depth(envelope, "its signature envelope")
         env = Envelope.from_bytes(envelope, EVENT_LAYER_TYPE, "its signature envelope")
     except MpkgError as exc:
         return "invalid", None, exc.reasons()[0]

@@ -1,6 +1,6 @@
 """promote and rollback: moving a stage tag, recorded in the history, safe against races.
 
-Stage moves follow one protocol (spec/registry.md §6) because registries cannot
+Stage moves follow one protocol (spec/registry.md §7) because registries cannot
 compare-and-swap a tag: plan (stage tags, then the history, read under the caller's policy),
 record the move as its own event, re-read the stage tag and refuse if it changed since the
 plan (voiding the event), move the tag, then re-read tag and history and report a conflict if

@@ -43,6 +43,7 @@ from .history import (
     tips,
     voided,
 )
+from .local import LOCAL_ORIGIN
 from .refs import STAGES, Reference
 from .seen import SeenHeads
 
@@ -119,7 +120,8 @@ class History:
 
 def load_history(backend: Backend, repo: str, policy: HistoryPolicy = UNAUTHENTICATED) -> History:
     """Read and check the history of ``repo``; an accepted one advances the high-water mark."""
-    events, problems = read_events(backend, repo, policy.keys, policy.cache)
+    cache = None if backend.origin == LOCAL_ORIGIN else policy.cache  # the local store is no farther than a cache
+    events, problems = read_events(backend, repo, policy.keys, cache)
     for r in events:
         if r.signature == "invalid" or (policy.authenticated and r.signature != "verified"):
             suffix = "; with trusted keys every event must carry a valid signature by one of them"
@@ -195,7 +197,7 @@ def load_state(
     backend: Backend, repo: str, policy: HistoryPolicy = UNAUTHENTICATED, stages: Sequence[str] = STAGES
 ) -> RepositoryState:
     """Read the stage tags *first*, then the history: events are written before tags move, so a
-    tag naming a move whose event is not read yet cannot happen (spec/registry.md §6)."""
+    tag naming a move whose event is not read yet cannot happen (spec/registry.md §7)."""
     tags = {}
     for stage in stages:
         manifest = backend.get_manifest(repo, stage)
