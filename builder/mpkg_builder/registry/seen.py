@@ -18,6 +18,7 @@ Repository components never start with ``_``, so these names cannot clash with a
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mpkg.atomic import atomic_output
-from mpkg.errors import RegistryError
+from mpkg.errors import MpkgError, RegistryError
 
 from .backend import canonical_json
 from .history import RecordedEvent, now_text, tips
@@ -129,9 +130,14 @@ class SeenHeads:
 
     def advance(self, origin: str, repository: str, events: Sequence[RecordedEvent]) -> None:
         """Record this accepted view, unless the mark already holds a view this one does not contain
-        (another client recorded a newer one meanwhile): marks never move back."""
+        (another client recorded a newer one meanwhile): marks never move back. A client that
+        cannot write MPKG_HOME (a read-only container) remembers nothing, like a first-time client."""
         if not events:
             return
+        with contextlib.suppress(OSError, MpkgError):
+            self._advance(origin, repository, events)
+
+    def _advance(self, origin: str, repository: str, events: Sequence[RecordedEvent]) -> None:
         with self._locked(origin, repository):
             current = self.load(origin, repository)
             present = {r.digest for r in events}
