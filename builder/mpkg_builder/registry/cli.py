@@ -302,7 +302,8 @@ def cmd_history(args: argparse.Namespace) -> int:
             arrow = f"{src}-> {dst}" if e.action in ("promote", "rollback") else dst
             who = e.user + (f" key:{e.key[:16]}" if e.key else "")
             flag = " CONCURRENT" if r.digest in report.concurrent else ""
-            print(f"{e.sequence:>4} {e.time} {what:<18} {arrow}  by {who} [{r.signature}]{flag}")
+            status = "signed, not checked" if r.signature == "untrusted" and not report.authenticated else r.signature
+            print(f"{e.sequence:>4} {e.time} {what:<18} {arrow}  by {who} [{status}]{flag}")
         for stage, holder in report.holders.items():
             print(f"{stage}: {f'{holder.version} {holder.package}' if holder else '-'}")
         print(f"head: {' '.join(report.head) or '-'}")
