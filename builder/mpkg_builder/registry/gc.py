@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend
-from .history import MOVES, Event, PackageRef, RecordedEvent, current_user, load_signer, now_text, write_event
+from .history import MOVES, PackageRef, RecordedEvent, load_signer
 from .refs import Reference
 from .trust import UNAUTHENTICATED, HistoryPolicy, load_history, load_state
 
@@ -88,20 +88,6 @@ def gc(
                     backend.delete_blob(repo, target.blob)
                 history = load_history(backend, repo, policy)
                 history.require_ok(ref.name)
-                write_event(
-                    backend,
-                    repo,
-                    Event(
-                        repo,
-                        history.next_sequence,
-                        history.head,
-                        "delete",
-                        now_text(),
-                        current_user(),
-                        signer.keyid if signer else None,
-                        target=target,
-                        notes=(f"gc: older than {older_than}, never staged",),
-                    ),
-                    signer,
-                )
+                note = f"gc: older than {older_than}, never staged"
+                history.append(backend, "delete", signer, target=target, notes=(note,))
     return GcResult(repo, yes, tuple(candidates), tuple(kept))

@@ -26,7 +26,7 @@ from .artifact import Expected, check_identity, package_manifest, package_ref
 from .auth import Credentials
 from .backend import Backend, Progress, digest_bytes, sha256_file
 from .gc import GcResult, gc
-from .history import EVENT_TAG_PREFIX, Event, PackageRef, current_user, load_signer, now_text, write_event
+from .history import EVENT_TAG_PREFIX, PackageRef, load_signer
 from .local import LocalBackend
 from .moves import ARCHIVE_PREFIX, MovePlan, MoveResult, apply_move, plan_promotion, plan_rollback, promote, rollback
 from .refs import STAGES, Reference, version_tag
@@ -176,22 +176,7 @@ def push(
             history.require_ok(ref.name)
             backend.put_manifest(repo, tag, data)
             target = PackageRef(digest, package_digest, manifest.name, manifest.version, blob, size)
-            write_event(
-                backend,
-                repo,
-                Event(
-                    repo,
-                    history.next_sequence,
-                    history.head,
-                    "push",
-                    now_text(),
-                    current_user(),
-                    signer.keyid if signer else None,
-                    target=target,
-                    tag=tag,
-                ),
-                signer,
-            )
+            history.append(backend, "push", signer, target=target, tag=tag)
     return PushResult(
         str(tagged_ref), manifest.name, manifest.version, package_digest, digest, blob, size, uploaded, tagged
     )

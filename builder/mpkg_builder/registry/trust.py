@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mpkg.errors import Problem, RegistryError
 from mpkg.signatures import TrustedKey, load_public_keys
@@ -35,13 +36,18 @@ from .cache import DiskCache
 from .history import (
     MOVES,
     ContentCache,
+    Event,
     PackageRef,
     RecordedEvent,
+    Signer,
     ancestors,
+    current_user,
     next_sequence,
+    now_text,
     read_events,
     tips,
     voided,
+    write_event,
 )
 from .local import LOCAL_ORIGIN
 from .refs import STAGES, Reference
@@ -100,6 +106,12 @@ class History:
     @property
     def next_sequence(self) -> int:
         return next_sequence(self.events, self.head)
+
+    def append(self, backend: Backend, action: str, signer: Signer | None, **fields: Any) -> str:
+        """Write an event after this history's head (its parents: the tips read); its digest."""
+        who = signer.keyid if signer else None
+        event = Event(self.repository, self.next_sequence, self.head, action, now_text(), current_user(), who, **fields)
+        return write_event(backend, self.repository, event, signer)
 
     def require_ok(self, where: str) -> None:
         """Refuse to act on a history with problems: each one line, naming the event."""

@@ -279,7 +279,8 @@ def test_concurrent_promotions_keep_history_complete(store: Store, make_package:
         backend = store.fresh()
         try:
             barrier.wait()
-            outcomes[version] = lifecycle.promote(backend, store.ref(f":{version}"), "production")
+            # whichever goes second may be lower than the first: a downgrade, allowed here (races, not compat)
+            outcomes[version] = lifecycle.promote(backend, store.ref(f":{version}"), "production", allow_downgrade=True)
         except MpkgError as exc:
             outcomes[version] = exc
         finally:
