@@ -40,7 +40,7 @@ from mpkg_builder.registry.trust import HistoryPolicy, load_history
 from mpkg_builder.signing import keygen
 
 HERE = Path(__file__).resolve().parent
-REPO = "bench/history"
+REPO = "bench/history"  # plus the number of events: one repository per size
 
 
 @contextmanager
@@ -70,11 +70,11 @@ def registry(tmp: Path) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def fill(backend: OciBackend | LocalBackend, n: int, signer: Signer) -> None:
+def fill(backend: OciBackend | LocalBackend, repo: str, n: int, signer: Signer) -> None:
     parents: tuple[str, ...] = ()
     for i in range(n):
-        event = Event(REPO, i, parents, "void", now_text(), "bench", signer.keyid, "staging")
-        parents = (write_event(backend, REPO, event, signer),)
+        event = Event(repo, i, parents, "void", now_text(), "bench", signer.keyid, "staging")
+        parents = (write_event(backend, repo, event, signer),)
 
 
 def median_seconds(fn: Callable[[], object], repeat: int) -> float:
@@ -84,6 +84,28 @@ def median_seconds(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def measure(
+    backend: OciBackend | LocalBackend, ref: str, n: int, signer: Signer, state: Path, repeat: int
+) -> tuple[float, float, float, float, float]:
+    """Fill a repository with ``n`` signed events, then time: the floor (one tag listing), the
+    uncached read (before), the read as commands do it now (after), and the `mpkg history`
+    report. Returns those four and the time to write one event."""
+    repo = parse_ref(ref).repository
+    trusted = load_public_keys([state.parent / "bench.pub"])
+    t0 = time.perf_counter()
+    fill(backend, repo, n, signer)
+    write = (time.perf_counter() - t0) / n
+    cache = DiskCache(state)
+    events, problems = read_events(backend, repo, trusted, cache)  # warm the cache
+    assert len(events) == n and not problems, (len(events), problems)
+    policy = HistoryPolicy(trusted, SeenHeads(state), cache)
+    floor = median_seconds(lambda: backend.list_tags(repo), repeat)
+    before = median_seconds(lambda: read_events(backend, repo, trusted), repeat)
+    after = median_seconds(lambda: load_history(backend, repo, policy), repeat)
+    report = median_seconds(lambda: history(backend, parse_ref(ref), policy=policy), repeat)
+    return floor, before, after, report, write
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,41 +118,28 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine: noisy)",
         "",
-        "| events | store | floor: tag listing | uncached read (before) | cached read (after) | "
-        "`mpkg history` report (after) | before / floor | after / floor |",
-        "|---|---|---|---|---|---|---|---|",
+        "| events | store | floor: tag listing | uncached read (before) | read now (after) | "
+        "`mpkg history` report (after) | before / floor | after / floor | writing one event |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory(prefix="mpkg-bench-registry-") as tmpdir:
         tmp = Path(tmpdir)
-        pair = keygen(tmp / "bench")
-        signer, trusted = Signer.load(pair.private_path), load_public_keys([pair.public_path])
+        signer = Signer.load(keygen(tmp / "bench").private_path)
         with registry(tmp) as host:
             for n in args.events:
-                repo_tmp = tmp / f"n{n}"
-                repo_tmp.mkdir()
-                for name, backend in (
-                    ("registry", OciBackend(host, insecure=True)),
-                    ("local store", LocalBackend(repo_tmp / "store")),
+                repo = f"{REPO}-{n}"
+                for name, backend, ref in (
+                    ("registry", OciBackend(host, insecure=True), f"{host}/{repo}"),
+                    ("local store", LocalBackend(tmp / f"store-{n}"), repo),
                 ):
-                    t0 = time.perf_counter()
-                    fill(backend, n, signer)
-                    write = (time.perf_counter() - t0) / n
-                    cache = DiskCache(repo_tmp / f"cache-{name}")
-                    events, problems = read_events(backend, REPO, trusted, cache)  # warm the cache
-                    assert len(events) == n and not problems, (len(events), problems)
-                    floor = median_seconds(lambda b=backend: b.list_tags(REPO), args.repeat)
-                    before = median_seconds(lambda b=backend: read_events(b, REPO, trusted), args.repeat)
-                    policy = HistoryPolicy(trusted, SeenHeads(repo_tmp / f"seen-{name}"), cache)
-                    after = median_seconds(lambda b=backend, p=policy: load_history(b, REPO, p), args.repeat)
-                    ref = parse_ref(f"{host}/{REPO}" if isinstance(backend, OciBackend) else REPO)
-                    report = median_seconds(lambda b=backend, p=policy, r=ref: history(b, r, policy=p), args.repeat)
-                    row = (
-                        f"| {n} | {name} | {floor * 1000:.1f} ms | {before * 1000:.0f} ms | {after * 1000:.0f} ms | "
-                        f"{report * 1000:.0f} ms | {before / floor:.1f}x | {after / floor:.1f}x |"
-                    )
-                    print(row, f"(writing an event: {write * 1000:.1f} ms)", flush=True)
-                    lines.append(row)
+                    state = tmp / f"client-{name.replace(' ', '-')}-{n}"
+                    floor, before, after, report, write = measure(backend, ref, n, signer, state, args.repeat)
                     backend.close()
+                    ms = [f"{t * 1000:.1f} ms" for t in (floor, before, after, report, write)]
+                    ratios = f"{before / floor:.0f}x | {after / floor:.0f}x"
+                    row = f"| {n} | {name} | {' | '.join(ms[:4])} | {ratios} | {ms[4]} |"
+                    print(row, flush=True)
+                    lines.append(row)
     lines += [
         "",
         "before: every event fetched from the store (one manifest, one event and one envelope GET each),",

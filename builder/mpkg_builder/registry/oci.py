@@ -4,23 +4,24 @@ chunked uploads for multi-GB packages).
 
 Follows the distribution spec: HEAD a blob before uploading; monolithic POST+PUT for small
 blobs, POST → PATCH (Content-Range) → PUT ?digest= for large ones; GET streams to disk while
-hashing. Auth: anonymous, basic, or the bearer-token challenge flow.
+hashing. HTTP, auth (anonymous, basic, bearer-token challenge) and the limits on every
+exchange are :class:`.transport.RegistryClient`'s; this module is the distribution API.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext, suppress
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 from mpkg.errors import RegistryError
 
 from . import transport
-from .auth import Challenge, Credentials, parse_challenge
+from .auth import Credentials
 from .backend import (
     MANIFEST_MEDIA_TYPE,
     MAX_MANIFEST_BYTES,
@@ -31,7 +32,7 @@ from .backend import (
     parse_json,
     read_file_range,
 )
-from .transport import Limits, bounded_client, deadline, read_capped
+from .transport import Body, Limits, RegistryClient
 
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 DEFAULT_MONOLITHIC_LIMIT = 64 * 1024 * 1024
@@ -42,7 +43,6 @@ _ACCEPT = ", ".join(
         "application/vnd.docker.distribution.manifest.v2+json",
     ]
 )
-Body = bytes | Callable[[], Iterable[bytes]] | None
 
 
 class _StreamHash:
@@ -87,14 +87,10 @@ class OciBackend:
     ) -> None:
         self.host = host
         self.base = f"{'http' if insecure else 'https'}://{host}"
-        self.insecure = insecure
-        self.credentials = credentials
         self.chunk_size = chunk_size
         self.monolithic_limit = monolithic_limit
         self.limits = limits or transport.DEFAULT_LIMITS
-        self._tokens: dict[str, str] = {}
-        self._basic = False
-        self._client = bounded_client(self.limits)
+        self._http = RegistryClient(host, self.base, insecure, credentials, self.limits)
         self.blob_uploads = 0  # blobs whose bytes were actually sent (idempotence is observable)
 
     @property
@@ -105,7 +101,7 @@ class OciBackend:
         return self.host
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
     def __enter__(self) -> OciBackend:
         return self
@@ -116,144 +112,8 @@ class OciBackend:
     def lock(self, repo: str) -> AbstractContextManager[None]:
         return nullcontext()
 
-    # --- transport --------------------------------------------------------------------
-
     def _url(self, repo: str, tail: str) -> str:
         return f"{self.base}/v2/{repo}/{tail}"
-
-    @contextmanager
-    def _bounded(self, method: str, url: str, seconds: float | None = None) -> Iterator[None]:
-        """One exchange: ends by its deadline; any transport failure becomes one RegistryError line."""
-        what = f"{method} {urlsplit(url).path}"
-        try:
-            with deadline(self.limits.exchange_seconds if seconds is None else seconds):
-                yield
-        except httpx.ConnectError as exc:
-            hint = "" if self.insecure else "; use --insecure for a plain-HTTP registry"
-            raise RegistryError(
-                f"cannot connect to the registry ({exc}); is it running at {self.base}?{hint}", self.host
-            ) from None
-        except httpx.TimeoutException:
-            raise RegistryError(
-                f"{what}: the registry did not answer in time (silent for {self.limits.read_seconds:g} s, "
-                "or slower than the deadline allows: a stalled or trickling registry); try again later",
-                self.host,
-            ) from None
-        except httpx.HTTPError as exc:
-            raise RegistryError(f"{what} failed ({exc})", self.host) from None
-
-    def _read(self, resp: httpx.Response, what: str, limit: int | None = None) -> bytes:
-        return read_capped(resp, self.limits.max_json_bytes if limit is None else limit, what, self.host)
-
-    def _auth_header(self, scope: str) -> dict[str, str]:
-        if scope in self._tokens:
-            return {"Authorization": f"Bearer {self._tokens[scope]}"}
-        if self._basic and self.credentials:
-            return {"Authorization": self.credentials.basic_header()}
-        return {}
-
-    def _fetch_token(self, challenge: Challenge, scope: str) -> str:
-        realm = challenge.params.get("realm")
-        if not realm:
-            raise RegistryError("bearer challenge without a realm; the registry is misconfigured", self.host)
-        query = {"scope": scope}
-        if "service" in challenge.params:
-            query["service"] = challenge.params["service"]
-        headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
-        url = realm + ("&" if "?" in realm else "?") + urlencode(query)
-        try:
-            with self._bounded("GET", realm):
-                resp = self._client.send(self._client.build_request("GET", url, headers=headers), stream=True)
-                body = self._read(resp, "the token service's answer")
-        except RegistryError as exc:
-            raise RegistryError(f"token service {realm}: {exc.problems[0].reason}", self.host) from None
-        if resp.status_code in (401, 403):
-            raise RegistryError(
-                f"the token service refused the credentials for {scope} (HTTP "
-                f"{resp.status_code}); log in (docker login) or pass --username/--password-stdin",
-                self.host,
-            )
-        if resp.status_code != 200:
-            raise RegistryError(f"token service answered HTTP {resp.status_code}", self.host)
-        try:
-            data = parse_json(body, "the token service's answer")
-            token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
-        except RegistryError:
-            token = None
-        if not isinstance(token, str) or not token:
-            raise RegistryError("token service answered without a token", self.host)
-        return token
-
-    def _request(
-        self,
-        method: str,
-        url: str,
-        *,
-        scope: str,
-        headers: dict[str, str] | None = None,
-        body: Body = None,
-    ) -> httpx.Response:
-        """Send once (streamed answer); on a 401 answer the challenge (bearer or basic) and send
-        again. Call inside :meth:`_bounded`, which also covers reading the answer."""
-        for attempt in range(2):
-            content: Any = body() if callable(body) else body
-            request = self._client.build_request(
-                method,
-                url,
-                headers={**(headers or {}), **self._auth_header(scope)},
-                content=content,
-            )
-            resp = self._client.send(request, stream=True)
-            if resp.status_code != 401 or attempt == 1:
-                return resp
-            resp.close()
-            challenge = parse_challenge(resp.headers.get("www-authenticate", ""))
-            if challenge and challenge.scheme == "bearer":
-                wanted = challenge.params.get("scope") or scope
-                self._tokens[scope] = self._fetch_token(challenge, wanted)
-            elif challenge and challenge.scheme == "basic" and self.credentials:
-                self._basic = True
-            else:
-                break
-        raise RegistryError(
-            "the registry requires authentication; log in (docker login) or pass --username/--password-stdin",
-            self.host,
-        )
-
-    def _exchange(
-        self,
-        method: str,
-        url: str,
-        *,
-        scope: str,
-        headers: dict[str, str] | None = None,
-        body: Body = None,
-        limit: int | None = None,
-        seconds: float | None = None,
-    ) -> tuple[httpx.Response, bytes]:
-        """A whole small exchange: request and answer body (capped), within one deadline."""
-        with self._bounded(method, url, seconds):
-            resp = self._request(method, url, scope=scope, headers=headers, body=body)
-            return resp, self._read(resp, f"the answer to {method} {urlsplit(url).path}", limit)
-
-    def _fail(self, resp: httpx.Response, body: bytes, what: str) -> RegistryError:
-        detail = ""
-        try:
-            doc = parse_json(body, what) if body else {}
-            errors = doc.get("errors") or [] if isinstance(doc, dict) else []
-            detail = "; ".join(
-                f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)
-            )
-        except (RegistryError, TypeError):
-            pass
-        hint = {
-            403: " (permission denied for this repository)",
-            405: " (the registry does not allow this; deletes need storage.delete.enabled)",
-        }.get(resp.status_code, "")
-        return RegistryError(
-            f"{what}: HTTP {resp.status_code}{hint}" + (f" ({detail[:300]})" if detail else ""),
-            self.host,
-        )
 
     @staticmethod
     def _scope(repo: str, actions: str) -> str:
@@ -263,17 +123,19 @@ class OciBackend:
 
     def blob_exists(self, repo: str, digest: str) -> bool:
         url = self._url(repo, f"blobs/{digest}")
-        resp, body = self._exchange("HEAD", url, scope=self._scope(repo, "pull,push"))
+        resp, body = self._http.exchange("HEAD", url, scope=self._scope(repo, "pull,push"))
         if resp.status_code == 200:
             return True
         if resp.status_code == 404:
             return False
-        raise self._fail(resp, body, f"HEAD blob {digest} in {repo}")
+        raise self._http.fail(resp, body, f"HEAD blob {digest} in {repo}")
 
     def _start_upload(self, repo: str) -> str:
-        resp, body = self._exchange("POST", self._url(repo, "blobs/uploads/"), scope=self._scope(repo, "pull,push"))
+        resp, body = self._http.exchange(
+            "POST", self._url(repo, "blobs/uploads/"), scope=self._scope(repo, "pull,push")
+        )
         if resp.status_code != 202 or "location" not in resp.headers:
-            raise self._fail(resp, body, f"start upload to {repo}")
+            raise self._http.fail(resp, body, f"start upload to {repo}")
         return urljoin(self.base + "/", resp.headers["location"])
 
     @staticmethod
@@ -281,7 +143,7 @@ class OciBackend:
         return location + ("&" if "?" in location else "?") + urlencode(params)
 
     def _finish_upload(self, repo: str, location: str, digest: str, body: Body, size: int) -> None:
-        resp, answer = self._exchange(
+        resp, answer = self._http.exchange(
             "PUT",
             self._with_query(location, digest=digest),
             scope=self._scope(repo, "pull,push"),
@@ -290,7 +152,7 @@ class OciBackend:
             seconds=self.limits.transfer_seconds(size),
         )
         if resp.status_code != 201:
-            raise self._fail(resp, answer, f"upload {digest} to {repo}")
+            raise self._http.fail(resp, answer, f"upload {digest} to {repo}")
 
     def push_blob_bytes(self, repo: str, data: bytes) -> str:
         digest = digest_bytes(data)
@@ -312,7 +174,7 @@ class OciBackend:
             while offset < size:
                 length = min(self.chunk_size, size - offset)
                 start = offset
-                resp, answer = self._exchange(
+                resp, answer = self._http.exchange(
                     "PATCH",
                     location,
                     scope=self._scope(repo, "pull,push"),
@@ -325,7 +187,7 @@ class OciBackend:
                     seconds=self.limits.transfer_seconds(length),
                 )
                 if resp.status_code != 202 or "location" not in resp.headers:
-                    raise self._fail(resp, answer, f"upload chunk at {start} to {repo}")
+                    raise self._http.fail(resp, answer, f"upload chunk at {start} to {repo}")
                 hasher.commit()
                 location = urljoin(self.base + "/", resp.headers["location"])
                 offset += length
@@ -338,23 +200,23 @@ class OciBackend:
 
     def _abort(self, repo: str, location: str) -> None:
         with suppress(RegistryError):
-            self._exchange("DELETE", location, scope=self._scope(repo, "pull,push"))
+            self._http.exchange("DELETE", location, scope=self._scope(repo, "pull,push"))
 
     def _get_blob(self, repo: str, digest: str) -> httpx.Response:
         """The blob's answer, streamed; call inside :meth:`_bounded` with the transfer's deadline."""
-        resp = self._request("GET", self._url(repo, f"blobs/{digest}"), scope=self._scope(repo, "pull"))
+        resp = self._http.request("GET", self._url(repo, f"blobs/{digest}"), scope=self._scope(repo, "pull"))
         if resp.status_code == 404:
             resp.close()
             raise RegistryError(f"blob {digest} is not in {repo}", self.host)
         if resp.status_code != 200:
-            raise self._fail(resp, self._read(resp, "an error answer"), f"GET blob {digest} from {repo}")
+            raise self._http.fail(resp, self._http.read(resp, "an error answer"), f"GET blob {digest} from {repo}")
         return resp
 
     def fetch_blob(self, repo: str, digest: str, size: int, out: BinaryIO) -> None:
         hasher = hashlib.sha256()
         got = 0
         url = self._url(repo, f"blobs/{digest}")
-        with self._bounded("GET", url, self.limits.transfer_seconds(size)):
+        with self._http.bounded("GET", url, self.limits.transfer_seconds(size)):
             resp = self._get_blob(repo, digest)
             try:
                 for chunk in resp.iter_bytes():
@@ -379,22 +241,22 @@ class OciBackend:
 
     def fetch_blob_bytes(self, repo: str, digest: str, limit: int = MAX_SMALL_BLOB_BYTES) -> bytes:
         url = self._url(repo, f"blobs/{digest}")
-        with self._bounded("GET", url, self.limits.transfer_seconds(limit)):
-            data = self._read(self._get_blob(repo, digest), f"blob {digest}", limit)
+        with self._http.bounded("GET", url, self.limits.transfer_seconds(limit)):
+            data = self._http.read(self._get_blob(repo, digest), f"blob {digest}", limit)
         if digest_bytes(data) != digest:
             raise RegistryError(f"blob {digest} does not match its digest; refusing it", self.host)
         return data
 
     def delete_blob(self, repo: str, digest: str) -> None:
         url = self._url(repo, f"blobs/{digest}")
-        resp, body = self._exchange("DELETE", url, scope=self._scope(repo, "pull,push,delete"))
+        resp, body = self._http.exchange("DELETE", url, scope=self._scope(repo, "pull,push,delete"))
         if resp.status_code not in (202, 404):
-            raise self._fail(resp, body, f"delete blob {digest} in {repo}")
+            raise self._http.fail(resp, body, f"delete blob {digest} in {repo}")
 
     # --- manifests and tags -----------------------------------------------------------
 
     def put_manifest(self, repo: str, reference: str, data: bytes) -> str:
-        resp, body = self._exchange(
+        resp, body = self._http.exchange(
             "PUT",
             self._url(repo, f"manifests/{reference}"),
             scope=self._scope(repo, "pull,push"),
@@ -402,7 +264,7 @@ class OciBackend:
             body=data,
         )
         if resp.status_code != 201:
-            raise self._fail(resp, body, f"PUT manifest {repo}:{reference}")
+            raise self._http.fail(resp, body, f"PUT manifest {repo}:{reference}")
         digest = digest_bytes(data)
         echoed = resp.headers.get("docker-content-digest")
         if echoed and echoed != digest:
@@ -413,7 +275,7 @@ class OciBackend:
         return digest
 
     def get_manifest(self, repo: str, reference: str) -> Manifest | None:
-        resp, data = self._exchange(
+        resp, data = self._http.exchange(
             "GET",
             self._url(repo, f"manifests/{reference}"),
             scope=self._scope(repo, "pull"),
@@ -423,7 +285,7 @@ class OciBackend:
         if resp.status_code == 404:
             return None
         if resp.status_code != 200:
-            raise self._fail(resp, data, f"GET manifest {repo}:{reference}")
+            raise self._http.fail(resp, data, f"GET manifest {repo}:{reference}")
         digest = digest_bytes(data)
         if reference.startswith("sha256:") and digest != reference:
             raise RegistryError(
@@ -444,11 +306,11 @@ class OciBackend:
                     self.host,
                 )
             seen.add(url)
-            resp, body = self._exchange("GET", url, scope=self._scope(repo, "pull"))
+            resp, body = self._http.exchange("GET", url, scope=self._scope(repo, "pull"))
             if resp.status_code == 404:
                 return tags  # no such repository yet: no tags
             if resp.status_code != 200:
-                raise self._fail(resp, body, f"list tags of {repo}")
+                raise self._http.fail(resp, body, f"list tags of {repo}")
             doc = parse_json(body, f"tag list of {repo}")
             page = doc.get("tags") if isinstance(doc, dict) else None
             if page is not None and (not isinstance(page, list) or not all(isinstance(t, str) for t in page)):
@@ -470,6 +332,6 @@ class OciBackend:
 
     def delete_manifest(self, repo: str, digest: str) -> None:
         url = self._url(repo, f"manifests/{digest}")
-        resp, body = self._exchange("DELETE", url, scope=self._scope(repo, "pull,push,delete"))
+        resp, body = self._http.exchange("DELETE", url, scope=self._scope(repo, "pull,push,delete"))
         if resp.status_code not in (202, 404):
-            raise self._fail(resp, body, f"delete manifest {digest} in {repo}")
+            raise self._http.fail(resp, body, f"delete manifest {digest} in {repo}")

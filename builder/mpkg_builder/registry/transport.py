@@ -1,4 +1,5 @@
-"""Bounded HTTP for registries: every exchange ends by a deadline, every body within a cap.
+"""Bounded, authenticated HTTP for registries: every exchange ends by a deadline, every body
+within a cap (:class:`RegistryClient`, used by :mod:`.oci`).
 
 httpx's timeouts apply to each socket operation, not to a whole exchange (encode/httpx#1450):
 a registry that trickles one byte at a time never trips them and holds the client forever
@@ -13,16 +14,21 @@ more than it should (*endless data*) is cut off at the cap, not buffered.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpcore
 import httpx
 from mpkg.errors import RegistryError
 
+from .auth import Challenge, Credentials, parse_challenge
+from .backend import parse_json
+
+Body = bytes | Callable[[], Iterable[bytes]] | None
 _DEADLINE: ContextVar[float | None] = ContextVar("mpkg_registry_deadline", default=None)
 _WRITE_PIECE = 64 * 1024
 
@@ -156,3 +162,152 @@ def read_capped(resp: httpx.Response, limit: int, what: str, where: str) -> byte
     finally:
         resp.close()
     return b"".join(pieces)
+
+
+class RegistryClient:
+    """Bounded, authenticated HTTP to one registry: each exchange ends by its deadline, each body
+    within its cap, any failure is one RegistryError line, and a 401 is answered once (basic, or
+    the bearer-token flow) before the request is sent again."""
+
+    def __init__(self, host: str, base: str, insecure: bool, credentials: Credentials | None, limits: Limits) -> None:
+        self.host, self.base, self.insecure, self.credentials, self.limits = host, base, insecure, credentials, limits
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+        self._client = bounded_client(limits)
+
+    def close(self) -> None:
+        self._client.close()
+
+    @contextmanager
+    def bounded(self, method: str, url: str, seconds: float | None = None) -> Iterator[None]:
+        """One exchange: ends by its deadline; any transport failure becomes one RegistryError line."""
+        what = f"{method} {urlsplit(url).path}"
+        try:
+            with deadline(self.limits.exchange_seconds if seconds is None else seconds):
+                yield
+        except httpx.ConnectError as exc:
+            hint = "" if self.insecure else "; use --insecure for a plain-HTTP registry"
+            raise RegistryError(
+                f"cannot connect to the registry ({exc}); is it running at {self.base}?{hint}", self.host
+            ) from None
+        except httpx.TimeoutException:
+            raise RegistryError(
+                f"{what}: the registry did not answer in time (silent for {self.limits.read_seconds:g} s, "
+                "or slower than the deadline allows: a stalled or trickling registry); try again later",
+                self.host,
+            ) from None
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"{what} failed ({exc})", self.host) from None
+
+    def read(self, resp: httpx.Response, what: str, limit: int | None = None) -> bytes:
+        return read_capped(resp, self.limits.max_json_bytes if limit is None else limit, what, self.host)
+
+    def _auth_header(self, scope: str) -> dict[str, str]:
+        if scope in self._tokens:
+            return {"Authorization": f"Bearer {self._tokens[scope]}"}
+        if self._basic and self.credentials:
+            return {"Authorization": self.credentials.basic_header()}
+        return {}
+
+    def _fetch_token(self, challenge: Challenge, scope: str) -> str:
+        realm = challenge.params.get("realm")
+        if not realm:
+            raise RegistryError("bearer challenge without a realm; the registry is misconfigured", self.host)
+        query = {"scope": scope}
+        if "service" in challenge.params:
+            query["service"] = challenge.params["service"]
+        headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
+        url = realm + ("&" if "?" in realm else "?") + urlencode(query)
+        try:
+            with self.bounded("GET", realm):
+                resp = self._client.send(self._client.build_request("GET", url, headers=headers), stream=True)
+                body = self.read(resp, "the token service's answer")
+        except RegistryError as exc:
+            raise RegistryError(f"token service {realm}: {exc.problems[0].reason}", self.host) from None
+        if resp.status_code in (401, 403):
+            raise RegistryError(
+                f"the token service refused the credentials for {scope} (HTTP "
+                f"{resp.status_code}); log in (docker login) or pass --username/--password-stdin",
+                self.host,
+            )
+        if resp.status_code != 200:
+            raise RegistryError(f"token service answered HTTP {resp.status_code}", self.host)
+        try:
+            data = parse_json(body, "the token service's answer")
+            token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
+        except RegistryError:
+            token = None
+        if not isinstance(token, str) or not token:
+            raise RegistryError("token service answered without a token", self.host)
+        return token
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        scope: str,
+        headers: dict[str, str] | None = None,
+        body: Body = None,
+    ) -> httpx.Response:
+        """Send once (streamed answer); on a 401 answer the challenge (bearer or basic) and send
+        again. Call inside :meth:`bounded`, which also covers reading the answer."""
+        for attempt in range(2):
+            content: Any = body() if callable(body) else body
+            request = self._client.build_request(
+                method,
+                url,
+                headers={**(headers or {}), **self._auth_header(scope)},
+                content=content,
+            )
+            resp = self._client.send(request, stream=True)
+            if resp.status_code != 401 or attempt == 1:
+                return resp
+            resp.close()
+            challenge = parse_challenge(resp.headers.get("www-authenticate", ""))
+            if challenge and challenge.scheme == "bearer":
+                wanted = challenge.params.get("scope") or scope
+                self._tokens[scope] = self._fetch_token(challenge, wanted)
+            elif challenge and challenge.scheme == "basic" and self.credentials:
+                self._basic = True
+            else:
+                break
+        raise RegistryError(
+            "the registry requires authentication; log in (docker login) or pass --username/--password-stdin",
+            self.host,
+        )
+
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        scope: str,
+        headers: dict[str, str] | None = None,
+        body: Body = None,
+        limit: int | None = None,
+        seconds: float | None = None,
+    ) -> tuple[httpx.Response, bytes]:
+        """A whole small exchange: request and answer body (capped), within one deadline."""
+        with self.bounded(method, url, seconds):
+            resp = self.request(method, url, scope=scope, headers=headers, body=body)
+            return resp, self.read(resp, f"the answer to {method} {urlsplit(url).path}", limit)
+
+    def fail(self, resp: httpx.Response, body: bytes, what: str) -> RegistryError:
+        detail = ""
+        try:
+            doc = parse_json(body, what) if body else {}
+            errors = doc.get("errors") or [] if isinstance(doc, dict) else []
+            detail = "; ".join(
+                f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)
+            )
+        except (RegistryError, TypeError):
+            pass
+        hint = {
+            403: " (permission denied for this repository)",
+            405: " (the registry does not allow this; deletes need storage.delete.enabled)",
+        }.get(resp.status_code, "")
+        return RegistryError(
+            f"{what}: HTTP {resp.status_code}{hint}" + (f" ({detail[:300]})" if detail else ""),
+            self.host,
+        )
