@@ -420,17 +420,30 @@ def next_sequence(events: Sequence[RecordedEvent], parents: Iterable[str]) -> in
     return 1 + max((by_digest[p].event.sequence for p in parents if p in by_digest), default=-1)
 
 
-def ancestors(events: Sequence[RecordedEvent], digest: str) -> set[str]:
-    by_digest = {r.digest: r for r in events}
+def ancestors(
+    events: Sequence[RecordedEvent], digest: str, by_digest: Mapping[str, RecordedEvent] | None = None
+) -> set[str]:
+    """Every event ``digest`` descends from (pass ``by_digest`` when asking for many)."""
+    index = by_digest if by_digest is not None else {r.digest: r for r in events}
     out: set[str] = set()
-    stack = list(by_digest[digest].event.parents) if digest in by_digest else []
+    stack = list(index[digest].event.parents) if digest in index else []
     while stack:
         d = stack.pop()
         if d in out:
             continue
         out.add(d)
-        if d in by_digest:
-            stack.extend(by_digest[d].event.parents)
+        if d in index:
+            stack.extend(index[d].event.parents)
+    return out
+
+
+def descendants(events: Sequence[RecordedEvent], digest: str) -> set[str]:
+    """Every event that descends from ``digest``: one pass, as sequence order is topological."""
+    out = {digest}
+    for r in sorted(events, key=lambda r: r.event.sequence):
+        if any(p in out for p in r.event.parents):
+            out.add(r.digest)
+    out.discard(digest)
     return out
 
 
@@ -443,7 +456,8 @@ def concurrent_moves(events: Sequence[RecordedEvent]) -> set[str]:
     dead = voided(events)
     moves = [r for r in events if r.event.action in MOVES and r.digest not in dead]
     out: set[str] = set()
-    anc = {r.digest: ancestors(events, r.digest) for r in moves}
+    index = {r.digest: r for r in events}
+    anc = {r.digest: ancestors(events, r.digest, index) for r in moves}
     for i, a in enumerate(moves):
         for b in moves[i + 1 :]:
             if a.event.stage != b.event.stage:

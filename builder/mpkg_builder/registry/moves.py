@@ -28,9 +28,9 @@ from .history import (
     MOVES,
     Event,
     PackageRef,
-    ancestors,
     concurrent_moves,
     current_user,
+    descendants,
     load_signer,
     now_text,
     voided,
@@ -315,9 +315,8 @@ def apply_move(
         )
     events = history.events
     racing = concurrent_moves(events)
-    later = [
-        r for r in events if mine in ancestors(events, r.digest) and r.event.action in MOVES and r.event.stage == stage
-    ]
+    after_mine = descendants(events, mine)
+    later = [r for r in events if r.digest in after_mine and r.event.action in MOVES and r.event.stage == stage]
     if mine in racing or ((after.digest if after else None) != plan.target.manifest and not later):
         others = [r for r in events if r.digest in racing and r.digest != mine]
         names = (

@@ -126,8 +126,14 @@ class History:
             for r in self.events
             if r.event.action in MOVES and r.event.stage == stage and r.digest not in dead and r.event.target
         ]
-        superseded = {d for r in moves for d in ancestors(self.events, r.digest)}
-        return tuple(r for r in moves if r.digest not in superseded)
+        index = {r.digest: r for r in self.events}
+        latest: list[RecordedEvent] = []
+        covered: set[str] = set()  # ancestors of the latest moves found so far (newest first)
+        for r in sorted(moves, key=lambda r: r.event.sequence, reverse=True):
+            if r.digest not in covered:
+                latest.append(r)
+                covered |= ancestors(self.events, r.digest, index)
+        return tuple(sorted(latest, key=lambda r: (r.event.sequence, r.event.time, r.digest)))
 
 
 def load_history(backend: Backend, repo: str, policy: HistoryPolicy = UNAUTHENTICATED) -> History:
