@@ -88,3 +88,64 @@ def test_cli_promote_gate_in_one_line(
     assert main(["history", store.name, "--json", *insecure]) == 0
     events = json.loads(capsys.readouterr().out)["events"]
     assert events[-1]["overrides"] == ["allow-major"]
+
+
+def _push_like_mpkg_0_1(store: Store, package: Path) -> str:
+    """Store a package as mpkg 0.1 did: the empty config, and a push event whose tag carries only
+    12 hex digits of its digest. Returns the artifact's manifest digest."""
+    from mpkg.package import read_info
+    from mpkg_builder.registry.backend import (
+        EMPTY_DATA,
+        EVENT_ARTIFACT_TYPE,
+        EVENT_LAYER_TYPE,
+        PACKAGE_ARTIFACT_TYPE,
+        PACKAGE_LAYER_TYPE,
+        artifact_manifest,
+        canonical_json,
+        digest_bytes,
+        sha256_file,
+    )
+    from mpkg_builder.registry.history import Event, PackageRef, now_text
+
+    b, info = store.backend, read_info(package)
+    blob, size = sha256_file(package)
+    b.push_blob_bytes(REPO, EMPTY_DATA)
+    b.push_blob_file(REPO, package, blob, size)
+    annotations = {
+        "dev.mpkg.package.name": info.name,
+        "dev.mpkg.package.version": info.version,
+        "dev.mpkg.package.digest": info.digest,
+    }
+    layer = {"mediaType": PACKAGE_LAYER_TYPE, "digest": blob, "size": size}
+    data = artifact_manifest(PACKAGE_ARTIFACT_TYPE, [layer], annotations)
+    digest = b.put_manifest(REPO, info.version, data)
+    target = PackageRef(digest, info.digest, info.name, info.version, blob, size)
+    payload = canonical_json(Event(REPO, 0, (), "push", now_text(), "old", target=target).to_json())
+    event_layer = {"mediaType": EVENT_LAYER_TYPE, "digest": b.push_blob_bytes(REPO, payload), "size": len(payload)}
+    event = artifact_manifest(EVENT_ARTIFACT_TYPE, [event_layer], {})
+    b.put_manifest(REPO, f"_mpkg-event-00000000-{digest_bytes(event)[7:19]}", event)
+    return digest
+
+
+def test_artifacts_and_events_written_by_mpkg_0_1_stay_readable(
+    store: Store, make_package: MakePackage, tmp_path: Path
+) -> None:
+    """An old artifact has no manifest config: it still pulls, a re-push leaves it in place, and
+    the gate reads its manifest from the package (downloading it, the one case that does)."""
+    old_package = make_package("1.0.0")
+    old = _push_like_mpkg_0_1(store, old_package)
+    history = lifecycle.history(store.backend, store.ref())
+    assert history.ok and [r.event.action for r in history.events] == ["push"], history.problems
+    again = lifecycle.push(store.backend, store.ref(), old_package)
+    assert not again.tagged and again.manifest_digest == old
+    lifecycle.pull(store.backend, store.ref(":1.0.0"), tmp_path / "p.mpkg", allow_unsigned=True)
+    assert (tmp_path / "p.mpkg").read_bytes() == old_package.read_bytes()
+    lifecycle.promote(store.backend, store.ref(":1.0.0"), "production")
+    new = lifecycle.push(store.backend, store.ref(), make_package("2.0.0", major=True))
+    since = len(store.registry.requests()) if store.registry else 0
+    with pytest.raises(VerificationError, match="output-enum-widened"):
+        lifecycle.promote(store.backend, store.ref(":2.0.0"), "production")
+    old_blob = again.blob_digest
+    assert _blob_reads(store, since, {new.blob_digest}) == []
+    if store.registry is not None:
+        assert _blob_reads(store, since, {old_blob}), "the old holder's package is read: it has no config"
