@@ -48,6 +48,8 @@ def gc(
     """Delete versions pushed before ``now - older_than`` that never reached a stage. Refuses a
     history with problems, dry run or not: what it lists must be what it would delete."""
     signer = load_signer(key)
+    if yes:
+        policy.check_signer(signer)
     repo = ref.repository
     cutoff = (now or dt.datetime.now(dt.UTC)) - older_than
     with backend.lock(repo):

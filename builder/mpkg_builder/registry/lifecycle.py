@@ -142,6 +142,7 @@ def push(
     if ref.digest:
         raise UsageError("push takes REPO[:TAG], not a digest", "REF")
     signer = load_signer(key)
+    policy.check_signer(signer)
     manifest = read_manifest(package)
     tag = ref.tag or version_tag(manifest.version)
     if _reserved(tag):

@@ -255,6 +255,7 @@ def apply_move(
 ) -> MoveResult:
     """Record the move, re-check the tag, move it, then confirm nobody raced us."""
     signer = load_signer(key)
+    policy.check_signer(signer)
     repo, stage = plan.repository, plan.stage
     if plan.observed == plan.target.manifest and (plan.source is None or plan.source.manifest == plan.target.manifest):
         return MoveResult(repo, stage, plan.action, False, plan.source, plan.target, None, plan.gates)
@@ -347,6 +348,7 @@ def promote(
     policy: HistoryPolicy = UNAUTHENTICATED,
 ) -> MoveResult:
     """Move ``stage`` to the package ``ref`` names, if it is compatible and its gates pass."""
+    policy.check_signer(load_signer(key))
     with backend.lock(ref.repository):
         plan = plan_promotion(
             backend,
@@ -370,5 +372,6 @@ def rollback(
     policy: HistoryPolicy = UNAUTHENTICATED,
 ) -> MoveResult:
     """Move ``stage`` back to the holder recorded before the current one (never gated)."""
+    policy.check_signer(load_signer(key))
     with backend.lock(ref.repository):
         return apply_move(backend, plan_rollback(backend, ref, stage, policy=policy), key=key, policy=policy)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpkg.errors import Problem, RegistryError
+from mpkg.errors import Problem, RegistryError, UsageError
 from mpkg.signatures import TrustedKey, load_public_keys
 
 from .artifact import check_identity, package_ref, resolve
@@ -66,6 +66,16 @@ class HistoryPolicy:
     @property
     def authenticated(self) -> bool:
         return bool(self.keys)
+
+    def check_signer(self, signer: Signer | None) -> None:
+        """With trusted keys, every event must verify, so the events this client writes too:
+        refuse up front to write one that every keyed client would then refuse."""
+        if self.authenticated and (signer is None or signer.keyid not in {k.keyid for k in self.keys}):
+            raise UsageError(
+                "the history is checked against trusted keys, so the events written must be signed by one "
+                "of them: pass --key NAME.key whose NAME.pub is trusted",
+                "--key",
+            )
 
     @classmethod
     def for_client(

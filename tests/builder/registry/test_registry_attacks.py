@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mpkg.errors import MpkgError, RegistryError, VerificationError
+from mpkg.errors import MpkgError, RegistryError, UsageError, VerificationError
 from mpkg.package import read_manifest
 from mpkg.signatures import load_public_keys
 from mpkg_builder.registry import lifecycle
@@ -288,11 +288,12 @@ def test_every_registry_command_honours_mpkg_keys(
     monkeypatch.setenv("MPKG_KEYS", str(keys["alice"][1]))
     insecure = ["--insecure"] if store.registry else []
     name = store.name
+    sign = ["--key", str(keys["alice"][0])]
     commands = [
-        ["push", str(make_package("4.0.0")), name],
+        ["push", str(make_package("4.0.0")), name, *sign],
         ["pull", f"{name}:production", "-o", str(out / "p.mpkg")],
-        ["promote", f"{name}:3.0.0", "--to", "production"],
-        ["rollback", name, "--stage", "production"],
+        ["promote", f"{name}:3.0.0", "--to", "production", *sign],
+        ["rollback", name, "--stage", "production", *sign],
         ["history", name],
         ["gc", name, "--older-than", "1d"],
     ]
@@ -346,7 +347,9 @@ def test_freeze_truncated_history_is_refused_by_a_client_that_saw_more(
     assert "is shorter than the one this client saw" in truncated.problems[0]
     assert "--forget-seen" in truncated.problems[0]
     with pytest.raises(RegistryError, match="is shorter than"):
-        lifecycle.rollback(store.backend, store.ref(), "production", policy=_policy(alice_pub, seen=seen))
+        lifecycle.rollback(
+            store.backend, store.ref(), "production", key=keys["alice"][0], policy=_policy(alice_pub, seen=seen)
+        )
     assert seen.forget(store.backend.origin, REPO)
     assert load_history(store.backend, REPO, _policy(alice_pub, seen=seen)).ok
 
@@ -463,3 +466,22 @@ def test_freeze_through_the_cli_and_a_deliberate_reset(
     assert main(["history", store.name, "--since-head", head[0], *insecure]) == 1
     assert f"the pinned head {head[0]} is not in the history" in capsys.readouterr().err
     assert main(["history", store.name, "--since-head", "abc", *insecure]) == 2
+
+
+def test_keyed_clients_write_only_events_keyed_clients_accept(
+    store: Store, make_package: MakePackage, keys: Keys
+) -> None:
+    """With trusted keys, writing an unsigned event (or one signed by an untrusted key) would
+    poison the history for every keyed client: refused before anything is read or written."""
+    alice_key, alice_pub = keys["alice"]
+    _signed_history(store, make_package, keys)
+    before = _events(store)
+    policy = _policy(alice_pub)
+    for key in (None, keys["bob"][0]):
+        with pytest.raises(UsageError, match="must be signed by one of them"):
+            lifecycle.promote(store.backend, store.ref(":1.0.0"), "production", key=key, policy=policy)
+        with pytest.raises(UsageError, match="must be signed by one of them"):
+            lifecycle.push(store.backend, store.ref(), make_package("4.0.0"), key=key, policy=policy)
+    assert [r.digest for r in _events(store)] == [r.digest for r in before]
+    lifecycle.rollback(store.backend, store.ref(), "production", key=alice_key, policy=policy)
+    assert load_history(store.backend, REPO, policy).ok
