@@ -34,6 +34,7 @@ from .backend import (
     EVENT_ARTIFACT_TYPE,
     EVENT_LAYER_TYPE,
     Backend,
+    Manifest,
     artifact_manifest,
     canonical_json,
     check_depth,
@@ -344,8 +345,8 @@ def _read_one(reader: _Reader, tag: str, trusted: Sequence[TrustedKey]) -> Recor
     if not m:
         raise ValueError("is not an mpkg event tag (_mpkg-event-SEQUENCE-DIGEST)")
     data, digest = reader.manifest(tag, m.group(2))
-    doc = _json(data, "its manifest")
-    layers = doc.get("layers") if isinstance(doc, Mapping) else None
+    doc = Manifest(data, digest).json()  # content-addressed: any JSON form will do
+    layers = doc.get("layers")
     if doc.get("artifactType") != EVENT_ARTIFACT_TYPE or not isinstance(layers, list) or not 1 <= len(layers) <= 2:
         raise ValueError("is not an mpkg event artifact")
     types = [layer.get("mediaType") if isinstance(layer, Mapping) else None for layer in layers]
