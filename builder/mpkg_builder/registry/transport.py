@@ -144,6 +144,9 @@ def bounded_client(limits: Limits = DEFAULT_LIMITS) -> httpx.Client:
 
 def read_capped(resp: httpx.Response, limit: int, what: str, where: str) -> bytes:
     """The whole body of a streamed response, refusing more than ``limit`` bytes (declared or sent)."""
+    if resp.request.method == "HEAD":  # no body; Content-Length is the size of what a GET would send
+        resp.close()
+        return b""
     declared = resp.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         resp.close()
