@@ -119,14 +119,15 @@ class Envelope:
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Envelope:
-        doc = canonical.loads_canonical(data, SIGNATURES_NAME)
-        where = SIGNATURES_NAME
+    def from_bytes(cls, data: bytes, payload_type: str = PAYLOAD_TYPE, where: str = SIGNATURES_NAME) -> Envelope:
+        """Parse strictly. ``payload_type`` is the one type accepted (packages: the in-toto
+        statement; registry history events: their own type); ``where`` names the source."""
+        doc = canonical.loads_canonical(data, where)
         if not isinstance(doc, Mapping) or set(doc) != {"payload", "payloadType", "signatures"}:
             raise SignatureError("must be a DSSE envelope with payload, payloadType, signatures", where)
-        if doc["payloadType"] != PAYLOAD_TYPE:
+        if doc["payloadType"] != payload_type:
             raise SignatureError(
-                f"payloadType {doc['payloadType']!r} is refused; only {PAYLOAD_TYPE!r} is accepted", where
+                f"payloadType {doc['payloadType']!r} is refused; only {payload_type!r} is accepted", where
             )
         payload = _b64(doc["payload"], f"{where}: payload")
         sigs = doc["signatures"]

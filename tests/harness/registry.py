@@ -32,6 +32,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from mpkg_builder.registry.backend import Backend
+from mpkg_builder.registry.local import LocalBackend
+from mpkg_builder.registry.oci import OciBackend
+from mpkg_builder.registry.refs import Reference, parse_ref
+from mpkg_builder.registry.trust import HistoryPolicy
 
 from tests.harness.process import stop
 
@@ -247,3 +252,39 @@ def oci_registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tok
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- the two stores every lifecycle test runs against --------------------------------------
+
+
+@dataclass
+class Store:
+    """A registry (``registry`` set) or the local store (``home`` set), and one client of it."""
+
+    backend: Backend
+    name: str  # NAME for lifecycle commands: [host/]repo
+    registry: RegistryProcess | None
+    home: Path | None
+
+    def ref(self, suffix: str = "") -> Reference:
+        return parse_ref(self.name + suffix)
+
+    def fresh(self) -> Backend:
+        """A second, independent client of the same store (another promoter)."""
+        if self.registry is not None:
+            return OciBackend(self.registry.host, insecure=True)
+        return LocalBackend(self.home)
+
+    def blob_file(self, digest: str) -> Path:
+        hexpart = digest.split(":")[1]
+        if self.registry is not None:
+            return self.registry.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
+        assert self.home is not None
+        return self.home / "blobs/sha256" / hexpart
+
+
+def trusting(*pubs: Path) -> HistoryPolicy:
+    """A policy trusting these public keys for history events (no memory of heads)."""
+    from mpkg.signatures import load_public_keys
+
+    return HistoryPolicy(load_public_keys(pubs))

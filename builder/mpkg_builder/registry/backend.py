@@ -9,7 +9,9 @@ because that is what every registry can do; nothing here needs an OCI 1.1 regist
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -27,12 +29,43 @@ EMPTY_DATA = b"{}"
 EMPTY_DIGEST = "sha256:" + hashlib.sha256(EMPTY_DATA).hexdigest()
 PACKAGE_ARTIFACT_TYPE = "application/vnd.mpkg.package.v1"
 PACKAGE_LAYER_TYPE = "application/vnd.mpkg.package.v1.tar"
+PACKAGE_CONFIG_TYPE = "application/vnd.mpkg.manifest.v1+json"  # config blob: the package's own manifest
 EVENT_ARTIFACT_TYPE = "application/vnd.mpkg.event.v1"
 EVENT_LAYER_TYPE = "application/vnd.mpkg.event.v1+json"
 DSSE_LAYER_TYPE = "application/vnd.dsse.envelope.v1+json"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_SMALL_BLOB_BYTES = 4 * 1024 * 1024  # events, envelopes: fetched into memory
+MAX_JSON_DEPTH = 64  # registry JSON (manifests, events, tag lists) nests a few levels; deeper is hostile
 READ_SIZE = 1024 * 1024
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_NESTING = [0] * 256
+_NESTING[ord("[")] = _NESTING[ord("{")] = 1
+_NESTING[ord("]")] = _NESTING[ord("}")] = -1
+
+
+def json_depth(data: bytes) -> int:
+    """How deeply ``data`` nests arrays and objects, found without parsing (so without recursion):
+    strings are dropped, the brackets left are counted in C-speed passes."""
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    return max(itertools.accumulate(map(_NESTING.__getitem__, brackets)), default=0)
+
+
+def check_depth(data: bytes, where: str, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON nested beyond ``max_depth`` before any parser (or encoder) recurses into it."""
+    depth = json_depth(data)
+    if depth > max_depth:
+        raise RegistryError(f"nests {depth} levels deep (at most {max_depth}); refusing hostile JSON", where)
+
+
+def parse_json(data: bytes, where: str) -> Any:
+    """Parse JSON a registry (or the store) gave us, depth-checked first, so a hostile document
+    ends in one line rather than a RecursionError."""
+    check_depth(data, where)
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise RegistryError(f"is not JSON ({exc})", where) from None
 
 
 @dataclass(frozen=True)
@@ -43,10 +76,7 @@ class Manifest:
     digest: str
 
     def json(self) -> dict[str, Any]:
-        try:
-            obj = json.loads(self.data)
-        except ValueError as exc:
-            raise RegistryError(f"manifest is not JSON ({exc})", self.digest) from None
+        obj = parse_json(self.data, f"manifest {self.digest}")
         if not isinstance(obj, dict):
             raise RegistryError("manifest is not a JSON object", self.digest)
         return obj
@@ -57,6 +87,11 @@ class Backend(Protocol):
 
     def describe(self) -> str:
         """Where this backend stores things, for messages."""
+        ...
+
+    @property
+    def origin(self) -> str:
+        """Which store this is, as a client remembers it (a registry's host, ``_local``)."""
         ...
 
     def blob_exists(self, repo: str, digest: str) -> bool: ...
@@ -146,13 +181,19 @@ def empty_descriptor() -> dict[str, Any]:
     return {"mediaType": EMPTY_MEDIA_TYPE, "digest": EMPTY_DIGEST, "size": 2, "data": "e30="}
 
 
-def artifact_manifest(artifact_type: str, layers: list[dict[str, Any]], annotations: dict[str, str]) -> bytes:
-    """An OCI 1.1 artifact as an image manifest with the empty config (works on 2.x registries)."""
+def artifact_manifest(
+    artifact_type: str,
+    layers: list[dict[str, Any]],
+    annotations: dict[str, str],
+    config: dict[str, Any] | None = None,
+) -> bytes:
+    """An OCI 1.1 artifact as an image manifest (works on 2.x registries); the config is the
+    empty one unless the artifact has metadata worth reading on its own."""
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
         "artifactType": artifact_type,
-        "config": empty_descriptor(),
+        "config": config or empty_descriptor(),
         "layers": layers,
     }
     if annotations:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from mpkg.progress import progress_bar
 from . import lifecycle
 from .auth import Credentials
 from .backend import Backend
-from .history import HistoryReport
-from .refs import STAGES, Reference, parse_ref
+from .local import LOCAL_ORIGIN, default_home
+from .refs import STAGES, Reference, is_digest, parse_ref
+from .report import HistoryReport
+from .trust import UNAUTHENTICATED_WARNING, HistoryPolicy
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -37,6 +40,33 @@ def _registry_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--username", help="registry user (default: from ~/.docker/config.json)")
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _trust_option(p: argparse.ArgumentParser) -> None:
+    """Trusted keys for the history on commands whose --key is the signing key."""
+    p.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="PUB",
+        help="public key trusted to sign history events (repeatable; also $MPKG_KEYS)",
+    )
+
+
+def _env_keys() -> list[str]:
+    return [p for p in os.environ.get("MPKG_KEYS", "").split(os.pathsep) if p]
+
+
+def _policy(ref: Reference, keys: Sequence[str], since_head: str | None = None) -> HistoryPolicy:
+    """Every registry command's view of the history: the trusted keys given (flags, then
+    MPKG_KEYS), this client's high-water marks and event cache in MPKG_HOME."""
+    return HistoryPolicy.for_client(keys, home=default_home(), since_head=since_head)
+
+
+def _warn_unauthenticated(ref: Reference, policy: HistoryPolicy) -> None:
+    """Said after every command whose outcome the history decided, when no keys checked it."""
+    if not policy.authenticated:
+        info("mpkg: " + UNAUTHENTICATED_WARNING.format(name=ref.name))
 
 
 def _backend(args: argparse.Namespace, ref: Reference) -> Backend:
@@ -57,19 +87,28 @@ def _backend(args: argparse.Namespace, ref: Reference) -> Backend:
     return lifecycle.open_backend(ref, insecure=args.insecure, credentials=creds)
 
 
-def _run(args: argparse.Namespace, ref: Reference, fn: Callable[[Backend], Any]) -> Any:
+def _run(
+    args: argparse.Namespace, ref: Reference, fn: Callable[[Backend], Any], warn: HistoryPolicy | None = None
+) -> Any:
+    """Run ``fn`` on the store ``ref`` names; ``warn``: the policy of a command that acted on the history."""
     backend = _backend(args, ref)
     try:
-        return fn(backend)
+        result = fn(backend)
     finally:
         backend.close()
+    if warn is not None:
+        _warn_unauthenticated(ref, warn)
+    return result
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("push", help="store a package in a registry or the local store")
     p.add_argument("package", metavar="PKG")
-    p.add_argument("ref", metavar="REF", help="[HOST[:PORT]/]REPO[:TAG] (default tag: version)")
+    p.add_argument(
+        "ref", metavar="REF", help="[HOST[:PORT]/]REPO[:TAG], REPO ending in the package name (default tag: version)"
+    )
     p.add_argument("--key", metavar="NAME.key", help="sign the history entry with this key")
+    _trust_option(p)
     _registry_options(p)
     p.set_defaults(handler=cmd_push)
 
@@ -91,7 +130,14 @@ def register(sub: Any) -> None:
         help="e.g. 'f1>=production+0.005', 'loss<=staging', 'accuracy>=0.9'",
     )
     p.add_argument("--require-signature", metavar="PUB", help="the package must carry a valid signature by this key")
+    p.add_argument(
+        "--allow-major", action="store_true", help="promote even a MAJOR change from the stage's holder (recorded)"
+    )
+    p.add_argument(
+        "--allow-downgrade", action="store_true", help="promote even a lower version than the holder's (recorded)"
+    )
     p.add_argument("--key", metavar="NAME.key", help="sign the history entry with this key")
+    _trust_option(p)
     _registry_options(p)
     p.set_defaults(handler=cmd_promote)
 
@@ -99,6 +145,7 @@ def register(sub: Any) -> None:
     p.add_argument("name", metavar="NAME", help="[HOST[:PORT]/]REPO")
     p.add_argument("--stage", required=True, choices=STAGES)
     p.add_argument("--key", metavar="NAME.key", help="sign the history entry with this key")
+    _trust_option(p)
     _registry_options(p)
     p.set_defaults(handler=cmd_rollback)
 
@@ -111,7 +158,19 @@ def register(sub: Any) -> None:
         metavar="PUB",
         help="trusted public key for entry signatures (repeatable; also $MPKG_KEYS)",
     )
-    p.add_argument("--require-signed", action="store_true", help="fail unless every entry is signed by a trusted key")
+    p.add_argument(
+        "--require-signed", action="store_true", help="fail unless keys are given and every entry is signed by one"
+    )
+    p.add_argument(
+        "--since-head",
+        metavar="DIGEST",
+        help="fail unless the history still holds this event (a head recorded earlier, e.g. in CI)",
+    )
+    p.add_argument(
+        "--forget-seen",
+        action="store_true",
+        help="forget the history head this client remembers for NAME (after a deliberate reset), then read it",
+    )
     p.add_argument("--html", metavar="OUT.html", help="also write the history as a self-contained HTML report")
     _registry_options(p)
     p.set_defaults(handler=cmd_history)
@@ -121,6 +180,7 @@ def register(sub: Any) -> None:
     p.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12h, 2w")
     p.add_argument("--yes", action="store_true", help="really delete (default: dry run)")
     p.add_argument("--key", metavar="NAME.key", help="sign the history entries with this key")
+    _trust_option(p)
     _registry_options(p)
     p.set_defaults(handler=cmd_gc)
 
@@ -135,7 +195,8 @@ def cmd_push(args: argparse.Namespace) -> int:
         def bar(total: int) -> Any:
             return bars.enter_context(progress_bar("pushing", total, not args.json))
 
-        result = _run(args, ref, lambda b: lifecycle.push(b, ref, package, key=args.key, progress=bar))
+        policy = _policy(ref, [*args.trust, *_env_keys()])
+        result = _run(args, ref, lambda b: lifecycle.push(b, ref, package, key=args.key, progress=bar, policy=policy))
     if args.json:
         emit_json(result.to_json())
     else:
@@ -148,6 +209,8 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     ref = parse_ref(args.ref)
     keys = trusted_keys(args)
+    policy = _policy(ref, keys)
+    stage = ref.digest is None and ref.tag in STAGES
     with contextlib.ExitStack() as bars:
 
         def bar(total: int) -> Any:
@@ -157,8 +220,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
             args,
             ref,
             lambda b: lifecycle.pull(
-                b, ref, Path(args.output), keys=keys, allow_unsigned=args.allow_unsigned, progress=bar
+                b, ref, Path(args.output), keys=keys, allow_unsigned=args.allow_unsigned, progress=bar, policy=policy
             ),
+            warn=policy if stage else None,
         )
     if args.json:
         emit_json(result.to_json())
@@ -173,6 +237,10 @@ def _report_move(args: argparse.Namespace, result: lifecycle.MoveResult) -> int:
         return 0
     for g in result.gates:
         info(f"  gate {g.gate}: {g.detail}")
+    if result.compat:
+        info(f"  {result.compat.note}")
+    for note in result.notes:
+        info(f"  {note}")
     name = f"{result.repository}:{result.stage}"
     if not result.changed:
         info(f"{name} already holds {result.target.version} ({result.target.package}); unchanged")
@@ -186,31 +254,49 @@ def _report_move(args: argparse.Namespace, result: lifecycle.MoveResult) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     ref = parse_ref(args.ref)
+    policy = _policy(ref, [*args.trust, *_env_keys()])
     result = _run(
         args,
         ref,
         lambda b: lifecycle.promote(
-            b, ref, args.stage, requires=args.require, require_signature=args.require_signature, key=args.key
+            b,
+            ref,
+            args.stage,
+            requires=args.require,
+            require_signature=args.require_signature,
+            allow_major=args.allow_major,
+            allow_downgrade=args.allow_downgrade,
+            key=args.key,
+            policy=policy,
         ),
+        warn=policy,
     )
     return _report_move(args, result)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     ref = parse_ref(args.name, allow_tag=False, allow_digest=False)
-    result = _run(args, ref, lambda b: lifecycle.rollback(b, ref, args.stage, key=args.key))
+    policy = _policy(ref, [*args.trust, *_env_keys()])
+    result = _run(args, ref, lambda b: lifecycle.rollback(b, ref, args.stage, key=args.key, policy=policy), policy)
     return _report_move(args, result)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     ref = parse_ref(args.name, allow_tag=False, allow_digest=False)
+    if args.since_head is not None and not is_digest(args.since_head):
+        raise UsageError(f"{args.since_head!r} is not an event digest (sha256:<64 hex>)", "--since-head")
     if args.html is not None:
         from mpkg.report import require
 
         require()
+    policy = _policy(ref, trusted_keys(args), since_head=args.since_head)
+    if args.forget_seen and policy.seen is not None:
+        origin = ref.host or LOCAL_ORIGIN
+        if policy.seen.forget(origin, ref.repository):
+            info(f"mpkg: forgot the history head remembered for {ref.name}; accepting what the registry shows now")
 
     def history(b: Backend) -> HistoryReport:
-        report = lifecycle.history(b, ref, keys=trusted_keys(args), require_signed=args.require_signed)
+        report = lifecycle.history(b, ref, policy=policy, require_signed=args.require_signed)
         if args.html is not None:
             from ..report.history import write_history_report
 
@@ -218,7 +304,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             info(f"wrote {args.html}")
         return report
 
-    report = _run(args, ref, history)
+    report = _run(args, ref, history, policy)
     if args.json:
         emit_json(report.to_json())
     else:
@@ -230,9 +316,11 @@ def cmd_history(args: argparse.Namespace) -> int:
             arrow = f"{src}-> {dst}" if e.action in ("promote", "rollback") else dst
             who = e.user + (f" key:{e.key[:16]}" if e.key else "")
             flag = " CONCURRENT" if r.digest in report.concurrent else ""
-            print(f"{e.sequence:>4} {e.time} {what:<18} {arrow}  by {who} [{r.signature}]{flag}")
+            status = "signed, not checked" if r.signature == "untrusted" and not report.authenticated else r.signature
+            print(f"{e.sequence:>4} {e.time} {what:<18} {arrow}  by {who} [{status}]{flag}")
         for stage, holder in report.holders.items():
             print(f"{stage}: {f'{holder.version} {holder.package}' if holder else '-'}")
+        print(f"head: {' '.join(report.head) or '-'}")
         for problem in report.problems:
             info(f"mpkg: {problem}")
     return 0 if report.ok else 1
@@ -241,7 +329,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     ref = parse_ref(args.name, allow_tag=False, allow_digest=False)
     age = parse_duration(args.older_than)
-    result = _run(args, ref, lambda b: lifecycle.gc(b, ref, older_than=age, yes=args.yes, key=args.key))
+    policy = _policy(ref, [*args.trust, *_env_keys()])
+    result = _run(
+        args, ref, lambda b: lifecycle.gc(b, ref, older_than=age, yes=args.yes, key=args.key, policy=policy), policy
+    )
     if args.json:
         emit_json(result.to_json())
     else:

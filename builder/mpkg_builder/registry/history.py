@@ -2,27 +2,30 @@
 
 Each event (push, promote, rollback, void, delete) is its own OCI artifact: layer 0 is the
 canonical event JSON, layer 1 (when the actor gave ``--key``) a DSSE envelope signing exactly
-those bytes. Each event has its own tag ``_mpkg-event-<seq>-<hex12>``, so no writer can
-overwrite another's event (registries have no compare-and-swap on tags), and names the
-events it saw as newest (``parents``): a hash-linked DAG. Concurrent writers fork it; the
-next writer joins the fork again. Deleting an interior event breaks a link and is reported.
+those bytes, parsed by the same strict envelope code as package signatures. Each event has its
+own tag ``_mpkg-event-<seq>-<digest hex>``, so no writer can overwrite another's event
+(registries have no compare-and-swap on tags), and the tag names the event's digest, so a
+reader fetches (and may cache) events by digest. Each event names the events it saw as newest
+(``parents``): a hash-linked DAG. Concurrent writers fork it; the next writer joins the fork
+again. Deleting an interior event breaks a link and is reported. What a command may trust of
+all this is decided in :mod:`.trust`.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import getpass
-import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from mpkg.errors import RegistryError
-from mpkg.signatures import TrustedKey, key_id, pae, verify_signature
+from mpkg import canonical
+from mpkg.errors import MpkgError
+from mpkg.signatures import Envelope, SignatureEntry, TrustedKey, check_envelope, key_id
 
 from ..signing import load_private_key, sign_payload
 from .backend import (
@@ -31,16 +34,22 @@ from .backend import (
     EVENT_ARTIFACT_TYPE,
     EVENT_LAYER_TYPE,
     Backend,
+    Manifest,
     artifact_manifest,
     canonical_json,
+    check_depth,
     digest_bytes,
 )
+from .refs import STAGES, is_digest, is_tag
 
 EVENT_TAG_PREFIX = "_mpkg-event-"
 EVENT_SCHEMA = "dev.mpkg.event.v1"
 ACTIONS = ("push", "promote", "rollback", "void", "delete")
 MOVES = ("promote", "rollback")
+OVERRIDES = ("allow-major", "allow-downgrade")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# sequence, then the full digest (or, in tags older mpkg wrote, its first 12 hex digits)
+_EVENT_TAG = re.compile(rf"^{EVENT_TAG_PREFIX}(\d{{8}})-([0-9a-f]{{64}}|[0-9a-f]{{12}})$")
 
 
 @dataclass(frozen=True)
@@ -72,9 +81,12 @@ class PackageRef:
             raise ValueError("package reference is not an object")
         values = [obj.get(k) for k in ("manifest", "package", "name", "version", "blob")]
         strings = [v for v in values if isinstance(v, str)]
-        if len(strings) != 5 or not isinstance(obj.get("size"), int):
+        size = obj.get("size")
+        if len(strings) != 5 or not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ValueError("package reference lacks manifest/package/name/version/blob/size")
-        return cls(strings[0], strings[1], strings[2], strings[3], strings[4], obj["size"])
+        if not all(is_digest(d) for d in (strings[0], strings[1], strings[4])):
+            raise ValueError("package reference has a malformed digest")
+        return cls(strings[0], strings[1], strings[2], strings[3], strings[4], size)
 
 
 @dataclass(frozen=True)
@@ -91,13 +103,15 @@ class Event:
     target: PackageRef | None = None  # "to"
     voids: str | None = None  # for "void": the event it cancels
     notes: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()  # promotion checks the actor chose to skip (--allow-major, ...)
+    tag: str | None = None  # for "push": the tag the package was pushed under
 
     @property
     def when(self) -> dt.datetime:
         return dt.datetime.strptime(self.time, TIME_FORMAT).replace(tzinfo=dt.UTC)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "schema": EVENT_SCHEMA,
             "repository": self.repository,
             "sequence": self.sequence,
@@ -111,38 +125,59 @@ class Event:
             "voids": self.voids,
             "notes": list(self.notes),
         }
+        if self.overrides:  # optional fields are absent when unused
+            doc["overrides"] = list(self.overrides)
+        if self.tag is not None:
+            doc["tag"] = self.tag
+        return doc
 
     @classmethod
     def from_json(cls, obj: Any) -> Event:
+        """Read an event strictly: every field of the type the spec says, nothing coerced."""
         if not isinstance(obj, Mapping) or obj.get("schema") != EVENT_SCHEMA:
             raise ValueError(f"not a {EVENT_SCHEMA} object")
-        who = obj.get("who")
-        parents = obj.get("parents")
+        who, parents, sequence = obj.get("who"), obj.get("parents"), obj.get("sequence")
         if (
             not isinstance(obj.get("repository"), str)
-            or not isinstance(obj.get("sequence"), int)
+            or not isinstance(sequence, int)
+            or isinstance(sequence, bool)
+            or sequence < 0
             or not isinstance(parents, list)
-            or not all(isinstance(p, str) for p in parents)
+            or not all(isinstance(p, str) and is_digest(p) for p in parents)
             or obj.get("action") not in ACTIONS
             or not isinstance(obj.get("time"), str)
             or not isinstance(who, Mapping)
             or not isinstance(who.get("user"), str)
         ):
-            raise ValueError("lacks repository/sequence/parents/action/time/who")
-        notes = obj.get("notes") or []
+            raise ValueError("lacks repository/sequence/parents/action/time/who, or one has the wrong type")
+        key, stage, voids, tag = who.get("key"), obj.get("stage"), obj.get("voids"), obj.get("tag")
+        notes, overrides = obj.get("notes", []), obj.get("overrides", [])
+        if (
+            not (tag is None or (isinstance(tag, str) and is_tag(tag)))
+            or not (key is None or isinstance(key, str))
+            or not (stage is None or stage in STAGES)
+            or not (voids is None or (isinstance(voids, str) and is_digest(voids)))
+            or not isinstance(notes, list)
+            or not all(isinstance(n, str) for n in notes)
+            or not isinstance(overrides, list)
+            or not all(o in OVERRIDES for o in overrides)
+        ):
+            raise ValueError("has a malformed who.key, stage, voids, notes, overrides or tag")
         event = cls(
             obj["repository"],
-            obj["sequence"],
+            sequence,
             tuple(parents),
             obj["action"],
             obj["time"],
             who["user"],
-            who.get("key") if isinstance(who.get("key"), str) else None,
-            obj.get("stage") if isinstance(obj.get("stage"), str) else None,
+            key,
+            stage,
             PackageRef.from_json(obj.get("from")),
             PackageRef.from_json(obj.get("to")),
-            obj.get("voids") if isinstance(obj.get("voids"), str) else None,
-            tuple(str(n) for n in notes) if isinstance(notes, list) else (),
+            voids,
+            tuple(notes),
+            tuple(overrides),
+            tag,
         )
         event.when  # noqa: B018 - validates the time format
         return event
@@ -154,8 +189,14 @@ class RecordedEvent:
 
     digest: str
     event: Event
-    signature: str  # "none", "verified", "untrusted" (no trusted key given), "invalid"
+    signature: str  # "none", "verified", "untrusted" (no trusted key signed it), "invalid"
     signer: str | None = None
+    reason: str = ""  # why the signature is not "verified", for messages
+
+    @property
+    def label(self) -> str:
+        """How messages name this event: its sequence and the start of its digest."""
+        return f"history event {self.event.sequence} ({self.digest[:19]})"
 
     def to_json(self) -> dict[str, Any]:
         return {**self.event.to_json(), "digest": self.digest, "signature": self.signature, "signer": self.signer}
@@ -175,13 +216,12 @@ class Signer:
 
     def sign(self, payload: bytes) -> bytes:
         sig = sign_payload(self.key, EVENT_LAYER_TYPE, payload).sig
-        return canonical_json(
-            {
-                "payload": base64.b64encode(payload).decode(),
-                "payloadType": EVENT_LAYER_TYPE,
-                "signatures": [{"keyid": self.keyid, "sig": base64.b64encode(sig).decode()}],
-            }
-        )
+        return Envelope(payload, EVENT_LAYER_TYPE, (SignatureEntry(self.keyid, sig),)).to_bytes()
+
+
+def load_signer(key: str | Path | None) -> Signer | None:
+    """The signer for ``--key NAME.key``, or None: events are then written unsigned."""
+    return Signer.load(key) if key is not None else None
 
 
 def now_text() -> str:
@@ -219,85 +259,153 @@ def write_event(backend: Backend, repo: str, event: Event, signer: Signer | None
 
 
 def event_tag(sequence: int, digest: str) -> str:
-    return f"{EVENT_TAG_PREFIX}{sequence:08d}-{digest.split(':', 1)[1][:12]}"
+    return f"{EVENT_TAG_PREFIX}{sequence:08d}-{digest.split(':', 1)[1]}"
 
 
-def _check_envelope(envelope: bytes, payload: bytes, trusted: Sequence[TrustedKey]) -> tuple[str, str | None]:
+# --- reading ----------------------------------------------------------------------------
+
+
+class ContentCache(Protocol):
+    """Immutable bytes by sha256 digest, kept by the client (events never change once written)."""
+
+    def get(self, digest: str) -> bytes | None: ...
+
+    def put(self, digest: str, data: bytes) -> None: ...
+
+
+class _Reader:
+    """Fetches an event's pieces by digest, through the cache when there is one."""
+
+    def __init__(self, backend: Backend, repo: str, cache: ContentCache | None) -> None:
+        self.backend, self.repo, self.cache = backend, repo, cache
+
+    def manifest(self, tag: str, digest_or_prefix: str) -> tuple[bytes, str]:
+        if len(digest_or_prefix) == 64:
+            digest = "sha256:" + digest_or_prefix
+            data = self.cache.get(digest) if self.cache else None
+            if data is None:
+                found = self.backend.get_manifest(self.repo, digest)
+                if found is None:
+                    raise ValueError("names an event that is not in the repository")
+                data = found.data
+                if self.cache:
+                    self.cache.put(digest, data)
+            return data, digest
+        found = self.backend.get_manifest(self.repo, tag)  # an older tag: resolve it, check the prefix
+        if found is None or not found.digest.startswith("sha256:" + digest_or_prefix):
+            raise ValueError("its tag does not match its digest")
+        return found.data, found.digest
+
+    def blob(self, descriptor: Any) -> bytes:
+        if not isinstance(descriptor, Mapping) or not isinstance(descriptor.get("digest"), str):
+            raise ValueError("has a malformed layer descriptor")
+        digest = descriptor["digest"]
+        if not is_digest(digest):
+            raise ValueError("has a layer with a malformed digest")
+        data = self.cache.get(digest) if self.cache else None
+        if data is None:
+            data = self.backend.fetch_blob_bytes(self.repo, digest)
+            if self.cache:
+                self.cache.put(digest, data)
+        return data
+
+
+def _json(data: bytes, where: str) -> Any:
+    """Canonical JSON (the only form mpkg writes), nested no deeper than registry JSON may be."""
+    check_depth(data, where)
+    return canonical.loads_canonical(data, where)
+
+
+def _signature(
+    envelope: bytes, payload: bytes, claimed: str | None, trusted: Sequence[TrustedKey]
+) -> tuple[str, str | None, str]:
+    """What the envelope proves about ``payload``: (status, signer key id, reason unless verified)."""
     try:
-        doc = json.loads(envelope)
-        signed = base64.b64decode(doc["payload"], validate=True)
-        (entry,) = doc["signatures"]
-        keyid, sig = str(entry["keyid"]), base64.b64decode(entry["sig"], validate=True)
-        if doc["payloadType"] != EVENT_LAYER_TYPE or signed != payload:
-            return "invalid", None
-    except (ValueError, KeyError, TypeError):
-        return "invalid", None
-    key = next((k for k in trusted if k.keyid == keyid), None)
-    if key is None:
-        return "untrusted", keyid
-    ok = verify_signature(key.key, pae(EVENT_LAYER_TYPE, payload), sig)
-    return ("verified" if ok else "invalid"), keyid
+        check_depth(envelope, "its signature envelope")
+        env = Envelope.from_bytes(envelope, EVENT_LAYER_TYPE, "its signature envelope")
+    except MpkgError as exc:
+        return "invalid", None, exc.reasons()[0]
+    if env.payload != payload:
+        return "invalid", None, "its signature envelope signs other bytes than the event"
+    if claimed is not None and claimed not in {s.keyid for s in env.signatures}:
+        return "invalid", None, f"it names key {claimed[:16]} as its signer but carries no signature by it"
+    checks = check_envelope(env, trusted, message_ok=True)
+    bad = [c for c in checks if c.trusted and not c.valid]
+    if bad:
+        return "invalid", bad[0].keyid, f"{bad[0].reason}: the event was altered"
+    good = [c for c in checks if c.valid]
+    if good:
+        return "verified", good[0].keyid, ""
+    first = env.signatures[0].keyid
+    return "untrusted", first, f"it is signed by key {first[:16]}, which is not trusted here"
+
+
+def _read_one(reader: _Reader, tag: str, trusted: Sequence[TrustedKey]) -> RecordedEvent:
+    m = _EVENT_TAG.match(tag)
+    if not m:
+        raise ValueError("is not an mpkg event tag (_mpkg-event-SEQUENCE-DIGEST)")
+    data, digest = reader.manifest(tag, m.group(2))
+    doc = Manifest(data, digest).json()  # content-addressed: any JSON form will do
+    layers = doc.get("layers")
+    if doc.get("artifactType") != EVENT_ARTIFACT_TYPE or not isinstance(layers, list) or not 1 <= len(layers) <= 2:
+        raise ValueError("is not an mpkg event artifact")
+    types = [layer.get("mediaType") if isinstance(layer, Mapping) else None for layer in layers]
+    if types not in ([EVENT_LAYER_TYPE], [EVENT_LAYER_TYPE, DSSE_LAYER_TYPE]):
+        raise ValueError("does not hold one event layer and at most one signature layer")
+    payload = reader.blob(layers[0])
+    event = Event.from_json(_json(payload, "its event"))
+    if int(m.group(1)) != event.sequence:
+        raise ValueError(f"its tag says sequence {int(m.group(1))}, the event {event.sequence}")
+    if len(layers) == 1:
+        return RecordedEvent(digest, event, "none", None, "it is not signed")
+    status, signer, reason = _signature(reader.blob(layers[1]), payload, event.key, trusted)
+    return RecordedEvent(digest, event, status, signer, reason)
 
 
 def read_events(
-    backend: Backend, repo: str, trusted: Sequence[TrustedKey] = ()
+    backend: Backend, repo: str, trusted: Sequence[TrustedKey] = (), cache: ContentCache | None = None
 ) -> tuple[list[RecordedEvent], list[str]]:
-    """Every event of ``repo`` (ordered by sequence, time, digest) and what is wrong with them."""
+    """Every event of ``repo`` (ordered by sequence, time, digest) and what is wrong with them.
+
+    Signatures are checked against ``trusted``; whether an unsigned or untrusted event is a
+    problem is the caller's policy (:mod:`.trust`). ``cache`` keeps event bytes by digest, so a
+    client reads each event from a registry once.
+    """
     problems: list[str] = []
     seen: dict[str, RecordedEvent] = {}
+    reader = _Reader(backend, repo, cache)
     for tag in backend.list_tags(repo):
         if not tag.startswith(EVENT_TAG_PREFIX):
             continue
-        manifest = backend.get_manifest(repo, tag)
-        if manifest is None or manifest.digest in seen:
-            continue
-        where = f"history event {tag}"
         try:
-            doc = manifest.json()
-            layers = doc.get("layers") or []
-            if doc.get("artifactType") != EVENT_ARTIFACT_TYPE or not layers:
-                raise ValueError("is not an mpkg event artifact")
-            if layers[0].get("mediaType") != EVENT_LAYER_TYPE:
-                raise ValueError("has no event layer")
-            payload = backend.fetch_blob_bytes(repo, str(layers[0]["digest"]))
-            event = Event.from_json(json.loads(payload))
-            if event_tag(event.sequence, manifest.digest) != tag:
-                raise ValueError("its tag does not match its sequence and digest")
-            status, signer = "none", None
-            if len(layers) > 1 and layers[1].get("mediaType") == DSSE_LAYER_TYPE:
-                envelope = backend.fetch_blob_bytes(repo, str(layers[1]["digest"]))
-                status, signer = _check_envelope(envelope, payload, trusted)
-                if signer is not None and event.key is not None and signer != event.key:
-                    status = "invalid"
-        except (ValueError, KeyError, TypeError, AttributeError, RegistryError) as exc:
-            problems.append(f"{where}: unreadable ({exc}); the history was tampered with")
+            recorded = _read_one(reader, tag, trusted)
+        except (ValueError, MpkgError) as exc:
+            reason = exc.reasons()[0] if isinstance(exc, MpkgError) else str(exc)
+            problems.append(f"history event tag {tag[:33]}...: {reason}; the history was tampered with")
             continue
-        if event.repository != repo:
-            problems.append(f"{where}: belongs to repository {event.repository!r}, copied here")
+        if recorded.event.repository != repo:
+            problems.append(f"{recorded.label}: belongs to repository {recorded.event.repository!r}, copied here")
             continue
-        seen[manifest.digest] = RecordedEvent(manifest.digest, event, status, signer)
+        seen[recorded.digest] = recorded
     events = sorted(seen.values(), key=lambda r: (r.event.sequence, r.event.time, r.digest))
     problems.extend(check_chain(events))
     return events, problems
 
 
 def check_chain(events: Sequence[RecordedEvent]) -> list[str]:
-    """The links: every parent exists, sequences count up from one root."""
+    """The links: every parent exists, each sequence is one more than its parents' largest, and
+    events without parents (the first, or concurrent first writers) have sequence 0."""
     by_digest = {r.digest: r for r in events}
     problems = []
-    roots = [r for r in events if not r.event.parents]
-    if events and len(roots) != 1:
-        problems.append(f"history has {len(roots)} first events, expected 1")
     for r in events:
+        if not r.event.parents and r.event.sequence != 0:
+            problems.append(f"{r.label}: has no parents but sequence {r.event.sequence}; the history was tampered with")
         for parent in r.event.parents:
             if parent not in by_digest:
-                problems.append(
-                    f"history event {r.event.sequence} ({r.digest[:19]}) links to {parent[:19]}, "
-                    "which is missing: an event was deleted"
-                )
+                problems.append(f"{r.label}: links to {parent[:19]}, which is missing: an event was deleted")
         expected = 1 + max((by_digest[p].event.sequence for p in r.event.parents if p in by_digest), default=-1)
         if r.event.parents and all(p in by_digest for p in r.event.parents) and r.event.sequence != expected:
-            problems.append(f"history event {r.digest[:19]} has sequence {r.event.sequence}, expected {expected}")
+            problems.append(f"{r.label}: has sequence {r.event.sequence}, expected {expected}")
     return problems
 
 
@@ -313,17 +421,30 @@ def next_sequence(events: Sequence[RecordedEvent], parents: Iterable[str]) -> in
     return 1 + max((by_digest[p].event.sequence for p in parents if p in by_digest), default=-1)
 
 
-def ancestors(events: Sequence[RecordedEvent], digest: str) -> set[str]:
-    by_digest = {r.digest: r for r in events}
+def ancestors(
+    events: Sequence[RecordedEvent], digest: str, by_digest: Mapping[str, RecordedEvent] | None = None
+) -> set[str]:
+    """Every event ``digest`` descends from (pass ``by_digest`` when asking for many)."""
+    index = by_digest if by_digest is not None else {r.digest: r for r in events}
     out: set[str] = set()
-    stack = list(by_digest[digest].event.parents) if digest in by_digest else []
+    stack = list(index[digest].event.parents) if digest in index else []
     while stack:
         d = stack.pop()
         if d in out:
             continue
         out.add(d)
-        if d in by_digest:
-            stack.extend(by_digest[d].event.parents)
+        if d in index:
+            stack.extend(index[d].event.parents)
+    return out
+
+
+def descendants(events: Sequence[RecordedEvent], digest: str) -> set[str]:
+    """Every event that descends from ``digest``: one pass, as sequence order is topological."""
+    out = {digest}
+    for r in sorted(events, key=lambda r: r.event.sequence):
+        if any(p in out for p in r.event.parents):
+            out.add(r.digest)
+    out.discard(digest)
     return out
 
 
@@ -331,34 +452,13 @@ def voided(events: Iterable[RecordedEvent]) -> set[str]:
     return {r.event.voids for r in events if r.event.action == "void" and r.event.voids}
 
 
-@dataclass(frozen=True)
-class HistoryReport:
-    repository: str
-    events: tuple[RecordedEvent, ...]
-    problems: tuple[str, ...]
-    holders: dict[str, PackageRef | None] = field(default_factory=dict)
-    concurrent: tuple[str, ...] = ()  # event digests of moves raced by another move
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "repository": self.repository,
-            "events": [r.to_json() | {"concurrent": r.digest in self.concurrent} for r in self.events],
-            "holders": {k: v.to_json() if v else None for k, v in self.holders.items()},
-            "problems": list(self.problems),
-        }
-
-
 def concurrent_moves(events: Sequence[RecordedEvent]) -> set[str]:
     """Moves of one stage where neither knew of the other and neither was voided."""
     dead = voided(events)
     moves = [r for r in events if r.event.action in MOVES and r.digest not in dead]
     out: set[str] = set()
-    anc = {r.digest: ancestors(events, r.digest) for r in moves}
+    index = {r.digest: r for r in events}
+    anc = {r.digest: ancestors(events, r.digest, index) for r in moves}
     for i, a in enumerate(moves):
         for b in moves[i + 1 :]:
             if a.event.stage != b.event.stage:

@@ -34,6 +34,8 @@ from .backend import (
 )
 from .refs import check_tag, is_digest
 
+LOCAL_ORIGIN = "_local"  # what clients remember the local store as (no host can start with "_")
+
 
 def default_home() -> Path:
     env = os.environ.get("MPKG_HOME")
@@ -46,6 +48,10 @@ class LocalBackend:
     def __init__(self, home: Path | None = None) -> None:
         self.home = (home or default_home()).expanduser()
         self.blob_uploads = 0
+
+    @property
+    def origin(self) -> str:
+        return LOCAL_ORIGIN
 
     def describe(self) -> str:
         return f"local store {self.home}"

@@ -59,6 +59,10 @@ def check_tag(tag: str, where: str = "tag") -> str:
     return tag
 
 
+def is_tag(value: str) -> bool:
+    return bool(_TAG.match(value))
+
+
 def is_digest(value: str) -> bool:
     return bool(_DIGEST.match(value))
 

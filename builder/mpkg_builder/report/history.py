@@ -22,9 +22,10 @@ from mpkg.report import page
 from mpkg.report.charts import Point, trend
 from mpkg.report.views import numeric
 
+from ..registry.artifact import ANNOTATION_METRICS
 from ..registry.backend import Backend
-from ..registry.history import MOVES, HistoryReport, RecordedEvent, voided
-from ..registry.lifecycle import ANNOTATION_METRICS
+from ..registry.history import MOVES, RecordedEvent, voided
+from ..registry.report import HistoryReport
 from . import TEMPLATE_PACKAGES
 from .timeline import Mark, Span, timeline
 

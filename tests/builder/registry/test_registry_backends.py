@@ -156,3 +156,18 @@ def test_skopeo_reads_the_artifact(oci_registry: RegistryProcess) -> None:
     ).stdout
     assert raw == data
     assert json.loads(raw)["artifactType"] == PACKAGE_ARTIFACT_TYPE
+
+
+def test_limits_apply_to_bodies_not_to_what_a_head_announces(oci_registry: RegistryProcess, tmp_path: Path) -> None:
+    """HEAD of a blob announces the blob's size; it is not a body over the small-answer cap."""
+    from mpkg_builder.registry.transport import Limits
+
+    path = _blob(tmp_path, 100 * 1024, seed=5)
+    digest, n = sha256_file(path)
+    with OciBackend(oci_registry.host, insecure=True, limits=Limits(max_json_bytes=1024)) as b:
+        assert b.push_blob_file("capped", path, digest, n) is True
+        assert b.blob_exists("capped", digest)
+        assert b.push_blob_file("capped", path, digest, n) is False
+        out = io.BytesIO()
+        b.fetch_blob("capped", digest, n, out)
+        assert out.getvalue() == path.read_bytes()

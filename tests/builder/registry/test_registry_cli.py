@@ -143,7 +143,7 @@ def test_cli_local_store_and_password_stdin(
         capsys,
         "push",
         str(pkg),
-        f"{t.registry.host}/secure/iris",
+        f"{t.registry.host}/secure/iris-mlp",
         "--insecure",
         "--username",
         t.username,
@@ -154,7 +154,7 @@ def test_cli_local_store_and_password_stdin(
     code, _, err = run(
         capsys,
         "pull",
-        f"{t.registry.host}/secure/iris:1.0.0",
+        f"{t.registry.host}/secure/iris-mlp:1.0.0",
         "-o",
         str(tmp_path / "t.mpkg"),
         "--insecure",
