@@ -10,7 +10,7 @@ against scikit-learn's own predictions on the example before init accepts it.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,7 +52,7 @@ def convert_sklearn_flavor(mlmodel: MLModel, check_inputs: Any) -> Converted:
     """``check_inputs(ports)`` gives JSON-ready example inputs to compare the graph with scikit-learn."""
     flavor = mlmodel.flavors["sklearn"]
     where = mlmodel.where("flavors.sklearn")
-    missing = [dist for module, dist in _NEEDS.items() if importlib.util.find_spec(module) is None]
+    missing = [dist for module, dist in _NEEDS.items() if not _importable(module)]
     if missing:
         raise SourceError(
             f"converting the sklearn flavour to ONNX needs {', '.join(missing)}: pip install '{EXTRA}'", where
@@ -72,6 +72,14 @@ def convert_sklearn_flavor(mlmodel: MLModel, check_inputs: Any) -> Converted:
     checked = _compare(model, graph, ports, check_inputs(ports), where)
     versions = {dist: version(dist) for dist in _NEEDS.values()}
     return Converted(graph, tuple(ports), versions, checked)
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def _load_skops(path: Path, where: str) -> Any:
