@@ -183,8 +183,8 @@ def _map_example(raw: RawExample, ports: Sequence[Port]) -> dict[str, Any] | Non
             return {ports[0].field.name: [list(row) for row in zip(*columns, strict=True)]}
         return None
     tensors = raw.tensors or {}
-    if len(ports) == 1 and len(tensors) == 1:
-        return {ports[0].field.name: next(iter(tensors.values()))}
+    if len(ports) == 1 and list(tensors) == [None]:  # an unnamed array for the only input
+        return {ports[0].field.name: tensors[None]}
     if all(p.mlflow_name in tensors for p in ports):
         return {p.field.name: tensors[p.mlflow_name] for p in ports}
     return None

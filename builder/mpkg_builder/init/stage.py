@@ -58,7 +58,7 @@ def write_source(dest: Path, draft: Draft) -> InitResult:
     """Write ``draft`` into ``dest`` (created if needed); never overwrites a file."""
     dest = dest.absolute()
     targets = written_files(draft)
-    _refuse_existing(dest, targets)
+    in_place = _refuse_existing(dest, targets, draft)
     code = tuple(
         (f.rel, f.data if f.data is not None else f.source.read_bytes())  # type: ignore[union-attr]
         for f in draft.files
@@ -76,7 +76,7 @@ def write_source(dest: Path, draft: Draft) -> InitResult:
         _put(staging / LOCK_NAME, lock_text.encode("utf-8"))
         _put(staging / CONFIG_NAME, render_config(draft).encode("utf-8"))
         example, plan_, notes = _prove(staging, draft)
-        _commit(staging, dest, targets)
+        _commit(staging, dest, [t for t in targets if t not in in_place])
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if made_dest:
@@ -96,14 +96,24 @@ def write_source(dest: Path, draft: Draft) -> InitResult:
     )
 
 
-def _refuse_existing(dest: Path, targets: list[str]) -> None:
+def _refuse_existing(dest: Path, targets: list[str], draft: Draft) -> set[str]:
+    """Refuse every target that exists, except a source file already in place (init run in
+    the model's own folder); returns those."""
     if dest.exists() and not dest.is_dir():
         raise SourceError("exists and is not a folder; name a new or existing folder", str(dest))
+    sources = {f.rel: f.source for f in draft.files if f.source is not None}
     problems = ProblemCollector()
+    in_place = set()
     for rel in targets:
-        if os.path.lexists(dest / rel):
-            problems.add(str(dest / rel), "already exists; init never overwrites a file: move it or pick a new folder")
+        if not os.path.lexists(dest / rel):
+            continue
+        source = sources.get(rel)
+        if source is not None and not (dest / rel).is_symlink() and os.path.samefile(dest / rel, source):
+            in_place.add(rel)
+            continue
+        problems.add(str(dest / rel), "already exists; init never overwrites a file: move it or pick a new folder")
     problems.raise_if_any(SourceError)
+    return in_place
 
 
 def _prove(staging: Path, draft: Draft) -> tuple[Example, BuildPlan, list[str]]:

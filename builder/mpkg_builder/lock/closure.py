@@ -107,12 +107,10 @@ def roots_for(
     mapping = md.packages_distributions() if mapping is None else mapping
     problems = ProblemCollector()
     notes: list[str] = []
-    roots: dict[NormalizedName, Root] = {}
+    reasons: dict[NormalizedName, list[str]] = {}
 
     def add(name: str, why: str) -> None:
-        key = canonicalize_name(name)
-        if key not in roots:
-            roots[key] = Root(key, why)
+        reasons.setdefault(canonicalize_name(name), []).append(why)
 
     for name in FORMAT_NEEDS.get(model_format, ()):
         add(name, f"the {model_format} format")
@@ -145,7 +143,7 @@ def roots_for(
                 continue
             add(dist, f"imported at {imp.where}")
     problems.raise_if_any(SourceError)
-    return list(roots.values()), notes
+    return [Root(name, "; ".join(whys)) for name, whys in reasons.items()], notes
 
 
 def resolve(roots: Iterable[Root]) -> Resolution:
