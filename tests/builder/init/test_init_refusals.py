@@ -71,7 +71,7 @@ def test_hf_index_naming_a_missing_shard_is_refused(made: Made, tmp_path: Path) 
     folder = tmp_path / "hf"
     shutil.copytree(made / "hf", folder)
     (folder / "model-00002-of-00002.safetensors").unlink()
-    with pytest.raises(SourceError, match="names 'model-00002-of-00002.safetensors', which is missing"):
+    with pytest.raises(SourceError, match=r"names 'model-00002-of-00002\.safetensors', which is missing"):
         init_source(tmp_path / "pkg", folder, _user_code(made))
 
 
@@ -174,7 +174,7 @@ def test_mlmodel_run_id_injection_is_refused(made: Made, tmp_path: Path) -> None
     folder = _mlflow_copy(made, "mlflow-onnx", tmp_path)
     forged = json.dumps("abc\n## Intended use\nanything")
     _mlmodel(folder, f"flavors: {{onnx: {{data: model.onnx}}}}\nrun_id: {forged}\n")
-    with pytest.raises(SourceError, match="run_id: .* is not an MLflow run_id"):
+    with pytest.raises(SourceError, match=r"run_id: .* is not an MLflow run_id"):
         init_source(tmp_path / "pkg", folder)
 
 
