@@ -17,18 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from mpkg.contract import Contract
 from mpkg.errors import SourceError
 
 from ..sources.onnx_model import inspect_onnx
 from . import card as cards
-from .draft import CONTRACT_NAME, Draft, DraftFile, Example, Lineage, package_name
+from .draft import Draft, DraftFile, Example, Lineage, package_name
 from .examples import generated_inputs
-from .from_onnx import contract_json
+from .from_onnx import user_parts, with_descriptions
 from .interface import Port
 from .mlflow_files import RawExample, pinned, read_example, read_python, read_requirements
 from .mlflow_run import Run, find_run, read_run
 from .mlmodel import MLModel, read_mlmodel
-from .options import InitOptions, code_file, contract_file
+from .options import InitOptions
 from .origin import ORIGIN_NAME, origin_file
 from .reading import load_yaml, read_capped
 
@@ -41,7 +42,8 @@ EXAMPLE_ORIGIN = "from MLflow's input example (rows the model's author saved wit
 class _Weights:
     files: tuple[DraftFile, ...]
     model_file: str
-    contract: Any  # mpkg.contract.Contract
+    contract: Contract  # with descriptions (MLflow's names)
+    graph_contract: Contract  # exactly the graph's
     ports: tuple[Port, ...]  # empty: the graph's own inputs
     made: str
     versions: Mapping[str, str]
@@ -64,16 +66,7 @@ def draft_from_mlflow(folder: Path, options: InitOptions) -> Draft:
     python = read_python(mlmodel, notes)
     run = _run(mlmodel, options, notes)
     files = list(weights.files)
-    given = contract_file(options)
-    contract = weights.contract
-    if given is not None:
-        files.append(given[0])
-        contract = given[1]
-    else:
-        files.append(DraftFile(CONTRACT_NAME, data=contract_json(contract)))
-    code = code_file(options)
-    if code is not None:
-        files.append(code[0])
+    contract, module = user_parts(options, weights.contract, weights.graph_contract, files)
     lineage = _lineage_files(run, files)
     origin = _origin(mlmodel, run, requirements, python, weights)
     files.append(origin_file(origin))
@@ -91,7 +84,7 @@ def draft_from_mlflow(folder: Path, options: InitOptions) -> Draft:
         card_body=_card(name, mlmodel, flavour, weights, run),
         made=(weights.made,),
         files=tuple(files),
-        code_module=code[1] if code else None,
+        code_module=module,
         lineage=Lineage(metrics=lineage.get("metrics"), params=lineage.get("params"), origin=ORIGIN_NAME),
         example=example,
         notes=tuple(notes),
@@ -141,12 +134,11 @@ def _onnx_flavor(mlmodel: MLModel) -> _Weights:
         f"Made by `mpkg init` from the MLflow model folder {cards.code(mlmodel.folder.name)} "
         "(onnx flavour, taken as it is)."
     )
-    return _Weights(tuple(files), rel, info.contract, (), made, {})
+    return _Weights(tuple(files), rel, info.contract, info.contract, (), made, {})
 
 
 def _sklearn_flavor(mlmodel: MLModel, raw: RawExample | None) -> _Weights:
     from ..sources.onnx_model import derive_contract
-    from .from_onnx import _with_descriptions
     from .sklearn_onnx import convert_sklearn_flavor
 
     def check_inputs(ports: Sequence[Port]) -> Mapping[str, Any]:
@@ -160,7 +152,8 @@ def _sklearn_flavor(mlmodel: MLModel, raw: RawExample | None) -> _Weights:
     for port in converted.ports:  # the MLflow names travel with the graph's own inputs
         vi = next(v for v in graph.graph.input if v.name == port.field.name)
         vi.doc_string = port.field.description
-    contract = _with_descriptions(derive_contract(graph, "model.onnx"), graph)
+    derived = derive_contract(graph, "model.onnx")
+    contract = with_descriptions(derived, graph)
     v = converted.versions
     made = (
         f"Made by `mpkg init` from the MLflow model folder {cards.code(mlmodel.folder.name)}: the sklearn flavour "
@@ -168,7 +161,7 @@ def _sklearn_flavor(mlmodel: MLModel, raw: RawExample | None) -> _Weights:
         f"{v['skl2onnx']}; the graph {converted.checked}."
     )
     data = graph.SerializeToString(deterministic=True)
-    return _Weights((DraftFile("model.onnx", data=data),), "model.onnx", contract, converted.ports, made, v)
+    return _Weights((DraftFile("model.onnx", data=data),), "model.onnx", contract, derived, converted.ports, made, v)
 
 
 def _map_example(raw: RawExample, ports: Sequence[Port]) -> dict[str, Any] | None:
@@ -190,7 +183,7 @@ def _map_example(raw: RawExample, ports: Sequence[Port]) -> dict[str, Any] | Non
     return None
 
 
-def _example(raw: RawExample | None, weights: _Weights, contract: Any, notes: list[str]) -> Example | None:
+def _example(raw: RawExample | None, weights: _Weights, contract: Contract, notes: list[str]) -> Example | None:
     if raw is None:
         return None
     ports = weights.ports or tuple(Port(f, f.name, f.dtype) for f in contract.inputs)

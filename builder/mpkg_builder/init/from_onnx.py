@@ -23,19 +23,7 @@ def draft_from_onnx(path: Path, options: InitOptions) -> Draft:
     model = onnx.load(str(path), load_external_data=False)
     files = [DraftFile(path.name, source=path)]
     files += [DraftFile(rel, source=path.parent / rel) for rel in info.external_data]
-    contract = _with_descriptions(info.contract, model)
-    given = contract_file(options)
-    if given is not None:
-        problems = compare_contract(given[1], info.contract, str(options.contract))
-        if problems:
-            raise SourceError(problems)
-        files.append(given[0])
-        contract = given[1]
-    else:
-        files.append(DraftFile(CONTRACT_NAME, data=contract_json(contract)))
-    code = code_file(options)
-    if code is not None:
-        files.append(code[0])
+    contract, module = user_parts(options, with_descriptions(info.contract, model), info.contract, files)
     name = options.name or package_name(path.stem)
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
     made_by = f"made by {cards.code(producer)}, " if producer else ""
@@ -53,15 +41,34 @@ def draft_from_onnx(path: Path, options: InitOptions) -> Draft:
         card_body=cards.template(name, intro, front_matter={"tags": ["onnx"]}),
         made=(f"Made by `mpkg init` from {cards.code(path.name)}; the contract is the graph's inputs and outputs.",),
         files=tuple(files),
-        code_module=code[1] if code else None,
+        code_module=module,
     )
+
+
+def user_parts(
+    options: InitOptions, derived: Contract, graph: Contract, files: list[DraftFile]
+) -> tuple[Contract, str | None]:
+    """(the contract, the code module): the user's --contract (checked against the graph now,
+    not at build) or the one derived, written as contract.json; the --code file."""
+    given = contract_file(options)
+    if given is not None:
+        problems = compare_contract(given[1], graph, str(options.contract))
+        if problems:
+            raise SourceError(problems)
+        files.append(given[0])
+    else:
+        files.append(DraftFile(CONTRACT_NAME, data=contract_json(derived)))
+    code = code_file(options)
+    if code is not None:
+        files.append(code[0])
+    return (given[1] if given else derived), (code[1] if code else None)
 
 
 def contract_json(contract: Contract) -> bytes:
     return (json.dumps(contract.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _with_descriptions(contract: Contract, model: onnx.ModelProto) -> Contract:
+def with_descriptions(contract: Contract, model: onnx.ModelProto) -> Contract:
     """The graph's own doc strings on its inputs and outputs become contract descriptions."""
     docs = {vi.name: vi.doc_string for vi in [*model.graph.input, *model.graph.output]}
 
@@ -74,4 +81,4 @@ def _with_descriptions(contract: Contract, model: onnx.ModelProto) -> Contract:
     return Contract(tuple(map(describe, contract.inputs)), tuple(map(describe, contract.outputs)))
 
 
-__all__ = ["contract_json", "draft_from_onnx"]
+__all__ = ["contract_json", "draft_from_onnx", "user_parts", "with_descriptions"]

@@ -21,7 +21,6 @@ from urllib.parse import unquote, urlsplit
 
 from mpkg.errors import ProblemCollector, SourceError
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REPORT_MAX = 64 * 1024 * 1024
@@ -86,7 +85,7 @@ def _parse_report(doc: object, pins: Sequence[tuple[str, str]]) -> dict[str, Art
         hashes = info.get("archive_info", {}).get("hashes", {}) if isinstance(info, dict) else {}
         if name not in wanted or not isinstance(url, str):
             continue
-        if not _same_version(str(meta.get("version", "")), wanted[name]):
+        if str(meta.get("version", "")) != wanted[name]:  # both as pip normalises them
             problems.add(name, f"pip chose version {meta.get('version')}, the lock pins {wanted[name]}")
             continue
         sha = hashes.get("sha256") if isinstance(hashes, dict) else None
@@ -103,13 +102,6 @@ def _parse_report(doc: object, pins: Sequence[tuple[str, str]]) -> dict[str, Art
             problems.add(f"{name}=={version}", "pip reported no artifact for this pin")
     problems.raise_if_any(SourceError)
     return found
-
-
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
 
 
 __all__ = ["Artifact", "index_artifacts"]

@@ -64,5 +64,5 @@ def test_bad_data_references_are_refused(source: Path, base_toml: str, tmp_path:
 def test_origin_must_be_a_json_object(source: Path, base_toml: str, tmp_path: Path) -> None:
     (source / "origin.json").write_text("[1, 2]")
     _with_lineage(source, base_toml, 'origin = "origin.json"\n')
-    with pytest.raises(SourceError, match="origin.json: must be a JSON object"):
+    with pytest.raises(SourceError, match=r"origin\.json: must be a JSON object"):
         build_package(source, tmp_path / "p.mpkg")
