@@ -35,6 +35,12 @@ def draft_for(source: Path, options: InitOptions) -> Draft:
             return draft_from_mlflow(source, options)
         if is_hf_folder(source):
             return draft_from_hf(source, options)
+        if (source / "config.json").is_file():
+            raise SourceError(
+                "has config.json but no *.safetensors weights; pickle checkpoints (pytorch_model.bin, *.pt) are "
+                "never loaded: save the model with safetensors (save_pretrained(..., safe_serialization=True))",
+                str(source),
+            )
         raise SourceError(
             "is a folder with neither an MLmodel file (an MLflow model) nor config.json and *.safetensors "
             "(a Hugging Face-style folder)",

@@ -241,8 +241,7 @@ def _origin(
 
 def _version_notes(requirements: list[str], python: str | None) -> list[str]:
     """Where the package's lockfile (this environment) differs from what MLflow saved."""
-    from ..lock.closure import FORMAT_NEEDS
-    from ..lock.closure import _installed as installed
+    from ..lock.closure import FORMAT_NEEDS, installed
 
     notes = []
     pins = pinned(requirements)

@@ -116,7 +116,7 @@ def roots_for(
         add(name, f"the {model_format} format")
     if tabular:
         for name in TABULAR_NEEDS:
-            if _installed(name) is None:
+            if installed(name) is None:
                 notes.append(f"{name} is not installed: the package will not take Arrow tables (pip install {name})")
             else:
                 add(name, "tabular inputs")
@@ -164,7 +164,7 @@ def resolve(roots: Iterable[Root]) -> Resolution:
         if name in versions and not new_extras:
             continue
         extras.setdefault(name, set()).update(wanted)
-        dist = _installed(name)
+        dist = installed(name)
         if dist is None:
             problems.add(name, f"is required ({why}) but not installed; install it, then lock again")
             continue
@@ -190,7 +190,8 @@ def resolve(roots: Iterable[Root]) -> Resolution:
     return Resolution(pins, roots, tuple(notes))
 
 
-def _installed(name: str) -> md.Distribution | None:
+def installed(name: str) -> md.Distribution | None:
+    """The installed distribution ``name`` (the one imports would find), or None."""
     try:
         return md.distribution(name)
     except md.PackageNotFoundError:
@@ -239,4 +240,4 @@ def _applies(req: Requirement, extra: str) -> bool:
         return False
 
 
-__all__ = ["FORMAT_NEEDS", "TOOLS", "Locked", "Resolution", "Root", "resolve", "roots_for"]
+__all__ = ["FORMAT_NEEDS", "TOOLS", "Locked", "Resolution", "Root", "installed", "resolve", "roots_for"]

@@ -302,3 +302,12 @@ def test_sigterm_while_writing_leaves_nothing(made: Made, tmp_path: Path) -> Non
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "interrupted" in err and "Traceback" not in err
     assert not dest.exists()
+
+
+def test_hf_folder_with_only_a_pickle_checkpoint_is_refused(made: Made, run_mpkg: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    for name in ("config.json", "README.md", "pytorch_model.bin"):
+        shutil.copy(made / "hf" / name, folder / name)
+    err = _refused(run_mpkg, tmp_path / "pkg", folder)
+    assert "no *.safetensors weights" in err and "never loaded" in err
