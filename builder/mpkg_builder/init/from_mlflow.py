@@ -60,6 +60,12 @@ def draft_from_mlflow(folder: Path, options: InitOptions) -> Draft:
         weights = _sklearn_flavor(mlmodel, raw_example)
     else:
         raise SourceError(_refusal(mlmodel), mlmodel.where("flavors"))
+    optional = [c.name for c in mlmodel.signature.columns if not c.required] if mlmodel.signature else []
+    if optional:
+        notes.append(
+            f"MLflow marks columns {optional[:5]} optional; the package requires them, as every graph input is "
+            "required (until contracts describe what clients send, before preprocessing)"
+        )
     if mlmodel.signature is not None and mlmodel.signature.has_params:
         notes.append("MLflow's signature has inference params; a package has none, so they are not carried over")
     requirements = read_requirements(mlmodel, notes)

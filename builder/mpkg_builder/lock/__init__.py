@@ -7,6 +7,7 @@ installed versions (rules: spec/source.md, "mpkg lock").
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -78,6 +79,8 @@ def lock_source(
         path = src / (PYLOCK_NAME if kind == "pylock" else REQUIREMENTS_NAME)
         if named is not None:
             notes.append(f"mpkg.toml names {named!r}; set [environment].lockfile = {path.name!r} to build with it")
+    if kind == "pylock" and importlib.util.find_spec("packaging.pylock") is None:
+        raise UsageError("needs packaging >= 25 (PEP 751 support): pip install -U packaging", "--format pylock")
     if kind == "pylock" and not is_pylock_name(path.name):
         raise UsageError(f"a PEP 751 lock must be named pylock.toml or pylock.NAME.toml, not {path.name!r}", "--output")
     resolution = plan_lock(inputs)
