@@ -13,7 +13,10 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -68,22 +71,29 @@ def write_source(dest: Path, draft: Draft) -> InitResult:
     resolution = plan_lock(LockInputs(draft.model_format, draft.contract.is_tabular, code, local))
     lock_text = lockfile_text(resolution, "requirements", hashes=False)
     made_dest = not dest.exists()
-    dest.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".mpkg-init-", dir=dest))
+    staging: Path | None = None
+    committed = False
     try:
+        dest.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".mpkg-init-", dir=dest))
         for f in draft.files:
             _put(staging / f.rel, f.data, f.source)
         _put(staging / LOCK_NAME, lock_text.encode("utf-8"))
         _put(staging / CONFIG_NAME, render_config(draft).encode("utf-8"))
         example, plan_, notes = _prove(staging, draft)
-        _commit(staging, dest, [t for t in targets if t not in in_place])
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if made_dest:
+        with _signals_deferred():  # all files or none: a signal waits until the last link is made
+            _commit(staging, dest, [t for t in targets if t not in in_place])
+            committed = True
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as exc:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if committed and isinstance(exc, KeyboardInterrupt):
+            raise SourceError("interrupted once every file was written: the folder is complete", str(dest)) from None
+        if made_dest and not committed:
             with contextlib.suppress(OSError):
                 dest.rmdir()
         raise
-    shutil.rmtree(staging, ignore_errors=True)
     return InitResult(
         directory=dest,
         files=tuple(targets),
@@ -200,6 +210,19 @@ def _commit(staging: Path, dest: Path, targets: list[str]) -> None:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM are held (delivered when the block ends), in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _link_new(staged: Path, target: Path) -> None:
