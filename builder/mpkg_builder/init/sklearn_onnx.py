@@ -52,11 +52,6 @@ def convert_sklearn_flavor(mlmodel: MLModel, check_inputs: Any) -> Converted:
     """``check_inputs(ports)`` gives JSON-ready example inputs to compare the graph with scikit-learn."""
     flavor = mlmodel.flavors["sklearn"]
     where = mlmodel.where("flavors.sklearn")
-    missing = [dist for module, dist in _NEEDS.items() if not _importable(module)]
-    if missing:
-        raise SourceError(
-            f"converting the sklearn flavour to ONNX needs {', '.join(missing)}: pip install '{EXTRA}'", where
-        )
     fmt = flavor.get("serialization_format")
     path = inside(mlmodel.folder, flavor.get("pickled_model"), f"{where}.pickled_model")
     if fmt != "skops":
@@ -65,6 +60,11 @@ def convert_sklearn_flavor(mlmodel: MLModel, check_inputs: Any) -> Converted:
             "mpkg never unpickles. Save the model with mlflow.sklearn.save_model(..., serialization_format='skops') "
             "or as ONNX (mlflow.onnx.save_model), then run init on that",
             where,
+        )
+    missing = [dist for module, dist in _NEEDS.items() if not _importable(module)]
+    if missing:
+        raise SourceError(
+            f"converting the sklearn flavour to ONNX needs {', '.join(missing)}: pip install '{EXTRA}'", where
         )
     model = _load_skops(path, where)
     ports = _ports(mlmodel, model, where)

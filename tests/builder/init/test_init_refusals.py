@@ -98,6 +98,7 @@ def test_pickle_in_sklearn_flavour_is_never_loaded(made: Made, run_mpkg: Any, tm
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_pickle_disguised_as_skops_is_never_loaded(made: Made, run_mpkg: Any, tmp_path: Path) -> None:
     folder = _mlflow_copy(made, "mlflow-tensor", tmp_path)
     marker = tmp_path / "unpickled"
@@ -107,6 +108,7 @@ def test_pickle_disguised_as_skops_is_never_loaded(made: Made, run_mpkg: Any, tm
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_skops_with_untrusted_types_is_refused(made: Made, run_mpkg: Any, tmp_path: Path) -> None:
     folder = _mlflow_copy(made, "mlflow-tensor", tmp_path)
     script = (
@@ -201,6 +203,7 @@ def test_other_flavours_are_refused_with_the_fix(made: Made, tmp_path: Path) -> 
         init_source(tmp_path / "pkg", folder)
 
 
+@pytest.mark.slow
 def test_an_input_example_that_does_not_fit_falls_back_to_generated(made: Made, tmp_path: Path) -> None:
     folder = _mlflow_copy(made, "mlflow-onnx", tmp_path)
     (folder / "input_example.json").write_text(json.dumps({"other": [[1.0, 2.0]]}))
@@ -212,6 +215,7 @@ def test_an_input_example_that_does_not_fit_falls_back_to_generated(made: Made, 
 # --- MLflow runs: found above the model, or named with --run-dir --------------------------------
 
 
+@pytest.mark.slow
 def test_run_lineage_needs_run_dir_once_the_model_leaves_mlruns(made: Made, tmp_path: Path) -> None:
     run_id, model = made.mlflow_run
     folder = tmp_path / "churn"
@@ -224,6 +228,7 @@ def test_run_lineage_needs_run_dir_once_the_model_leaves_mlruns(made: Made, tmp_
     assert "max_iter" in (tmp_path / "with-run" / "params.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_run_dir_of_another_run_is_refused(made: Made, tmp_path: Path) -> None:
     run_id, model = made.mlflow_run
     run_dir = next(p for p in made.root.rglob(run_id) if (p / "meta.yaml").is_file())
@@ -250,6 +255,7 @@ def test_init_never_overwrites_and_names_every_existing_file(made: Made, run_mpk
     assert (dest / "MODEL_CARD.md").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_init_in_the_models_own_folder_keeps_the_model_in_place(made: Made, run_mpkg: Any, tmp_path: Path) -> None:
     dest = tmp_path / "here"
     dest.mkdir()
@@ -269,6 +275,7 @@ def test_unknown_sources_are_refused(run_mpkg: Any, tmp_path: Path, name: str) -
     assert "MLflow" in err and "Hugging Face" in err
 
 
+@pytest.mark.slow
 def test_sigterm_while_writing_leaves_nothing(made: Made, tmp_path: Path) -> None:
     """A cancelled job must not leave a half-written source folder or the staging folder."""
     from safetensors.numpy import save_file

@@ -11,6 +11,7 @@ from mpkg.errors import SourceError
 from mpkg_builder.build import build_package
 
 
+@pytest.mark.slow
 def test_zipmap_output_names_the_fix(source: Path, tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
