@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mpkg.errors import SourceError
 
-from .draft import Draft
-from .from_hf import draft_from_hf, is_hf_folder
-from .from_onnx import draft_from_onnx
-from .from_safetensors import draft_from_safetensors
-from .options import InitOptions
-from .stage import InitResult, write_source
+if TYPE_CHECKING:  # loaded when init runs, not when the `init` command is registered
+    from .draft import Draft
+    from .options import InitOptions
+    from .stage import InitResult
 
 
 def draft_for(source: Path, options: InitOptions) -> Draft:
     """The draft for ``source``, by what it is."""
+    from .from_hf import draft_from_hf, is_hf_folder
+    from .from_onnx import draft_from_onnx
+    from .from_safetensors import draft_from_safetensors
+
     try:
         mode = source.stat().st_mode
     except OSError as exc:
@@ -61,8 +64,24 @@ def draft_for(source: Path, options: InitOptions) -> Draft:
 
 def init_source(dest: str | Path, source: str | Path, options: InitOptions | None = None) -> InitResult:
     """Write a source folder at ``dest`` that `mpkg build` builds as it is."""
+    from .options import InitOptions
+    from .stage import write_source
+
     draft = draft_for(Path(source), options or InitOptions())
     return write_source(Path(dest), draft)
+
+
+def __getattr__(name: str) -> Any:
+    """InitOptions and InitResult, loaded on first use."""
+    if name == "InitOptions":
+        from .options import InitOptions
+
+        return InitOptions
+    if name == "InitResult":
+        from .stage import InitResult
+
+        return InitResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["InitOptions", "InitResult", "draft_for", "init_source"]

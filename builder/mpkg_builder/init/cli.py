@@ -30,7 +30,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from . import InitOptions, init_source
+    from . import init_source
+    from .options import InitOptions
 
     options = InitOptions(
         code=Path(args.code) if args.code else None,

@@ -25,8 +25,8 @@ from mpkg.errors import MpkgError, ProblemCollector, SourceError
 
 from ..build import EXAMPLE_PATH, BuildPlan, plan
 from ..config import CONFIG_NAME
-from ..lock import lockfile_text, plan_lock
 from ..lock.source import LockInputs
+from ..lock.write import lockfile_text, plan_lock
 from ..sources.lockfile import Lockfile, parse_requirements
 from . import card as cards
 from .draft import CODE_ROOT, EXAMPLE_NAME, LOCK_NAME, Draft, Example, render_config, written_files

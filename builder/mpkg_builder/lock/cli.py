@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from . import lock_source
+    from .write import lock_source
 
     result = lock_source(args.source, args.output, args.format, args.hashes)
     if args.json:

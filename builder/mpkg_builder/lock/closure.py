@@ -9,6 +9,7 @@ lockfile can only pin releases an index serves.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -98,13 +99,10 @@ class Resolution:
     notes: tuple[str, ...]  # what was left out, and why
 
 
-def roots_for(
-    model_format: str, tabular: bool, imports: Sequence[Import], mapping: Mapping[str, list[str]] | None = None
-) -> tuple[list[Root], list[str]]:
+def roots_for(model_format: str, tabular: bool, imports: Sequence[Import]) -> tuple[list[Root], list[str]]:
     """Roots for a package: format needs, then the distributions providing each import.
 
     Raises SourceError naming every import no installed distribution provides."""
-    mapping = md.packages_distributions() if mapping is None else mapping
     problems = ProblemCollector()
     notes: list[str] = []
     reasons: dict[NormalizedName, list[str]] = {}
@@ -121,7 +119,7 @@ def roots_for(
             else:
                 add(name, "tabular inputs")
     for imp in imports:
-        dists = mapping.get(imp.module, [])
+        dists = providers(imp.module)
         if not dists:
             if imp.optional:
                 notes.append(f"{imp.where}: optional import {imp.module!r} is not installed; not locked")
@@ -144,6 +142,27 @@ def roots_for(
             add(dist, f"imported at {imp.where}")
     problems.raise_if_any(SourceError)
     return [Root(name, "; ".join(whys)) for name, whys in reasons.items()], notes
+
+
+def providers(module: str) -> list[str]:
+    """The distributions that provide the top-level ``module``: a distribution of the same name
+    that ships it (one RECORD read), else any that does (every RECORD read, once)."""
+    dist = installed(module)
+    if dist is not None and _ships(dist, module):
+        return [str(dist.metadata["Name"])]
+    return list(_all_providers().get(module, []))
+
+
+@functools.cache
+def _all_providers() -> Mapping[str, list[str]]:
+    return md.packages_distributions()
+
+
+def _ships(dist: md.Distribution, module: str) -> bool:
+    top = (dist.read_text("top_level.txt") or "").split()
+    if top:
+        return module in top
+    return any(f.parts and f.parts[0].split(".", 1)[0] == module for f in dist.files or ())
 
 
 def resolve(roots: Iterable[Root]) -> Resolution:
@@ -240,4 +259,4 @@ def _applies(req: Requirement, extra: str) -> bool:
         return False
 
 
-__all__ = ["FORMAT_NEEDS", "TOOLS", "Locked", "Resolution", "Root", "installed", "resolve", "roots_for"]
+__all__ = ["FORMAT_NEEDS", "TOOLS", "Locked", "Resolution", "Root", "installed", "providers", "resolve", "roots_for"]
