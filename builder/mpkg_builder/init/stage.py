@@ -70,7 +70,7 @@ def write_source(dest: Path, draft: Draft) -> InitResult:
     local = frozenset(Path(rel).stem for rel, _ in code)
     resolution = plan_lock(LockInputs(draft.model_format, draft.contract.is_tabular, code, local))
     lock_text = lockfile_text(resolution, "requirements", hashes=False)
-    made_dest = not dest.exists()
+    made = [p for p in [dest, *dest.parents] if not p.exists()]  # removed again if init fails
     staging: Path | None = None
     committed = False
     try:
@@ -90,9 +90,10 @@ def write_source(dest: Path, draft: Draft) -> InitResult:
             shutil.rmtree(staging, ignore_errors=True)
         if committed and isinstance(exc, KeyboardInterrupt):
             raise SourceError("interrupted once every file was written: the folder is complete", str(dest)) from None
-        if made_dest and not committed:
-            with contextlib.suppress(OSError):
-                dest.rmdir()
+        if not committed:
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
         raise
     return InitResult(
         directory=dest,

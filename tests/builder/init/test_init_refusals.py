@@ -321,3 +321,24 @@ def test_hf_folder_with_only_a_pickle_checkpoint_is_refused(made: Made, run_mpkg
         shutil.copy(made / "hf" / name, folder / name)
     err = _refused(run_mpkg, tmp_path / "pkg", folder)
     assert "no *.safetensors weights" in err and "never loaded" in err
+
+
+def test_a_package_that_cannot_run_leaves_no_folders(made: Made, run_mpkg: Any, tmp_path: Path) -> None:
+    """init proves the folder with the build's own checks; when the model cannot run on the
+    example, every folder init made (nested ones too) is removed again."""
+    contract = json.loads((made / "safetensors" / "contract.json").read_text())
+    contract["outputs"][0]["name"] = "scores"  # predict returns "probabilities"
+    (tmp_path / "contract.json").write_text(json.dumps(contract))
+    proc = run_mpkg(
+        "init",
+        tmp_path / "a" / "b" / "pkg",
+        "--from",
+        made / "safetensors" / "weights.safetensors",
+        "--code",
+        made / "safetensors" / "predict.py",
+        "--contract",
+        tmp_path / "contract.json",
+        expect=1,
+    )
+    assert "example.json: running the example failed" in proc.stderr
+    assert not (tmp_path / "a").exists()
