@@ -38,7 +38,7 @@ MIB = 1 << 20
 TOOLS = {"b3sum": "b3sum", "tar": "tar", "wrk": "wrk", "/usr/bin/time": "time"}  # executable -> Debian package
 TIME = "/usr/bin/time"  # GNU time, for peak RSS
 MLFLOW_VENV = HERE / ".venv-mlflow"
-SECTIONS = ("build", "verify", "load", "diff", "serve", "scale")
+SECTIONS = ("build", "verify", "load", "diff", "init", "serve", "scale")
 
 
 # --- running things ------------------------------------------------------------------------------
@@ -244,6 +244,39 @@ def bench_build(rep: Report, scratch: Scratch, size: int, repeat: int) -> None:
     )
 
 
+def bench_init(rep: Report, scratch: Scratch, size: int, repeat: int) -> None:
+    """`mpkg init` from a safetensors file (copy it, lock, write the card, run the example,
+    commit) against copying the weights alone."""
+    src = scratch.source(size)
+    weights = gen.weight_paths(src)[0]
+    dest = scratch.root / "init"
+    code, contract = src / "src" / "bench_model.py", src / "contract.json"
+
+    def init() -> Run:
+        scratch.remove(dest)
+        drop_dirty()
+        return run([MPKG, "init", str(dest), "--from", str(weights), "--code", str(code), "--contract", str(contract)])
+
+    def cp() -> Run:
+        scratch.remove(dest)
+        dest.mkdir()
+        drop_dirty()
+        return run(["cp", str(weights), str(dest / weights.name)])
+
+    res = alternate({"init": init, "cp": cp}, repeat)
+    scratch.remove(dest)
+    m, c = med(res["init"]), med(res["cp"])
+    rep.add("init", f"mpkg init from a {size / GIB:g} GiB safetensors file, median s", f"{m:.2f} s")
+    rep.add("init", "cp of the same file, median s", f"{c:.2f} s")
+    rep.add("init", "ratio mpkg init / cp", f"{m / c:.2f}")
+    over = m - c
+    rep.add("init", "overhead: mpkg init - cp (start, lock, card, one run)", f"{over:.2f} s", "<= 1.5 s", over <= 1.5)
+    start = cli_start(repeat, "init")
+    rep.add("init", "of mpkg's time: CLI start (`mpkg init --help`)", f"{start:.2f} s")
+    rss = peak(res["init"])
+    rep.add("memory", f"peak RSS of mpkg init, {size / GIB:g} GiB", f"{rss:.0f} MiB", "<= 256 MiB", rss <= 256)
+
+
 def bench_verify(rep: Report, scratch: Scratch, size: int, repeat: int) -> None:
     pkg = scratch.package(size)
     subprocess.run(["cat", str(pkg)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
@@ -446,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verify": lambda: bench_verify(rep, scratch, size, args.repeat),
         "load": lambda: bench_load(rep, scratch, size, args.repeat),
         "diff": lambda: bench_diff(rep, scratch, size, args.repeat),
+        "init": lambda: bench_init(rep, scratch, size, args.repeat),
         "serve": lambda: serve(rep, scratch, args.duration, not args.no_mlflow),
         "scale": lambda: bench_scale(rep, scratch, sizes, max(3, args.repeat // 2)),
     }

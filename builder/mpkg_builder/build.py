@@ -26,6 +26,7 @@ from .config import CONFIG_NAME, SourceConfig
 from .diff.rules import RuleSet
 from .signing import envelope_for, load_private_key
 from .sources.card import render_packaged_card
+from .sources.lineage import is_dvc_file
 from .sources.validate import ValidatedSource, validate_source
 from .writer import ArchiveWriter, Progress
 
@@ -52,6 +53,7 @@ class BuildPlan:
 
     document: Mapping[str, Any]
     files: tuple[PlannedFile, ...]
+    warnings: tuple[str, ...] = ()  # built anyway; --strict-card makes card warnings errors
 
     @property
     def total_bytes(self) -> int:
@@ -67,6 +69,7 @@ class BuildResult:
     size: int
     signed_by: tuple[str, ...] = ()
     manifest: Manifest | None = field(default=None, repr=False, compare=False)
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +79,7 @@ class BuildResult:
             "path": self.path,
             "size": self.size,
             "signed_by": list(self.signed_by),
+            "warnings": list(self.warnings),
         }
 
 
@@ -85,15 +89,16 @@ def build_package(
     key: str | Path | None = None,
     base: str | Path | None = None,
     progress: Callable[[int], Callable[[int], None] | None] | None = None,
+    strict_card: bool = False,
 ) -> BuildResult:
     """Build ``src`` into ``out``. Raises SourceError listing every problem; writes nothing then."""
     private_key = load_private_key(key) if key is not None else None
-    plan_ = plan(Path(src), Path(base) if base is not None else None)
+    plan_ = plan(Path(src), Path(base) if base is not None else None, strict_card)
     advance = progress(plan_.total_bytes) if progress else None
     return write(plan_, Path(out), private_key, advance)
 
 
-def plan(src: Path, base: Path | None = None) -> BuildPlan:
+def plan(src: Path, base: Path | None = None, strict_card: bool = False) -> BuildPlan:
     """Validate the source (every problem at once) and decide what goes where in the package."""
     src = src.absolute()
     if not (src / CONFIG_NAME).is_file():
@@ -101,6 +106,7 @@ def plan(src: Path, base: Path | None = None) -> BuildPlan:
     source = validate_source(src)
     cfg = source.config
     problems = ProblemCollector()
+    warnings = _card_warnings(source, strict_card)
     files: list[PlannedFile] = []
 
     model_doc = _plan_model(source, files)
@@ -156,7 +162,18 @@ def plan(src: Path, base: Path | None = None) -> BuildPlan:
     files.append(PlannedFile(card_path, "card", data=render_packaged_card(author_text, facts).encode("utf-8")))
     files.sort(key=lambda f: f.path.encode("utf-8"))
     _check_unique(files)
-    return BuildPlan(document, tuple(files))
+    return BuildPlan(document, tuple(files), warnings)
+
+
+def _card_warnings(source: ValidatedSource, strict: bool) -> tuple[str, ...]:
+    """Sections that still say "Not stated:": warnings, or with --strict-card errors."""
+    card = source.config.card
+    problems = [
+        Problem(card, f"section {s!r} says 'Not stated': a person has to write it") for s in source.card.unstated
+    ]
+    if strict and problems:
+        raise SourceError(problems)
+    return tuple(str(p) for p in problems)
 
 
 def _plan_model(source: ValidatedSource, files: list[PlannedFile]) -> dict[str, Any]:
@@ -222,7 +239,8 @@ def _plan_lineage(source: ValidatedSource, files: list[PlannedFile]) -> dict[str
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "platform": f"{sys.platform}-{platform.machine()}",
     }
-    for rel in (r for r in (cfg.lineage.metrics, cfg.lineage.params, *cfg.lineage.data) if r):
+    dvc = [d for d in cfg.lineage.data if is_dvc_file(d)]  # plain data files are hashed, not packed
+    for rel in (r for r in (cfg.lineage.metrics, cfg.lineage.params, cfg.lineage.origin, *dvc) if r):
         files.append(PlannedFile(f"lineage/{rel}", "lineage", source=cfg.path(rel)))
     return lineage
 
@@ -263,6 +281,7 @@ def _check_unique(files: list[PlannedFile]) -> None:
 
 def write(plan: BuildPlan, out: Path, private_key: Any = None, advance: Progress | None = None) -> BuildResult:
     """Stream the plan into ``out`` atomically; sign it in the same pass if a key is given."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out) as f:
         writer = ArchiveWriter(f, advance)
         entries = []
@@ -282,7 +301,8 @@ def write(plan: BuildPlan, out: Path, private_key: Any = None, advance: Progress
             signed_by = tuple(s.keyid for s in envelope.signatures)
         writer.finish(manifest.to_bytes(), signatures)
         size = writer.offset
-    return BuildResult(manifest.name, manifest.version, str(manifest.digest), str(out), size, signed_by, manifest)
+    digest = str(manifest.digest)
+    return BuildResult(manifest.name, manifest.version, digest, str(out), size, signed_by, manifest, plan.warnings)
 
 
 __all__ = ["BuildPlan", "BuildResult", "build_package", "plan", "write"]

@@ -8,6 +8,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from mpkg.atomic import sigterm_interrupts
 from mpkg.cli import emit_json, info
 from mpkg.progress import progress_bar
 
@@ -15,6 +16,8 @@ from .signing import ALGORITHMS, keygen, sign
 
 # Each module adds its own commands; listed here so `mpkg --help` shows them in this order.
 _COMMAND_MODULES = (
+    "mpkg_builder.init.cli",
+    "mpkg_builder.lock.cli",
     "mpkg_builder.diff.cli",
     "mpkg_builder.containerize",
     "mpkg_builder.deploy.cli",
@@ -28,6 +31,9 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.mpkg")
     p.add_argument("--key", metavar="NAME.key", help="sign the package while building it")
     p.add_argument("--base", metavar="PREV.mpkg", help="infer the version from the previous package")
+    p.add_argument(
+        "--strict-card", action="store_true", help="refuse card sections that still say 'Not stated' (for CI)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_build)
 
@@ -58,11 +64,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .build import build_package  # onnx and friends load only when building
 
     with contextlib.ExitStack() as stack:
+        stack.enter_context(sigterm_interrupts())
 
         def bar(total: int) -> Any:
             return stack.enter_context(progress_bar("building", total, not args.json))
 
-        result = build_package(args.source, args.output, key=args.key, base=args.base, progress=bar)
+        result = build_package(
+            args.source, args.output, key=args.key, base=args.base, progress=bar, strict_card=args.strict_card
+        )
+    for warning in result.warnings:
+        info(f"mpkg: warning: {warning}")
     if args.json:
         emit_json(result.to_json())
     else:

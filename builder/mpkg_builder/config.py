@@ -48,10 +48,20 @@ class CodeSection:
 
 
 @dataclass(frozen=True)
+class DataRef:
+    """A dataset that lives elsewhere, named by URI and pinned by digest."""
+
+    uri: str
+    digest: str  # "sha256:<hex>", "sha512:<hex>" or "md5:<hex>"
+
+
+@dataclass(frozen=True)
 class LineageSection:
     metrics: str | None = None
     params: str | None = None
-    data: tuple[str, ...] = ()
+    data: tuple[str, ...] = ()  # DVC files (.dvc, dvc.lock) or plain data files in the source
+    refs: tuple[DataRef, ...] = ()  # data = [{uri = "s3://...", digest = "sha256:..."}]
+    origin: str | None = None  # JSON object: where the weights came from (written by `mpkg init`)
 
 
 @dataclass(frozen=True)
@@ -91,7 +101,7 @@ _TABLES: dict[str, tuple[set[str], set[str]]] = {
     "environment": ({"lockfile"}, set()),
     "contract": ({"file"}, set()),
     "card": ({"file"}, set()),
-    "lineage": (set(), {"metrics", "params", "data"}),
+    "lineage": (set(), {"metrics", "params", "data", "origin"}),
     "example": ({"file"}, {"rtol", "atol"}),
     "diff": (set(), {"rules"}),  # rule overrides for `mpkg diff` / `build --base` (spec/semver.md)
 }
@@ -260,7 +270,14 @@ def load_config(src: Path) -> SourceConfig:
     card = readers.get("card", empty).str_("file")
 
     lin = readers.get("lineage", empty)
-    lineage = LineageSection(metrics=lin.str_("metrics"), params=lin.str_("params"), data=lin.str_list("data") or ())
+    data_paths, data_refs = _data_items(lin, problems)
+    lineage = LineageSection(
+        metrics=lin.str_("metrics"),
+        params=lin.str_("params"),
+        data=data_paths,
+        refs=data_refs,
+        origin=lin.str_("origin"),
+    )
 
     example: ExampleSection | None = None
     if "example" in readers:
@@ -285,6 +302,7 @@ def load_config(src: Path) -> SourceConfig:
         (f"{CONFIG_NAME}: [card].file", card),
         (f"{CONFIG_NAME}: [lineage].metrics", lineage.metrics),
         (f"{CONFIG_NAME}: [lineage].params", lineage.params),
+        (f"{CONFIG_NAME}: [lineage].origin", lineage.origin),
         (f"{CONFIG_NAME}: [example].file", example.file if example else None),
     ):
         if value is not None:
@@ -315,6 +333,35 @@ def load_config(src: Path) -> SourceConfig:
         example=example,
         diff_rules=diff_rules,
     )
+
+
+def _data_items(lin: _Reader, problems: ProblemCollector) -> tuple[tuple[str, ...], tuple[DataRef, ...]]:
+    """``[lineage].data``: paths in the source, or ``{uri, digest}`` tables for data elsewhere."""
+    from .sources.lineage import data_ref_problem
+
+    raw = lin.raw.get("data")
+    if raw is None:
+        return (), ()
+    if not isinstance(raw, list):
+        problems.add(lin.key("data"), f"must be a list of paths or {{uri, digest}} tables, not {_tname(raw)}")
+        return (), ()
+    paths: list[str] = []
+    refs: list[DataRef] = []
+    for i, item in enumerate(raw):
+        where = f"{lin.key('data')}[{i}]"
+        if isinstance(item, str):
+            if item in paths:
+                problems.add(where, f"lists {item!r} more than once; name each file once")
+            paths.append(item)
+        elif isinstance(item, dict):
+            why = data_ref_problem(item)
+            if why:
+                problems.add(where, why)
+            else:
+                refs.append(DataRef(uri=item["uri"], digest=item["digest"]))
+        else:
+            problems.add(where, f"must be a path or a {{uri, digest}} table, not {_tname(item)}")
+    return tuple(paths), tuple(refs)
 
 
 def _check_code_root(src: Path, code: CodeSection, problems: ProblemCollector) -> None:

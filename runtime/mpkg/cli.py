@@ -81,6 +81,8 @@ def build_parser(with_builder: bool = True) -> argparse.ArgumentParser:
 _missing_builder: list[str] = []
 _BUILDER_COMMANDS = {
     "build",
+    "init",
+    "lock",
     "sign",
     "keygen",
     "diff",

@@ -10,7 +10,7 @@ from .cli import add_key_options, emit_json, exit_code, info, trusted_keys
 from .errors import EXIT_FAILED, MpkgError, UsageError, printable
 from .manifest import Manifest
 from .progress import progress_bar
-from .signatures import Envelope
+from .signatures import Envelope, SignatureCheck
 from .verify import Policy, VerificationResult, verified
 
 
@@ -67,13 +67,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
         emit_json(doc)
     else:
         for sig in result.signatures:
-            info(f"signature {sig.keyid[:16]}: {'valid' if sig.valid else 'NOT valid'} ({sig.reason})")
+            info(f"signature {sig.keyid[:16]}: {_signature_state(sig, policy)}")
         for line in errors:
             info(f"mpkg: {line}")
         if not errors:
             assert result.manifest is not None
             info(f"ok: {result.manifest.name} {result.manifest.version} {result.digest}")
     return exit_code(not errors)
+
+
+def _signature_state(sig: SignatureCheck, policy: Policy) -> str:
+    """A signature no trusted key covers was not checked: it is neither valid nor invalid."""
+    if sig.valid:
+        return f"valid ({sig.reason})"
+    if not sig.trusted:
+        return "not checked: " + ("no trusted key given" if not policy.keys else "signed by a key not trusted here")
+    return f"NOT valid ({sig.reason})"
 
 
 def _smoke_test(pkg: PackageFile, result: VerificationResult, where: str) -> list[str]:
@@ -183,14 +192,27 @@ def _describe_text(doc: dict[str, Any]) -> str:
             extra = f" [{', '.join(flags)}]" if flags else ""
             out(f"  {side[:-1]:<6} {field['name']}: {field['dtype']}{field['shape']}{extra}")
     meta = doc["card"].get("metadata") or {}
-    if meta:
-        out("card: " + ", ".join(f"{k}={meta[k]}" for k in sorted(meta) if isinstance(meta[k], (str, int, float))))
+    scalars = [f"{k}={meta[k]}" for k in sorted(meta) if isinstance(meta[k], (str, int, float))]
+    if scalars:
+        out("card: " + ", ".join(scalars))
     metrics = doc["lineage"].get("metrics") or {}
     if metrics:
         out("metrics: " + ", ".join(f"{k}={v}" for k, v in sorted(metrics.items())))
+    params = doc["lineage"].get("params") or {}
+    if isinstance(params, dict) and params:
+        out("params: " + ", ".join(f"{k}={v}" for k, v in _flat(params)))
+    for item in doc["lineage"].get("data") or []:
+        if isinstance(item, dict):
+            digest = item.get("md5") or item.get("hash") or item.get("digest")
+            size = f" ({item['size']} bytes)" if isinstance(item.get("size"), int) else ""
+            out(f"data: {item.get('path') or item.get('uri')} {digest}{size}")
     git = doc["lineage"].get("git")
     if git:
-        out(f"git: {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
+        subdir = f" in {git['subdir']}/" if git.get("subdir") else ""
+        out(f"git: {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}{subdir}")
+    origin = doc["lineage"].get("origin")
+    if isinstance(origin, dict) and origin:
+        out("origin: " + ", ".join(f"{k}={v}" for k, v in sorted(origin.items()) if isinstance(v, (str, int, float))))
     env = doc["environment"]
     out(
         f"environment: {env.get('kind')} {len(env.get('packages', []))} packages"
@@ -202,6 +224,15 @@ def _describe_text(doc: dict[str, Any]) -> str:
     else:
         out("signatures: none")
     return "\n".join(printable(line) for line in lines)
+
+
+def _flat(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested parameters as (dotted name, value), in order."""
+    out: list[tuple[str, Any]] = []
+    for key, value in sorted(doc.items()):
+        name = f"{prefix}{key}"
+        out.extend(_flat(value, f"{name}.") if isinstance(value, dict) else [(name, value)])
+    return out
 
 
 def cmd_unpack(args: argparse.Namespace) -> int:

@@ -316,12 +316,17 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
     lineage = doc.get("lineage", {})
     if not isinstance(lineage, Mapping):
         bad("lineage", "must be an object")
-    elif "metrics" in lineage:
-        metrics = lineage["metrics"]
+    else:
+        metrics = lineage.get("metrics", {})
         if not isinstance(metrics, Mapping) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()
         ):
             bad("lineage.metrics", "must be an object of metric names to numbers")
+        datasets = lineage.get("data", [])
+        if not isinstance(datasets, list) or not all(isinstance(d, Mapping) for d in datasets):
+            bad("lineage.data", "must be a list of objects")
+        if not isinstance(lineage.get("origin", {}), Mapping):
+            bad("lineage.origin", "must be an object")
     base = doc.get("base")
     if base is not None and (
         not isinstance(base, Mapping) or set(base) != {"digest", "version"} or Digest.parse(base.get("digest")) is None

@@ -111,12 +111,12 @@ def test_version(run_mpkg) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     "argv",
     [
-        ["build", "{src}", "-o", "{tmp}/no/such/dir/out.mpkg"],
+        ["build", "{src}", "-o", "{tmp}/afile/out.mpkg"],  # a missing folder is created; a file is in the way
         ["build", "{src}", "-o", "{tmp}"],
         ["keygen", "{tmp}/no/such/dir/k"],
         ["unpack", "{pkg}", "{tmp}/afile/out", "--allow-unsigned"],
     ],
-    ids=["build-into-missing-folder", "build-onto-a-directory", "keygen-into-missing-folder", "unpack-under-a-file"],
+    ids=["build-under-a-file", "build-onto-a-directory", "keygen-into-missing-folder", "unpack-under-a-file"],
 )
 def test_file_system_refusals_are_one_line(  # type: ignore[no-untyped-def]
     built, run_mpkg, tmp_path: Path, argv: list[str]

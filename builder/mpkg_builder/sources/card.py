@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ REQUIRED_SECTIONS: dict[str, re.Pattern[str]] = {
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_NOT_STATED = re.compile(r"^ {0,3}(?:[>*_-]\s*)*[*_]*not stated:", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Card:
     metadata: Mapping[str, Any]  # YAML front matter, JSON-able ({} when absent)
     body: str  # the Markdown after the front matter
     sections: tuple[str, ...]  # heading texts in order
+    unstated: tuple[str, ...] = ()  # headings of sections that still say "Not stated:"
 
 
 def parse_card(path: Path, where: str | None = None) -> Card:
@@ -56,14 +58,10 @@ def parse_card(path: Path, where: str | None = None) -> Card:
 def parse_card_text(text: str, where: str = "MODEL_CARD.md") -> Card:
     problems = ProblemCollector()
     metadata: dict[str, Any] = {}
-    body = text
-    lines = text.splitlines(keepends=True)
-    if lines and lines[0].rstrip("\r\n") == "---":
-        end = next((i for i in range(1, len(lines)) if lines[i].rstrip("\r\n") in ("---", "...")), None)
-        if end is None:
-            raise SourceError("front matter opened with '---' is never closed; end it with a '---' line", where)
+    front, body = split_front_matter(text, where)
+    if front is not None:
         try:
-            raw = yaml.safe_load("".join(lines[1:end]))
+            raw = yaml.safe_load(front)
         except yaml.YAMLError as exc:
             raise SourceError(
                 f"front matter is not valid YAML: {str(exc).splitlines()[0]}",
@@ -78,19 +76,29 @@ def parse_card_text(text: str, where: str = "MODEL_CARD.md") -> Card:
             )
         else:
             metadata = _jsonable(raw, f"{where}: front matter", problems)
-        body = "".join(lines[end + 1 :])
     if _MARKER in text:
         problems.add(
             where,
             f"contains the reserved marker {_MARKER!r}; remove it (mpkg writes that part itself)",
         )
     sections = headings(body)
-    normal = [_normalise(s) for s in sections]
+    normal = [normalise_heading(s) for s in sections]
     for name, pattern in REQUIRED_SECTIONS.items():
         if not any(pattern.match(n) for n in normal):
             problems.add(where, f"missing section '{name}'; add a '## {name}' heading with its text")
     problems.raise_if_any(SourceError)
-    return Card(metadata=metadata, body=body, sections=tuple(sections))
+    return Card(metadata=metadata, body=body, sections=tuple(sections), unstated=unstated_sections(body))
+
+
+def split_front_matter(text: str, where: str = "MODEL_CARD.md") -> tuple[str | None, str]:
+    """(YAML front matter text or None, Markdown body)."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].rstrip("\r\n") != "---":
+        return None, text
+    end = next((i for i in range(1, len(lines)) if lines[i].rstrip("\r\n") in ("---", "...")), None)
+    if end is None:
+        raise SourceError("front matter opened with '---' is never closed; end it with a '---' line", where)
+    return "".join(lines[1:end]), "".join(lines[end + 1 :])
 
 
 def _jsonable(value: Any, where: str, problems: ProblemCollector) -> Any:
@@ -119,9 +127,9 @@ def _jsonable(value: Any, where: str, problems: ProblemCollector) -> Any:
     return None
 
 
-def headings(markdown: str) -> list[str]:
-    """ATX and setext heading texts outside fenced code blocks, in order."""
-    out: list[str] = []
+def _scan(markdown: str) -> Iterator[tuple[bool, str]]:
+    """(is_heading, text) for every line outside fenced code blocks; a setext heading's
+    underline is folded into its heading."""
     fence: str | None = None
     prev: str | None = None
     for line in markdown.splitlines():
@@ -129,26 +137,47 @@ def headings(markdown: str) -> list[str]:
         if fence is not None:
             if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
                 fence = None
+            continue
+        if prev is not None and _SETEXT.match(line):
+            yield True, prev.strip()
             prev = None
             continue
+        if prev is not None:
+            yield False, prev
+            prev = None
         if m:
             fence = m.group(1)
-            prev = None
             continue
         a = _ATX.match(line)
         if a:
-            out.append((a.group(2) or "").strip())
-            prev = None
-            continue
-        if prev and _SETEXT.match(line):
-            out.append(prev.strip())
-            prev = None
-            continue
-        prev = line if line.strip() and not line.startswith(("    ", "\t")) else None
-    return out
+            yield True, (a.group(2) or "").strip()
+        elif line.strip() and not line.startswith(("    ", "\t")):
+            prev = line
+        else:
+            yield False, line
+    if prev is not None:
+        yield False, prev
 
 
-def _normalise(heading: str) -> str:
+def headings(markdown: str) -> list[str]:
+    """ATX and setext heading texts outside fenced code blocks, in order."""
+    return [text for is_heading, text in _scan(markdown) if is_heading]
+
+
+def unstated_sections(markdown: str) -> tuple[str, ...]:
+    """Headings of the sections that still say "Not stated: ..." (what `mpkg init` could not
+    know), in order: `build` warns about them and `build --strict-card` refuses them."""
+    found: list[str] = []
+    current: str | None = None
+    for is_heading, text in _scan(markdown):
+        if is_heading:
+            current = text
+        elif current is not None and current not in found and _NOT_STATED.match(text):
+            found.append(current)
+    return tuple(found)
+
+
+def normalise_heading(heading: str) -> str:
     text = re.sub(r"[*_`]", "", heading).lower()
     text = re.sub(r"\s+", " ", text).strip()
     return text.rstrip(":").strip()
@@ -223,9 +252,13 @@ def _lineage_lines(lineage: Mapping[str, Any]) -> list[str]:
         dirty = " (uncommitted changes)" if git.get("dirty") else ""
         out.append(f"- **Git commit:** `{git.get('commit')}`{dirty}")
     for d in lineage.get("data", []):
-        digest = d.get("md5") or d.get("hash") or "?"
+        digest = f"md5 `{d['md5']}`" if "md5" in d else f"`{d.get('hash') or d.get('digest') or '?'}`"
         size = f", {d['size']} bytes" if "size" in d else ""
-        out.append(f"- **Data:** `{_cell(str(d.get('path')))}` md5 `{digest}`{size}")
+        out.append(f"- **Data:** `{_cell(str(d.get('path') or d.get('uri')))}` {_cell(digest)}{size}")
+    origin = lineage.get("origin") or {}
+    scalars = [f"{k}={v}" for k, v in sorted(origin.items()) if isinstance(v, (str, int, float, bool))]
+    if scalars:
+        out.append(f"- **Origin:** {_cell(', '.join(scalars))}")
     builder = lineage.get("builder")
     if builder:
         out.append(

@@ -7,6 +7,7 @@ Git is optional: no git, or a source outside a work tree, simply records nothing
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from ..config import SourceConfig
 
 _MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+_URI = re.compile(r"^[a-z][a-z0-9+.-]*://[\x21-\x7e]+$")
+_URI_MAX = 2048
+_DATA_DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|md5:[0-9a-f]{32})$")
+_ORIGIN_MAX = 1024 * 1024
+_CHUNK = 8 * 1024 * 1024
 _GIT_TIMEOUT = 30
 
 
@@ -37,11 +43,17 @@ def collect_lineage(src: Path, cfg: SourceConfig) -> dict[str, Any]:
     data: list[dict[str, Any]] = []
     for rel in cfg.lineage.data:
         try:
-            data.extend(parse_dvc_file(src / rel, rel))
+            data.extend(parse_dvc_file(src / rel, rel) if is_dvc_file(rel) else [data_file(src / rel, rel)])
         except SourceError as exc:
             problems.extend(exc.problems)
+    data.extend({"uri": ref.uri, "digest": ref.digest} for ref in cfg.lineage.refs)
     if data:
         out["data"] = data
+    if cfg.lineage.origin is not None:
+        try:
+            out["origin"] = parse_origin(src / cfg.lineage.origin, cfg.lineage.origin)
+        except SourceError as exc:
+            problems.extend(exc.problems)
     if cfg.lineage.params is not None:
         try:
             out["params"] = parse_params(src / cfg.lineage.params, cfg.lineage.params)
@@ -54,6 +66,53 @@ def collect_lineage(src: Path, cfg: SourceConfig) -> dict[str, Any]:
             problems.extend(exc.problems)
     problems.raise_if_any(SourceError)
     return out
+
+
+def is_dvc_file(rel: str) -> bool:
+    """DVC pointer files and dvc.lock carry dataset digests; any other data file is hashed."""
+    name = PurePosixPath(rel).name
+    return name.endswith(".dvc") or name == "dvc.lock"
+
+
+def data_file(path: Path, rel: str) -> dict[str, Any]:
+    """A plain data file named in [lineage].data: its sha256 and size (it is not packed)."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise SourceError(f"cannot be read ({exc.strerror})", rel) from None
+    return {"path": rel, "digest": f"sha256:{digest.hexdigest()}", "size": size}
+
+
+def data_ref_problem(item: dict[str, Any]) -> str | None:
+    """Why ``{uri, digest}`` does not name data elsewhere safely, or None."""
+    if set(item) != {"uri", "digest"}:
+        return f"a data reference has exactly the keys uri and digest, not {sorted(item)}"
+    uri, digest = item["uri"], item["digest"]
+    if not isinstance(uri, str) or len(uri) > _URI_MAX or not _URI.match(uri):
+        return f"uri {uri!r} must be scheme://location, printable, without spaces, at most {_URI_MAX} characters"
+    if "@" in uri.split("://", 1)[1].split("/", 1)[0]:
+        return f"uri {uri!r} carries credentials (user@ or user:password@); remove them, they would be published"
+    if not isinstance(digest, str) or not _DATA_DIGEST.match(digest):
+        return f"digest {digest!r} must be sha256:<64 hex>, sha512:<128 hex> or md5:<32 hex>, lowercase"
+    return None
+
+
+def parse_origin(path: Path, rel: str) -> dict[str, Any]:
+    """origin.json: a JSON object saying where the weights came from, recorded verbatim."""
+    try:
+        if path.stat().st_size > _ORIGIN_MAX:
+            raise SourceError(f"is larger than {_ORIGIN_MAX} bytes; it is recorded in the manifest", rel)
+    except OSError as exc:
+        raise SourceError(f"cannot be read ({exc.strerror})", rel) from None
+    doc = load_json_strict(path, rel)
+    if not isinstance(doc, dict):
+        raise SourceError("must be a JSON object", rel)
+    return doc
 
 
 def git_state(src: Path) -> dict[str, Any] | None:

@@ -254,7 +254,13 @@ def _dim(d: onnx.TensorShapeProto.Dimension) -> Dim:
 def _field(vi: onnx.ValueInfoProto, where: str, problems: ProblemCollector) -> Field | None:
     kind = vi.type.WhichOneof("value")
     if kind != "tensor_type":
-        problems.add(where, f"{vi.name!r} is of ONNX type {kind!r}; contracts describe tensors only")
+        fix = ""
+        if kind == "sequence_type" and vi.type.sequence_type.elem_type.WhichOneof("value") == "map_type":
+            fix = (
+                ": this is skl2onnx's ZipMap (a list of dicts); convert with "
+                'options={id(model): {"zipmap": False}} to get a probabilities tensor'
+            )
+        problems.add(where, f"{vi.name!r} is of ONNX type {kind!r}; contracts describe tensors only{fix}")
         return None
     tt = vi.type.tensor_type
     dtype = ONNX_DTYPES.get(tt.elem_type)
