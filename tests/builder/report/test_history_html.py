@@ -11,8 +11,8 @@ import pytest
 from mpkg.cli import main
 from mpkg_builder.build import build_package
 from mpkg_builder.registry import lifecycle
-from mpkg_builder.registry.backend import EMPTY_DATA, artifact_manifest
 from mpkg_builder.registry.artifact import ANNOTATION_METRICS, PACKAGE_ARTIFACT_TYPE
+from mpkg_builder.registry.backend import EMPTY_DATA, artifact_manifest
 from mpkg_builder.registry.local import LocalBackend
 from mpkg_builder.registry.refs import parse_ref
 from mpkg_builder.report.history import collect_versions, history_page, metrics_annotation, stage_spans
