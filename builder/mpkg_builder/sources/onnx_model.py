@@ -291,8 +291,9 @@ def derive_contract(model: ModelProto, where: str = "model") -> Contract:
         if vi.name in zipmapped:
             problems.add(
                 f"{where}: graph output",
-                f"{vi.name!r} is a ZipMap (a list of {{label: probability}} maps), which contracts cannot describe; "
-                "convert without it (skl2onnx: options={'zipmap': False}; onnxmltools: zipmap=False)",
+                f"{vi.name!r} is a ZipMap output (skl2onnx's ZipMap: a list of {{label: probability}} maps), which "
+                'contracts cannot describe; convert without it: skl2onnx options={id(model): {"zipmap": False}}, '
+                "onnxmltools zipmap=False",
             )
     outputs = [_field(vi, f"{where}: graph output", problems) for vi in model.graph.output if vi.name not in zipmapped]
     if not outputs:

@@ -138,7 +138,7 @@ def test_zipmap_model_is_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as err:
         build_package(src, tmp_path / "out.mpkg")
     reasons = " ".join(p.reason for p in err.value.problems)
-    assert "'output_probability' is a ZipMap" in reasons and "'zipmap': False" in reasons
+    assert "'output_probability' is a ZipMap" in reasons and '"zipmap": False' in reasons
 
 
 def _split(data: bytes) -> dict[str, object]:
