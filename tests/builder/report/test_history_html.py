@@ -121,6 +121,20 @@ def test_forged_history_writes_no_html_report(
     assert "[none]" in listed.out and "history event 7 (" in listed.err
 
 
+def test_repointed_stage_tag_is_reported_first_on_the_page(store: LocalBackend, built: Built, tmp_path: Path) -> None:
+    """Attack: production re-pointed outside mpkg (rollback by tag). The history itself is
+    accepted, so the page is written, with the tag problem first, and the command fails."""
+    newer = store.get_manifest("team/iris-mlp", "1.1.0")
+    assert newer is not None
+    store.put_manifest("team/iris-mlp", "production", newer.data)
+    out = tmp_path / "h.html"
+    assert main(["history", "team/iris-mlp", "--key", str(built.pub), "--html", str(out)]) == 1
+    html = out.read_text()
+    problems = html.index("The history has problems")
+    assert problems < html.index('id="versions"')
+    assert "team/iris-mlp:production names 1.1.0" in html and "re-pointed outside mpkg" in html
+
+
 def test_versions_page_without_events_for_ls(store: LocalBackend) -> None:
     report = lifecycle.history(store, parse_ref("team/iris-mlp"))
     html = history_page("team/iris-mlp", collect_versions(store, report), holders=report.holders)
