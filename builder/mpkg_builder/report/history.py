@@ -232,4 +232,4 @@ def write_history_report(out: str | os.PathLike[str], backend: Backend, name: st
     page.write(out, html)
 
 
-__all__ = ["EventView", "VersionView", "collect_versions", "history_page", "write_history_report"]
+__all__ = ["EventView", "Signed", "VersionView", "collect_versions", "history_page", "write_history_report"]

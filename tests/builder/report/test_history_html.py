@@ -14,10 +14,11 @@ from mpkg_builder.build import build_package
 from mpkg_builder.registry import lifecycle
 from mpkg_builder.registry.artifact import ANNOTATION_METRICS, PACKAGE_ARTIFACT_TYPE
 from mpkg_builder.registry.backend import EMPTY_DATA, artifact_manifest
+from mpkg_builder.registry.history import Event, RecordedEvent, now_text
 from mpkg_builder.registry.local import LocalBackend
 from mpkg_builder.registry.refs import parse_ref
 from mpkg_builder.registry.trust import HistoryPolicy, load_history
-from mpkg_builder.report.history import collect_versions, history_page, metrics_annotation, stage_spans
+from mpkg_builder.report.history import Signed, collect_versions, history_page, metrics_annotation, stage_spans
 from mpkg_builder.signing import load_private_key
 
 from tests.conftest import Built
@@ -139,6 +140,21 @@ def test_versions_page_without_events_for_ls(store: LocalBackend) -> None:
     report = lifecycle.history(store, parse_ref("team/iris-mlp"))
     html = history_page("team/iris-mlp", collect_versions(store, report), holders=report.holders)
     assert "mpkg versions report" in html and 'id="events"' not in html and 'id="versions"' in html
+
+
+def test_signer_words_follow_the_reader_and_the_keys_given() -> None:
+    """The key shown is the envelope's; an unsigned event's claim to a key is not a signer."""
+    event = Event("team/iris-mlp", 0, (), "push", now_text(), "eve", "f" * 64)
+    digest = "sha256:" + "0" * 64
+    unsigned = RecordedEvent(digest, event, "none", None, "it is not signed")
+    assert Signed.of(unsigned, authenticated=False) == Signed("eve", None, "unsigned", "it is not signed")
+    other = RecordedEvent(digest, event, "untrusted", "a" * 64, "it is signed by key aaaa, which is not trusted here")
+    assert Signed.of(other, authenticated=False).status == "not checked"
+    assert Signed.of(other, authenticated=True) == Signed("eve", "a" * 64, "untrusted", other.reason)
+    good = RecordedEvent(digest, event, "verified", "b" * 64)
+    assert Signed.of(good, authenticated=True) == Signed("eve", "b" * 64, "verified", "")
+    bad = RecordedEvent(digest, event, "invalid", "b" * 64, "bad signature: the event was altered")
+    assert Signed.of(bad, authenticated=False).status == "invalid"
 
 
 def test_metrics_annotation_keeps_finite_numbers_only(tmp_path: Path) -> None:
