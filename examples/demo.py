@@ -114,13 +114,13 @@ def reports() -> None:
     src = second_iris_source()
     run("build", str(src), "-o", "iris-mlp-next.mpkg", "--base", "iris-mlp.mpkg", "--key", "demo.key")
     run("diff", "iris-mlp.mpkg", "iris-mlp-next.mpkg", "--html", "reports/diff-iris-mlp.html")
-    home = {"MPKG_HOME": str(OUT / "store")}
+    home = {"MPKG_HOME": str(OUT / "store"), "MPKG_KEYS": "demo.pub"}  # the history is checked on every command
     for package in ("iris-mlp.mpkg", "iris-mlp-next.mpkg"):
         run("push", package, "iris-mlp", "--key", "demo.key", env=home)
     run("promote", "iris-mlp:1.0.0", "--to", "staging", "--key", "demo.key", env=home)
     run("promote", "iris-mlp:1.0.0", "--to", "production", "--key", "demo.key", env=home)
     run("promote", "iris-mlp:1.0.1", "--to", "staging", "--key", "demo.key", env=home)
-    run("history", "iris-mlp", "--key", "demo.pub", "--html", "reports/history-iris-mlp.html", env=home)
+    run("history", "iris-mlp", "--html", "reports/history-iris-mlp.html", env=home)
 
 
 if __name__ == "__main__":

@@ -109,10 +109,10 @@ def test_hostile_registry_answers_render_as_text_in_history(
 ) -> None:
     """A registry writer can put anything in an event (user, notes, versions) and a package's
     metric names reach the trend charts: all of it is text in the page and in its SVG."""
-    hostile = report_packages.hostile["script"]
-    name = f"{oci_registry.host}/team/evil"
+    hostile = report_packages.hostile["script"]  # iris-mlp with a <script> everywhere it has text
+    name = f"{oci_registry.host}/team/iris-mlp"
     assert main(["push", str(hostile), name, "--insecure"]) == 0
-    repo = "team/evil"
+    repo = "team/iris-mlp"
     backend = OciBackend(oci_registry.host, insecure=True)
     try:
         events, _ = read_events(backend, repo)
@@ -138,3 +138,4 @@ def test_hostile_registry_answers_render_as_text_in_history(
     assert any(VISIBLE["script"] in (c.text_content() or "") for c in charts.all())  # a metric named <script>
     assert "\\u202e" in text and BIDI not in text
     assert VISIBLE["img-onerror"] in opened.text("#events")  # the forged user
+    assert "Unauthenticated: no trusted keys were given" in opened.text("header")  # so the forgery is believed

@@ -152,8 +152,10 @@ def test_history_report_of_two_versions_in_the_real_registry(
     try:
         for package in (built.signed["iris-mlp"], report_packages.iris_v2):
             lifecycle.push(backend, parse_ref(name), package, key=built.key)
-        for version, stage in (("1.0.0", "staging"), ("1.0.0", "production"), ("2.0.0", "staging")):
+        for version, stage in (("1.0.0", "staging"), ("1.0.0", "production")):
             lifecycle.promote(backend, parse_ref(f"{name}:{version}"), stage, key=built.key)
+        # 2.0.0 widens an output enum: a MAJOR change, promoted with the override on record
+        lifecycle.promote(backend, parse_ref(f"{name}:2.0.0"), "staging", allow_major=True, key=built.key)
     finally:
         backend.close()
     out = tmp_path / "history.html"
@@ -165,8 +167,9 @@ def test_history_report_of_two_versions_in_the_real_registry(
     assert rows.count() == 2
     v1, v2 = rows.nth(0).inner_text(), rows.nth(1).inner_text()
     assert v1.startswith("1.0.0") and "promote → staging" in v1 and "promote → production" in v1
-    assert v2.startswith("2.0.0") and "replacing 1.0.0" in v2
+    assert v2.startswith("2.0.0") and "replacing 1.0.0" in v2 and "--allow-major" in v2.lower()
     assert "verified" in v1 and "key " in v1
+    assert "Authenticated: every event carries a valid signature" in opened.text("header")
     timeline = opened.page.locator("#versions svg.chart")
     drawn = timeline.text_content() or ""
     assert "holds production" in drawn and "holds staging" in drawn and "time (UTC)" in drawn

@@ -544,7 +544,7 @@ def test_build_refuses_a_package_that_does_not_verify_in_the_image(
     )
     copied = ctx.path / "package" / ctx.package.filename
     copied.write_bytes(flip_weight_byte(copied.read_bytes()))
-    tag = "localhost/mpkg-test/iris-mlp:tampered"
+    tag = container_engine.test_tag("iris-mlp-tampered")
     with pytest.raises(MpkgError) as err:
         cz.build_image(engine_client, ctx.path, tag)
     line = one_line(err.value)
@@ -562,7 +562,7 @@ def test_image_builds_verifies_and_serves_inference(
 ) -> None:
     pkg = make_package()
     info = read_info(pkg)
-    tag = "localhost/mpkg-test/iris-mlp:e2e"
+    tag = container_engine.test_tag("iris-mlp")
     log: list[str] = []
     result = cz.containerize(
         pkg,

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,8 @@ CACHE = Path(os.environ.get("MPKG_CI_CACHE", "/var/cache/mpkg-ci"))
 STATUS_FILE = CACHE / "status"
 CONTAINERS_CONF = Path("/etc/mpkg-ci/containers.conf")
 BASE_IMAGE = "localhost/mpkg-base:bookworm"
-# Every image a test builds is tagged under this name, so teardown removes exactly those.
+# Every image a test builds is tagged under this name and a token of its session
+# (Engine.test_tag), so teardown removes exactly that session's images.
 TEST_IMAGES = "localhost/mpkg-test"
 SETUP_HINT = "run `sudo bash .ci/container-setup.sh`"
 # Waiting for the service to answer is set-up, not an assertion: generous on a loaded machine.
@@ -43,6 +45,13 @@ class Engine:
     url: str
     base_image: str
     podman_env: Mapping[str, str] | None = field(default=None, hash=False)
+    images: str = TEST_IMAGES  # the repository prefix this session's test images are tagged under
+
+    def test_tag(self, name: str) -> str:
+        """A fresh tag for an image a test builds, under this session's own prefix: xdist workers
+        and other checkouts share podman's storage, and removing an image (``rmi --force``)
+        removes the containers running it, so no session may touch another's images."""
+        return f"{self.images}/{name}:{uuid.uuid4().hex[:8]}"
 
     def client(self) -> Any:
         import docker
@@ -58,6 +67,18 @@ class Engine:
             capture_output=True,
             text=True,
             check=False,
+        )
+
+    def podman_started(self, *args: str) -> subprocess.Popen[str]:
+        """Start the podman CLI without waiting for it (``communicate()`` it, with a timeout)."""
+        assert self.podman_env is not None, "not a podman engine"
+        return subprocess.Popen(
+            ["podman", *args],
+            env=dict(self.podman_env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
         )
 
 
@@ -114,12 +135,12 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engin
         problem = _ping(external)
         if problem:
             pytest.skip(f"MPKG_TEST_DOCKER_HOST={external} does not answer: {problem}")
-        yield Engine(external, os.environ.get("MPKG_TEST_BASE_IMAGE", BASE_IMAGE))
+        yield Engine(external, os.environ.get("MPKG_TEST_BASE_IMAGE", BASE_IMAGE), images=_session_images())
         return
     reason = why_unavailable()
     if reason:
         pytest.skip(reason)
-    before = _test_images()
+    images = _session_images()
     work = tmp_path_factory.mktemp("podman")
     sock = work / "podman.sock"
     log = work / "service.log"
@@ -145,13 +166,13 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engin
         if problem is not None:
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
             pytest.skip(f"podman system service did not answer on {sock}: {problem}; it said: {tail[0]}")
-        yield Engine(url, BASE_IMAGE, env)
+        yield Engine(url, BASE_IMAGE, env, images)
     finally:
         stop(proc, timeout=30)
-        # the images this session's tests tagged, and nothing else: under xdist another worker
-        # (or another checkout's run) may be building at the same time, so a set difference of
-        # image ids would delete its images, or the base image it just imported
-        created = sorted(_test_images() - before)
+        # the images this session's tests tagged, and nothing else: another xdist worker (or
+        # another checkout's run) may be building or running containers at the same time, and
+        # `rmi --force` would remove its running containers with its images
+        created = sorted(_tagged_images(images))
         if created:
             subprocess.run(
                 ["podman", "rmi", "--force", "--ignore", *created],
@@ -161,12 +182,16 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engin
             )
 
 
-def _test_images() -> set[str]:
+def _session_images() -> str:
+    return f"{TEST_IMAGES}/{uuid.uuid4().hex[:12]}"
+
+
+def _tagged_images(prefix: str) -> set[str]:
     listed = subprocess.run(
-        ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={TEST_IMAGES}/*"],
+        ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={prefix}/*"],
         env=podman_env(),
         capture_output=True,
         text=True,
         check=False,
     )
-    return {line for line in listed.stdout.split() if line.startswith(TEST_IMAGES + "/")}
+    return {line for line in listed.stdout.split() if line.startswith(prefix + "/")}

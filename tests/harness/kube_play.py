@@ -11,7 +11,9 @@ themselves or leave out (spec/deploy.md §7):
   timers (no systemd here, no curl in the image) and ignores readiness and startup probes;
   the tests poll the same paths the probes name.
 - terminationGracePeriodSeconds and preStop hooks: ignored; the tests stop the container
-  with the grace period as its timeout.
+  with the grace period as its timeout (``podman stop --time GRACE``, as kubelet stops a pod
+  being deleted). Not ``podman kill``: under the pod's ``restartPolicy: Always`` podman 4.3
+  restarts a container whose process exits after a ``kill``, so it never stays exited.
 - kubelet's ``$(VAR)``/``$$`` expansion of command and args: done here first.
 - ``emptyDir``: podman makes a volume with the image's mount point owner and mode; kubelet
   makes a fresh 0777 folder. Where that matters (the modelcar link under /mnt, written by a

@@ -29,6 +29,9 @@ class HistoryReport:
     concurrent: tuple[str, ...] = ()  # event digests of moves raced by another move
     head: tuple[str, ...] = ()  # the tips: pin one with --since-head
     authenticated: bool = False  # every event was checked against trusted keys
+    # the problems the policy refuses the history itself for (links, signatures, marks, the
+    # pinned head): every other command stops at these; the rest are stage and version tags
+    refusals: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -65,6 +68,7 @@ def history(
         tuple(sorted(concurrent_moves(state.history.events))),
         state.history.head,
         state.history.authenticated,
+        state.history.problems,
     )
 
 

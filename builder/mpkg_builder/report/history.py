@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup
-from mpkg.errors import RegistryError
+from mpkg.errors import Problem, RegistryError
 from mpkg.report import page
 from mpkg.report.charts import Point, trend
 from mpkg.report.views import numeric
@@ -30,20 +30,27 @@ from . import TEMPLATE_PACKAGES
 from .timeline import Mark, Span, timeline
 
 MAX_METRICS = 40  # charts per page; metric names beyond are listed in the table only
-SIGNATURE_WORDS = {"none": "unsigned", "untrusted": "not checked", "verified": "verified", "invalid": "invalid"}
+SIGNATURE_WORDS = {"none": "unsigned", "verified": "verified", "invalid": "invalid"}
 
 
 @dataclass(frozen=True)
 class Signed:
     """Who recorded an event, and what its signature proves against the keys given."""
 
-    user: str
-    key: str | None
-    status: str  # unsigned, not checked, verified, invalid
+    user: str  # $USER of the writer: informative, never authenticated
+    key: str | None  # the key id in the signature envelope (an unsigned event's claim is not shown)
+    status: str  # verified, untrusted (with keys), not checked (without keys), unsigned, invalid
+    reason: str = ""  # why it is not verified, as the history reader says
 
     @classmethod
-    def of(cls, r: RecordedEvent) -> Signed:
-        return cls(r.event.user, r.signer or r.event.key, SIGNATURE_WORDS.get(r.signature, r.signature))
+    def of(cls, r: RecordedEvent, authenticated: bool) -> Signed:
+        """The reader's verdict in the page's words: a signature by a key that is not trusted is
+        "untrusted" when keys were given, and "not checked" when none were."""
+        if r.signature == "untrusted":
+            status = "untrusted" if authenticated else "not checked"
+        else:
+            status = SIGNATURE_WORDS.get(r.signature, r.signature)
+        return cls(r.event.user, r.signer, status, "" if r.signature == "verified" else r.reason)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class EventView:
     by: Signed
     digest: str
     notes: tuple[str, ...]
+    overrides: tuple[str, ...]  # promotion checks the actor skipped (--allow-major, ...)
     voided: bool
     concurrent: bool
 
@@ -103,9 +111,10 @@ def event_views(report: HistoryReport) -> list[EventView]:
             r.event.stage,
             r.event.source.version if r.event.source else None,
             r.event.target.version if r.event.target else None,
-            Signed.of(r),
+            Signed.of(r, report.authenticated),
             r.digest,
             r.event.notes,
+            r.event.overrides,
             r.digest in dead,
             r.digest in report.concurrent,
         )
@@ -184,8 +193,10 @@ def history_page(
     problems: Sequence[str] = (),
     holders: Mapping[str, Any] | None = None,
     now: dt.datetime | None = None,
+    authenticated: bool = False,
 ) -> str:
-    """The page; without ``events`` it shows the versions part only (for `mpkg ls --html`)."""
+    """The page; without ``events`` it shows the versions part only (for `mpkg ls --html`).
+    ``authenticated``: every event was checked against trusted keys (the page says when not)."""
     now = now or dt.datetime.now(dt.UTC)
     return page.render(
         "history.html.j2",
@@ -195,6 +206,7 @@ def history_page(
         versions=versions,
         events=events,
         problems=problems,
+        authenticated=authenticated,
         holders=holders or {},
         as_of=now.strftime("%Y-%m-%d %H:%M:%S UTC"),
         chart=timeline_chart(versions, now) if versions else None,
@@ -204,9 +216,20 @@ def history_page(
 
 
 def write_history_report(out: str | os.PathLike[str], backend: Backend, name: str, report: HistoryReport) -> None:
+    """Write the page, unless the policy refused the history: a page drawn from events the
+    policy refuses (forged, altered, untrusted, rolled back) would present them as the record,
+    so nothing is written and the refusal is raised, one line per problem. Stage and version
+    tags that disagree with an accepted history are listed first on the page instead."""
+    if report.refusals:
+        raise RegistryError(
+            [Problem(name, p) for p in report.refusals]
+            + [Problem(str(out), "no report written: the history was refused; `mpkg history` without --html lists it")]
+        )
     versions = collect_versions(backend, report)
-    html = history_page(name, versions, event_views(report), report.problems, report.holders)
+    html = history_page(
+        name, versions, event_views(report), report.problems, report.holders, authenticated=report.authenticated
+    )
     page.write(out, html)
 
 
-__all__ = ["EventView", "VersionView", "collect_versions", "history_page", "write_history_report"]
+__all__ = ["EventView", "Signed", "VersionView", "collect_versions", "history_page", "write_history_report"]
