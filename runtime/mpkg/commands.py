@@ -9,6 +9,7 @@ from .archive import PackageFile
 from .cli import add_key_options, emit_json, exit_code, info, trusted_keys
 from .errors import EXIT_FAILED, MpkgError, printable
 from .manifest import Manifest
+from .package import manifest_of
 from .progress import progress_bar
 from .signatures import Envelope
 from .verify import Policy, VerificationResult, verified
@@ -129,8 +130,7 @@ def describe(pkg: PackageFile, manifest: Manifest) -> dict[str, Any]:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     with PackageFile(args.package) as pkg:
-        manifest = Manifest.from_bytes(pkg.manifest_bytes)
-        doc = describe(pkg, manifest)
+        doc = describe(pkg, manifest_of(pkg))
     if args.json:
         emit_json(doc)
         return 0

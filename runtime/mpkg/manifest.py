@@ -16,7 +16,8 @@ from typing import Any
 from . import canonical
 from .contract import Contract
 from .digests import FILE_DIGEST_ALGORITHM, Digest, package_digest
-from .errors import ContractError, FormatError, Problem
+from .errors import ContractError, FormatError
+from .shape import ONE_LINE, Checker, pattern
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -41,13 +42,15 @@ ROLE_ROOT = {
 MODEL_FORMATS = ("onnx", "safetensors")
 # Functions a code module may define, and what the runtime calls them with (spec/format.md §7).
 ENTRY_POINTS = ("preprocess", "postprocess", "predict")
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+# ASCII, end-anchored with \Z: the same language as the schemas' ECMA-262 patterns (see .shape).
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}\Z", re.ASCII)
 SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z",
+    re.ASCII,
 )
-MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z", re.ASCII)
 _MAX_PATH = 1024
 _MAX_COMPONENT = 255
 
@@ -182,159 +185,49 @@ class Manifest:
         return _parse(doc, data)
 
 
-_TOP_KEYS = {
-    "format_version": True,
-    "name": True,
-    "version": True,
-    "description": False,
-    "model": True,
-    "code": False,
-    "contract": True,
-    "environment": True,
-    "card": True,
-    "example": False,
-    "lineage": False,
-    "base": False,
-    "files": True,
-}
+_TOP_REQUIRED = ("format_version", "name", "version", "model", "contract", "environment", "card", "files")
+_TOP_OPTIONAL = ("description", "code", "example", "lineage", "base")
+_SHA256 = pattern(r"^sha256:[0-9a-f]{64}$")
+# Lockfile pins as the builder records them: PEP 503 normalised names, PEP 440 normalised versions.
+PIN_NAME_RE = pattern(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+PIN_VERSION_RE = pattern(
+    r"^([1-9][0-9]*!)?(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*((a|b|rc)(0|[1-9][0-9]*))?"
+    r"(\.post(0|[1-9][0-9]*))?(\.dev(0|[1-9][0-9]*))?(\+[a-z0-9]+(\.[a-z0-9]+)*)?$"
+)
 
 
 def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
-    where = MANIFEST_NAME
+    """Check ``doc`` against spec §5: the rules of schemas/manifest.schema.json (``_shape``), then
+    the cross-field rules no JSON Schema can state (``_references``); all problems at once."""
     version = doc.get("format_version")
     if version not in SUPPORTED_FORMAT_VERSIONS or isinstance(version, bool):
         raise FormatError(
             f"format_version {version!r} is not supported by this mpkg "
             f"(supports {list(SUPPORTED_FORMAT_VERSIONS)}); upgrade mpkg",
-            where,
+            MANIFEST_NAME,
         )
-    p: list[Problem] = []
-
-    def bad(key: str, reason: str) -> None:
-        p.append(Problem(f"{where}: {key}", reason))
-
-    for key, required in _TOP_KEYS.items():
-        if required and key not in doc:
-            bad(key, "is required")
-    for key in sorted(set(doc) - set(_TOP_KEYS)):
-        bad(key, "is not a known manifest field")
-
-    name = doc.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        bad("name", "must be 1-64 lowercase letters, digits and '-', starting with a letter")
-    ver = doc.get("version")
-    if not isinstance(ver, str) or not SEMVER_RE.match(ver):
-        bad("version", "must be a SemVer 2.0.0 version such as 1.2.3")
-    description = doc.get("description", "")
-    if not isinstance(description, str) or not description.isprintable():
-        bad("description", "must be one line of printable text")
-
-    files = _parse_files(doc.get("files"), bad)
-    by_path = {f.path: f for f in files}
-
-    model = doc.get("model")
-    model_format = ""
-    model_files: tuple[str, ...] = ()
-    if not isinstance(model, Mapping):
-        bad("model", "must be an object")
-    else:
-        for key in sorted(set(model) - {"format", "files", "architecture"}):
-            bad(f"model.{key}", "is not a known field")
-        model_format = model.get("format", "")
-        if model_format not in MODEL_FORMATS:
-            bad("model.format", f"must be one of {list(MODEL_FORMATS)}")
-        mf = model.get("files")
-        if not isinstance(mf, list) or not mf or not all(isinstance(x, str) for x in mf):
-            bad("model.files", "must be a non-empty list of paths")
-        else:
-            model_files = tuple(mf)
-            for path in model_files:
-                entry = by_path.get(path)
-                if entry is None or entry.role != "weights":
-                    bad("model.files", f"{path!r} is not a weights entry in files")
-        if not isinstance(model.get("architecture", {}), Mapping):
-            bad("model.architecture", "must be an object")
-
-    code_root = code_module = None
-    code = doc.get("code")
-    if code is not None:
-        if not isinstance(code, Mapping) or set(code) != {"root", "module", "entry_points"}:
-            bad("code", "must be an object with exactly 'root', 'module' and 'entry_points'")
-        else:
-            eps = code["entry_points"]
-            if not isinstance(eps, Mapping) or not all(
-                k in ENTRY_POINTS and isinstance(v, list) and all(isinstance(a, str) for a in v) for k, v in eps.items()
-            ):
-                bad("code.entry_points", f"must map names among {list(ENTRY_POINTS)} to parameter lists")
-            code_root, code_module = code["root"], code["module"]
-            if code_root != "code":
-                bad("code.root", "must be 'code'")
-            if not isinstance(code_module, str) or not MODULE_RE.match(code_module):
-                bad("code.module", "must be a dotted Python module name")
-
+    c = Checker(MANIFEST_NAME)
+    c.obj(doc, "", _TOP_REQUIRED, _TOP_OPTIONAL)
+    files = _parse_files(doc.get("files"), c)
     contract: Contract | None = None
     try:
-        contract = Contract.from_json(doc.get("contract"), f"{where}: contract")
+        contract = Contract.from_json(doc.get("contract"), f"{MANIFEST_NAME}: contract")
     except ContractError as exc:
-        p.extend(exc.problems)
-
-    _check_ref(doc.get("card"), "card", ("path", "metadata"), "card", by_path, bad)
-    _check_ref(
-        doc.get("environment"),
-        "environment",
-        ("lockfile", "kind", "requires_python", "packages"),
-        "environment",
-        by_path,
-        bad,
-        path_key="lockfile",
-    )
-    env = doc.get("environment")
-    if isinstance(env, Mapping):
-        if env.get("kind") not in ("requirements", "pylock"):
-            bad("environment.kind", "must be 'requirements' or 'pylock'")
-        packages = env.get("packages")
-        if not isinstance(packages, list) or not all(
-            isinstance(x, Mapping) and set(x) == {"name", "version"} and all(isinstance(v, str) for v in x.values())
-            for x in packages
-        ):
-            bad("environment.packages", "must be a list of {name, version} strings")
-    if doc.get("example") is not None:
-        _check_ref(doc.get("example"), "example", ("path", "rtol", "atol"), "example", by_path, bad)
-        ex = doc["example"]
-        if isinstance(ex, Mapping):
-            for key in ("rtol", "atol"):
-                value = ex.get(key)
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    bad(f"example.{key}", "must be a number >= 0")
-    lineage = doc.get("lineage", {})
-    if not isinstance(lineage, Mapping):
-        bad("lineage", "must be an object")
-    elif "metrics" in lineage:
-        metrics = lineage["metrics"]
-        if not isinstance(metrics, Mapping) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()
-        ):
-            bad("lineage.metrics", "must be an object of metric names to numbers")
-    base = doc.get("base")
-    if base is not None and (
-        not isinstance(base, Mapping) or set(base) != {"digest", "version"} or Digest.parse(base.get("digest")) is None
-    ):
-        bad("base", "must be {digest: 'sha256:<hex>', version}")
-    for entry in files:
-        if entry.role == "code" and code is None:
-            bad("files", f"{entry.path!r} has role 'code' but the manifest has no 'code'")
-
-    if p:
-        raise FormatError(p)
-    assert contract is not None and isinstance(name, str) and isinstance(ver, str)
+        c.problems.extend(exc.problems)
+    _shape(doc, c)
+    _references(doc, files, c)
+    if c.problems:
+        raise FormatError(c.problems)
+    assert contract is not None
+    model, code = doc["model"], doc.get("code")
     return Manifest(
-        name=name,
-        version=ver,
-        description=description,
-        model_format=model_format,
-        model_files=model_files,
-        code_root=code_root,
-        code_module=code_module,
+        name=doc["name"],
+        version=doc["version"],
+        description=doc.get("description", ""),
+        model_format=model["format"],
+        model_files=tuple(model["files"]),
+        code_root=code["root"] if code else None,
+        code_module=code["module"] if code else None,
         contract=contract,
         files=files,
         raw=doc,
@@ -343,65 +236,191 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
     )
 
 
-def _check_ref(
-    obj: object,
-    key: str,
-    allowed: tuple[str, ...],
-    role: str,
-    by_path: Mapping[str, FileEntry],
-    bad: Any,
-    path_key: str = "path",
-) -> None:
-    if not isinstance(obj, Mapping):
-        bad(key, "must be an object")
+def _shape(doc: Mapping[str, Any], c: Checker) -> None:
+    """Every field's type and form (schemas/manifest.schema.json, field by field)."""
+    c.string(doc.get("name"), "name", NAME_RE, "must be 1-64 lowercase letters, digits and '-', starting with a letter")
+    c.string(doc.get("version"), "version", SEMVER_RE, "must be a SemVer 2.0.0 version such as 1.2.3")
+    if "description" in doc:
+        c.string(doc["description"], "description", ONE_LINE, "must be one line of text (no control characters)")
+    model = c.obj(doc.get("model"), "model", ("format", "files"), ("architecture",))
+    if model is not None:
+        c.enum(model["format"], "model.format", MODEL_FORMATS)
+        paths = c.array(model["files"], "model.files", min_items=1, unique=True)
+        if paths is not None:
+            c.each(paths, "model.files", lambda v, k: c.string(v, k, reason="must be a package path"))
+        if "architecture" in model:
+            _architecture(model["architecture"], c)
+    if "code" in doc:
+        code = c.obj(doc["code"], "code", ("root", "module", "entry_points"))
+        if code is not None:
+            c.enum(code["root"], "code.root", ("code",))
+            c.string(code["module"], "code.module", MODULE_RE, "must be a dotted Python module name")
+            eps = c.obj(code["entry_points"], "code.entry_points", (), ENTRY_POINTS)
+            if eps is not None:
+                c.each(eps, "code.entry_points", lambda v, k: _strings(v, k, c, "a list of parameter names"))
+    env = c.obj(doc.get("environment"), "environment", ("lockfile", "kind", "packages"), ("requires_python",))
+    if env is not None:
+        c.string(env["lockfile"], "environment.lockfile", reason="must be a package path")
+        c.enum(env["kind"], "environment.kind", ("requirements", "pylock"))
+        if "requires_python" in env:
+            c.string(env["requires_python"], "environment.requires_python", ONE_LINE, "must be a PEP 440 specifier")
+        if c.array(env["packages"], "environment.packages") is not None:
+            c.each(env["packages"], "environment.packages", lambda v, k: _pin(v, k, c))
+    card = c.obj(doc.get("card"), "card", ("path", "metadata"))
+    if card is not None:
+        c.string(card["path"], "card.path", reason="must be a package path")
+        c.obj(card["metadata"], "card.metadata", closed=False)
+    if "example" in doc:
+        ex = c.obj(doc["example"], "example", ("path", "rtol", "atol"))
+        if ex is not None:
+            c.string(ex["path"], "example.path", reason="must be a package path")
+            c.number(ex["rtol"], "example.rtol", minimum=0)
+            c.number(ex["atol"], "example.atol", minimum=0)
+    if "lineage" in doc:
+        _lineage(doc["lineage"], c)
+    if "base" in doc:
+        base = c.obj(doc["base"], "base", ("digest", "version"))
+        if base is not None:
+            c.string(base["digest"], "base.digest", _SHA256, "must be 'sha256:<64 hex>'")
+            c.string(base["version"], "base.version", SEMVER_RE, "must be a SemVer 2.0.0 version")
+
+
+def _strings(value: object, key: str, c: Checker, what: str) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        c.bad(key, f"must be {what}")
+
+
+def _pin(value: object, key: str, c: Checker) -> None:
+    pin = c.obj(value, key, ("name", "version"))
+    if pin is not None:
+        c.string(pin["name"], f"{key}.name", PIN_NAME_RE, "must be a normalised package name (PEP 503)")
+        c.string(pin["version"], f"{key}.version", PIN_VERSION_RE, "must be a normalised version (PEP 440)")
+
+
+def _shape_list(value: object, key: str, c: Checker) -> None:
+    if c.array(value, key) is not None:
+        c.each(value, key, lambda v, k: c.integer(v, k, minimum=0))
+
+
+def _architecture(value: object, c: Checker) -> None:
+    """What `mpkg diff` reads (spec §5.2); other keys are free-form facts compared as values."""
+    arch = c.obj(value, "model.architecture", closed=False)
+    if arch is None:
         return
-    for extra in sorted(set(obj) - set(allowed)):
-        bad(f"{key}.{extra}", "is not a known field")
-    ref = obj.get(path_key)
-    entry = by_path.get(ref) if isinstance(ref, str) else None  # a list or object here is not a path
-    if entry is None or entry.role != role:
-        bad(f"{key}.{path_key}", f"must name a file with role '{role}' in files")
+    at = "model.architecture"
+    if "kind" in arch:
+        c.enum(arch["kind"], f"{at}.kind", MODEL_FORMATS)
+    if "ir_version" in arch:
+        c.integer(arch["ir_version"], f"{at}.ir_version", minimum=0)
+    for key in ("opsets", "opset_imports", "operators"):
+        if key in arch and c.obj(arch[key], f"{at}.{key}", closed=False) is not None:
+            c.each(arch[key], f"{at}.{key}", lambda v, k: c.integer(v, k, minimum=0))
+    for key in ("graph_digest", "weights_digest"):
+        if key in arch:
+            c.string(arch[key], f"{at}.{key}", _SHA256, "must be 'sha256:<64 hex>'")
+    for key, fields in (("initializers", ("name", "dtype", "shape")), ("tensors", ("file", "name", "dtype", "shape"))):
+        if key in arch and c.array(arch[key], f"{at}.{key}") is not None:
+            c.each(arch[key], f"{at}.{key}", lambda v, k, f=fields: _tensor(v, k, f, c))
 
 
-def _parse_files(raw: object, bad: Any) -> tuple[FileEntry, ...]:
-    if not isinstance(raw, list) or len(raw) > MAX_FILES:
-        bad("files", f"must be a list of at most {MAX_FILES} entries")
+def _tensor(value: object, key: str, fields: tuple[str, ...], c: Checker) -> None:
+    tensor = c.obj(value, key, fields)
+    if tensor is not None:
+        for name in fields[:-1]:
+            c.string(tensor[name], f"{key}.{name}")
+        _shape_list(tensor["shape"], f"{key}.shape", c)
+
+
+def _lineage(value: object, c: Checker) -> None:
+    """Provenance: known keys are typed, others are free-form (spec §5.2)."""
+    lineage = c.obj(value, "lineage", closed=False)
+    if lineage is None:
+        return
+    if "git" in lineage:
+        git = c.obj(lineage["git"], "lineage.git", closed=False)
+        if git is not None:
+            for key in ("commit", "subdir"):
+                if key in git:
+                    c.string(git[key], f"lineage.git.{key}")
+            if "dirty" in git:
+                c.boolean(git["dirty"], "lineage.git.dirty")
+    if "data" in lineage and c.array(lineage["data"], "lineage.data") is not None:
+        c.each(lineage["data"], "lineage.data", lambda v, k: c.obj(v, k, closed=False))
+    if "params" in lineage:
+        c.obj(lineage["params"], "lineage.params", closed=False)
+    if "metrics" in lineage and c.obj(lineage["metrics"], "lineage.metrics", closed=False) is not None:
+        c.each(lineage["metrics"], "lineage.metrics", lambda v, k: c.number(v, k))
+    if "builder" in lineage:
+        builder = c.obj(lineage["builder"], "lineage.builder", ("mpkg", "python", "platform"), closed=False)
+        if builder is not None:
+            for key in ("mpkg", "python", "platform"):
+                c.string(builder[key], f"lineage.builder.{key}")
+
+
+def _references(doc: Mapping[str, Any], files: tuple[FileEntry, ...], c: Checker) -> None:
+    """Cross-field rules (spec §5.5): what other fields name must be in ``files`` with the right role."""
+    by_path = {f.path: f for f in files}
+
+    def names(ref: object, role: str, key: str) -> None:
+        entry = by_path.get(ref) if isinstance(ref, str) else None
+        if entry is None or entry.role != role:
+            c.bad(key, f"{ref!r} must name a file with role '{role}' in files")
+
+    model = doc.get("model")
+    if isinstance(model, Mapping) and isinstance(model.get("files"), list):
+        for path in model["files"]:
+            names(path, "weights", "model.files")
+    for section, key, role in (
+        ("card", "path", "card"),
+        ("environment", "lockfile", "environment"),
+        ("example", "path", "example"),
+    ):
+        obj = doc.get(section)
+        if isinstance(obj, Mapping) and key in obj:
+            names(obj[key], role, f"{section}.{key}")
+    if "code" not in doc:
+        for entry in files:
+            if entry.role == "code":
+                c.bad("files", f"{entry.path!r} has role 'code' but the manifest has no 'code'")
+
+
+_ENTRY_KEYS = ("path", "size", "digest", "encoding", "role")
+
+
+def _parse_files(raw: object, c: Checker) -> tuple[FileEntry, ...]:
+    items = c.array(raw, "files", max_items=MAX_FILES)
+    if items is None:
         return ()
     entries: list[FileEntry] = []
     folded: dict[str, str] = {}
-    for i, item in enumerate(raw):
+    for i, item in enumerate(items):
         at = f"files[{i}]"
-        if not isinstance(item, Mapping) or set(item) != {"path", "size", "digest", "encoding", "role"}:
-            bad(at, "must have exactly path, size, digest, encoding, role")
+        before = len(c.problems)
+        entry = c.obj(item, at, _ENTRY_KEYS)
+        if entry is None:
             continue
-        path, size, digest = item["path"], item["size"], Digest.parse(item["digest"])
-        encoding, role = item["encoding"], item["role"]
+        path, digest = entry["path"], Digest.parse(entry["digest"])
         reason = path_problem(path)
         if reason:
-            bad(f"{at}.path", f"{path!r} {reason}")
-            continue
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            bad(f"{at}.size", "must be an integer >= 0")
-            continue
+            c.bad(f"{at}.path", f"{path!r} {reason}")
+        c.integer(entry["size"], f"{at}.size", minimum=0)
         if digest is None or digest.algorithm != FILE_DIGEST_ALGORITHM:
-            bad(f"{at}.digest", f"must be '{FILE_DIGEST_ALGORITHM}:<64 hex>'")
+            c.bad(f"{at}.digest", f"must be '{FILE_DIGEST_ALGORITHM}:<64 hex>'")
+        if entry["encoding"] not in ENCODINGS:
+            c.bad(f"{at}.encoding", f"must be {' or '.join(map(repr, ENCODINGS))}: format v1 stores files uncompressed")
+        role = c.enum(entry["role"], f"{at}.role", ROLES)
+        if role is not None and not reason and (path.split("/", 1)[0] != ROLE_ROOT[role] or "/" not in path):
+            c.bad(f"{at}.path", f"a {role} file must live under '{ROLE_ROOT[role]}/'")
+        if len(c.problems) != before:
             continue
-        if encoding not in ENCODINGS:
-            bad(f"{at}.encoding", f"must be {' or '.join(map(repr, ENCODINGS))}: format v1 stores files uncompressed")
-            continue
-        if role not in ROLES:
-            bad(f"{at}.role", f"must be one of {list(ROLES)}")
-            continue
-        if path.split("/", 1)[0] != ROLE_ROOT[role] or "/" not in path:
-            bad(f"{at}.path", f"a {role} file must live under '{ROLE_ROOT[role]}/'")
-            continue
-        entry = FileEntry(path, size, digest, encoding, role)
-        key = fold(entry.path)
+        assert digest is not None
+        fe = FileEntry(path, entry["size"], digest, entry["encoding"], role)
+        key = fold(fe.path)
         if key in folded:
-            bad(f"{at}.path", f"{path!r} collides with {folded[key]!r} (case or Unicode folding)")
+            c.bad(f"{at}.path", f"{path!r} collides with {folded[key]!r} (case or Unicode folding)")
         folded[key] = path
-        entries.append(entry)
+        entries.append(fe)
     paths = [e.path.encode("utf-8") for e in entries]
     if paths != sorted(paths):
-        bad("files", "must be sorted by path (UTF-8 byte order)")
+        c.bad("files", "must be sorted by path (UTF-8 byte order)")
     return tuple(entries)

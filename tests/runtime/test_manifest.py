@@ -237,7 +237,7 @@ def valid_docs(draw: st.DrawFn) -> dict[str, Any]:
         doc["description"] = draw(st.text(max_size=40).filter(str.isprintable))
     doc["card"]["metadata"] = draw(st.dictionaries(_text, _json, max_size=3))
     metrics = st.dictionaries(_text, st.floats(allow_nan=False, allow_infinity=False), max_size=3)
-    doc["lineage"] = {"metrics": draw(metrics), "params": draw(_json)}
+    doc["lineage"] = {"metrics": draw(metrics), "params": draw(st.dictionaries(_text, _json, max_size=3))}
     extra = draw(st.lists(st.lists(_component, min_size=1, max_size=3).map("/".join), max_size=4))
     for rel in extra:
         path = f"lineage/{rel}"
