@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from mpkg.atomic import Temporary, temporary
 from mpkg.errors import Problem, RegistryError, UsageError, VerificationError
 
 from .auth import Credentials
@@ -292,19 +293,20 @@ class PullResult:
 
 def _download(
     backend: Backend, repo: str, target: PackageRef, directory: Path, stem: str, progress: Progress | None = None
-) -> Path:
-    """Stream the package blob to a hidden temp file in ``directory``, checking its digest."""
-    fd, name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".partial")
+) -> Temporary:
+    """Stream the package blob to a hidden temp file in ``directory``, checking its digest.
+    The temporary (mpkg.atomic) is locked until unlinked, removed on signals, swept if orphaned."""
+    tmp = temporary(directory / stem)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with tmp.open() as out:
             sink = cast(BinaryIO, _Counted(out, progress)) if progress else out  # fetch_blob only writes
             backend.fetch_blob(repo, target.blob, target.size, sink)
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
-        Path(name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return Path(name)
+    return tmp
 
 
 def _verify(path: Path, keys: Sequence[Path | str], allow_unsigned: bool, target: PackageRef, where: str) -> None:
@@ -356,7 +358,7 @@ def pull(
     _, target = _resolve(backend, ref)
     tmp = _download(backend, ref.repository, target, directory, out.name, progress(target.size) if progress else None)
     try:
-        _verify(tmp, keys, allow_unsigned, target, str(ref))
+        _verify(tmp.path, keys, allow_unsigned, target, str(ref))
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -442,7 +444,7 @@ def plan_promotion(
                     f"package digest {info.digest} differs from the artifact's annotation {target.package}", str(ref)
                 )
             if require_signature is not None:
-                _verify(path, [require_signature], False, target, str(ref))
+                _verify(path.path, [require_signature], False, target, str(ref))
         finally:
             for p in tmp_dir.iterdir():
                 p.unlink()
