@@ -45,6 +45,7 @@ from typing import Any
 import mpkg
 from mpkg.cli import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import MpkgError, UsageError, VerificationError
+from mpkg.keyfiles import PUBLIC, pem_blocks, read_key_file
 from mpkg.manifest import Manifest
 from mpkg.package import extract_member
 from mpkg.verify import verify
@@ -399,14 +400,12 @@ def _check_requires_python(lock: Lockfile, manifest: Manifest, where: str) -> No
 
 
 def _read_keys(keys: Sequence[str | os.PathLike[str]]) -> list[bytes]:
+    """Each trusted key as its own PEM file for the image (a file may hold several)."""
     out: list[bytes] = []
     for key in keys:
-        try:
-            data = Path(key).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"{key}: cannot be read ({exc.strerror}); --key takes a public key file") from None
-        if data not in out:
-            out.append(data)
+        for block in pem_blocks(read_key_file(key), PUBLIC, str(key)):
+            if block + b"\n" not in out:
+                out.append(block + b"\n")
     return out
 
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from mpkg import layout
 from mpkg.atomic import atomic_output
 from mpkg.errors import SignatureError, SourceError
+from mpkg.keyfiles import PRIVATE, pem_blocks, read_key_file
 from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME, Manifest
 from mpkg.signatures import (
     PAYLOAD_TYPE,
@@ -69,13 +70,12 @@ def keygen(name: str | Path, algorithm: str = "ed25519", force: bool = False) ->
 
 def load_private_key(path: str | Path) -> PrivateKey:
     where = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise SignatureError(f"cannot be read ({exc.strerror})", where) from None
+    blocks = pem_blocks(read_key_file(path), PRIVATE, where)
+    if len(blocks) != 1:
+        raise SignatureError(f"holds {len(blocks)} private keys; a signing key file holds exactly one", where)
     passphrase = os.environ.get(PASSPHRASE_ENV)
     try:
-        key = serialization.load_pem_private_key(data, passphrase.encode() if passphrase else None)
+        key = serialization.load_pem_private_key(blocks[0], passphrase.encode() if passphrase else None)
     except TypeError:
         raise SignatureError(f"is encrypted; set {PASSPHRASE_ENV}", where) from None
     except (ValueError, UnsupportedAlgorithm):
