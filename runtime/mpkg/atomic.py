@@ -122,7 +122,6 @@ class Temporary:
             if not self.is_dir:
                 os.replace(self.path, dest)
             else:
-                os.chmod(self.path, 0o755 & ~_umask())
                 try:
                     os.rename(self.path, dest)  # an empty folder at dest would be replaced: refused below
                 except OSError as exc:
@@ -273,6 +272,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
             yield tmp.path
         if os.path.lexists(tmp.target):
             raise MpkgError("already exists; write into a new directory", str(tmp.target))
+        os.chmod(tmp.path, 0o755 & ~_umask())  # staged private (0700); published as mkdir would
         tmp.commit()
     finally:
         tmp.release()
