@@ -100,6 +100,18 @@ def _size(path: str) -> int:
 
 
 def describe(pkg: PackageFile, manifest: Manifest) -> dict[str, Any]:
+    doc = describe_manifest(manifest, pkg.size)
+    if pkg.signatures_bytes is not None:
+        try:
+            env = Envelope.from_bytes(pkg.signatures_bytes)
+            doc["signatures"] = [{"keyid": s.keyid} for s in env.signatures]
+        except MpkgError as exc:
+            doc["signatures"] = [{"error": r} for r in exc.reasons()]
+    return doc
+
+
+def describe_manifest(manifest: Manifest, size: int) -> dict[str, Any]:
+    """What `mpkg inspect --json` shows of a manifest (signatures: none yet)."""
     raw = manifest.raw
     doc: dict[str, Any] = {
         "name": manifest.name,
@@ -107,7 +119,7 @@ def describe(pkg: PackageFile, manifest: Manifest) -> dict[str, Any]:
         "description": manifest.description,
         "digest": str(manifest.digest),
         "format_version": manifest.format_version,
-        "size": pkg.size,
+        "size": size,
         "model": {"format": manifest.model_format, "files": list(manifest.model_files)},
         "files": [f.to_json() for f in manifest.files],
         "contract": manifest.contract.to_json(),
@@ -119,12 +131,6 @@ def describe(pkg: PackageFile, manifest: Manifest) -> dict[str, Any]:
         "base": raw.get("base"),
         "signatures": [],
     }
-    if pkg.signatures_bytes is not None:
-        try:
-            env = Envelope.from_bytes(pkg.signatures_bytes)
-            doc["signatures"] = [{"keyid": s.keyid} for s in env.signatures]
-        except MpkgError as exc:
-            doc["signatures"] = [{"error": r} for r in exc.reasons()]
     return doc
 
 
@@ -134,11 +140,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(doc)
         return 0
-    print(_describe_text(doc))
+    print(describe_text(doc))
     return 0
 
 
-def _describe_text(doc: dict[str, Any]) -> str:
+def describe_text(doc: dict[str, Any]) -> str:
     """The human listing, one line per entry, every line escaped: nothing here is verified."""
     lines: list[str] = []
     out = lines.append

@@ -147,7 +147,7 @@ def _load(pkg: Path, pub: Path) -> None:
 def test_whatever_the_parser_accepts_every_reader_handles(doc: dict[str, Any]) -> None:
     """inspect's listing, diff against a valid package (both ways) and the environment check
     run on every generated manifest the parser accepts, without an exception."""
-    from mpkg.commands import _describe_text
+    from mpkg.commands import describe_manifest, describe_text
     from mpkg.environment import check_environment
     from mpkg_builder.diff import diff_manifests
 
@@ -157,22 +157,7 @@ def test_whatever_the_parser_accepts_every_reader_handles(doc: dict[str, Any]) -
     except (MpkgError, TypeError, ValueError):
         return
     reference = Manifest.from_json(rich_doc())
-    listing = {
-        "name": manifest.name,
-        "version": manifest.version,
-        "description": manifest.description,
-        "digest": str(manifest.digest),
-        "format_version": 1,
-        "size": 0,
-        "model": {"format": manifest.model_format, "files": list(manifest.model_files)},
-        "files": [f.to_json() for f in manifest.files],
-        "contract": manifest.contract.to_json(),
-        "card": dict(manifest.card),
-        "lineage": dict(manifest.lineage),
-        "environment": dict(manifest.environment),
-        "signatures": [],
-    }
-    assert all("\n" not in line for line in _describe_text(listing).splitlines())
+    assert all("\n" not in line for line in describe_text(describe_manifest(manifest, 0)).splitlines())
     for old, new in ((reference, manifest), (manifest, reference)):
         with contextlib.suppress(MpkgError):
             diff_manifests(old, new).to_json()
