@@ -67,11 +67,12 @@ def _worker(target: str, seconds: int) -> None:
 
 
 def _dictionary(samples: list[bytes]) -> str:
-    """libFuzzer tokens: every JSON string and number in the seeds, and JSON punctuation."""
+    """libFuzzer tokens: every JSON string and number in the seeds, JSON punctuation, tar words."""
     import re
 
     tokens = {t for s in samples for t in re.findall(rb'"[^"\\]{0,60}"|-?[0-9][0-9.eE+-]{0,20}', s)}
     tokens |= {b"{", b"}", b"[", b"]", b":", b",", b"null", b"true", b"false", b"\\u0000", b"\\n"}
+    tokens |= {b" path=", b" size=", b"././@PaxHeader", b"ustar\x0000"}  # tar headers and PAX records
     return "".join('"' + "".join(f"\\x{b:02x}" for b in t) + '"\n' for t in sorted(tokens))
 
 

@@ -260,15 +260,29 @@ def _envelope_bytes() -> bytes:
 
 @cache
 def _signed_package() -> bytes:
-    from mpkg import layout
     from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME
 
-    def member(name: str, data: bytes) -> bytes:
-        return layout.member_header(name, len(data)) + data + b"\0" * layout.padding(len(data))
+    body = b"".join(_member(p, d) for p, d, _ in _files())
+    body += _member(MANIFEST_NAME, _manifest_bytes()) + _member(SIGNATURES_NAME, _envelope_bytes())
+    return body + _end(len(body))
 
-    body = b"".join(member(p, d) for p, d, _ in _files())
-    body += member(MANIFEST_NAME, _manifest_bytes()) + member(SIGNATURES_NAME, _envelope_bytes())
-    return body + layout.end_of_archive(len(body))
+
+def _member(name: str, data: bytes) -> bytes:
+    from mpkg import layout
+
+    return layout.member_header(name, len(data)) + data + b"\0" * layout.padding(len(data))
+
+
+def _end(offset: int) -> bytes:
+    from mpkg import layout
+
+    return layout.end_of_archive(offset)
+
+
+def _pax_archive() -> bytes:
+    """Members whose names need PAX headers (long, non-ASCII), so PAX records get explored."""
+    body = _member("lineage/" + "d" * 120 + ".csv", b"a,b\n") + _member("lineage/donn\u00e9es.csv", b"1,2\n")
+    return body + _end(len(body))
 
 
 @cache
@@ -325,7 +339,7 @@ def seeds() -> dict[str, list[bytes]]:
         }
     )
     return {
-        "archive": [pkg],
+        "archive": [pkg, _pax_archive()],
         "manifest": [_manifest_bytes()],
         "envelope": [_envelope_bytes()],
         "enforce": [
