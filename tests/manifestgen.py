@@ -105,14 +105,15 @@ _STRING_EDITS = [
 _NUMBER_EDITS = [lambda n: -1, lambda n: n + 0.5, lambda n: 2**53, lambda n: True, lambda n: str(n)]
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def node_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path (keys and indexes) of every node of a JSON document, the root first."""
     out = [prefix]
     if isinstance(value, dict):
         for k, v in value.items():
-            out += _paths(v, (*prefix, k))
+            out += node_paths(v, (*prefix, k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
+            out += node_paths(v, (*prefix, i))
     return out
 
 
@@ -123,7 +124,7 @@ def single_edits(doc: dict[str, Any], under: tuple[Any, ...] = ()) -> Iterator[t
     """(what was edited, document) for every document one edit away from ``doc`` (nodes
     under ``under``): each node deleted, replaced by each JSON type, its string or number
     edited each way, an unknown key added to each object, an item repeated in each list."""
-    for path in _paths(doc):
+    for path in node_paths(doc):
         if path[: len(under)] != under:
             continue
         variants: list[Any] = []
@@ -166,7 +167,7 @@ def documents(draw: st.DrawFn, max_edits: int = 3) -> dict[str, Any]:
     """A rich valid document with 0 to ``max_edits`` random edits."""
     doc = copy.deepcopy(rich_doc(draw(st.sampled_from(["onnx", "safetensors"]))))
     for _ in range(draw(st.sampled_from([0, 1, 1, 1, *range(2, max_edits + 1)]))):
-        path = draw(st.sampled_from(_paths(doc)))
+        path = draw(st.sampled_from(node_paths(doc)))
         parent: Any = doc
         for key in path[:-1]:
             parent = parent[key]
@@ -194,4 +195,4 @@ def documents(draw: st.DrawFn, max_edits: int = 3) -> dict[str, Any]:
     return doc
 
 
-__all__ = ["DIGEST", "JSON", "documents", "entry", "rich_doc", "single_edits"]
+__all__ = ["DIGEST", "JSON", "documents", "entry", "node_paths", "rich_doc", "single_edits"]
