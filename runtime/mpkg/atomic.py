@@ -11,7 +11,8 @@ renamed into place. The temporaries are cleaned up on every path out:
   ``flock`` for its whole life, and creating a temporary first sweeps its folder: a temporary
   whose lock can be taken belongs to a process that is gone, and is removed. (A temporary is
   locked under another name, ``.mpkg-new``, before it gets its ``.mpkg-tmp`` name, so a sweep
-  never sees a live one unlocked; a ``.mpkg-new`` older than a minute is an orphan too.)
+  never sees a live one unlocked; a ``.mpkg-new`` is an orphan when the pid in its name is gone,
+  or when it is older than a minute.)
 
 A full disk (ENOSPC, EDQUOT) or the file-size limit (EFBIG) while writing becomes one
 :class:`MpkgError` naming the output and saying so.
@@ -202,10 +203,10 @@ def sweep(folder: str | os.PathLike[str]) -> list[str]:
     for entry in entries:
         if not entry.name.startswith("."):
             continue
-        if entry.name.endswith(_NEW):  # live ones are renamed within microseconds
+        if entry.name.endswith(_NEW):  # not yet locked: judged by its pid, else by its age
             with contextlib.suppress(OSError):
-                if time.time() - entry.stat(follow_symlinks=False).st_mtime > _NEW_GRACE:
-                    _remove(entry.path, entry.is_dir(follow_symlinks=False))
+                stale = not _alive(entry.name) or time.time() - entry.stat(follow_symlinks=False).st_mtime > _NEW_GRACE
+                if stale and _remove(entry.path, entry.is_dir(follow_symlinks=False)):
                     removed.append(entry.name)
             continue
         if not entry.name.endswith(SUFFIX):
@@ -225,6 +226,21 @@ def sweep(folder: str | os.PathLike[str]) -> list[str]:
         finally:
             os.close(fd)
     return removed
+
+
+def _alive(name: str) -> bool:
+    """Whether the process named in a temporary's name (".NAME.PID.RANDOM.SUFFIX") may be alive:
+    False only when no such process exists (a reused pid just means waiting for the age rule)."""
+    parts = name.rsplit(".", 3)
+    if len(parts) != 4 or not parts[1].isdigit():
+        return True
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 def _remove(path: str | os.PathLike[str], is_dir: bool | None = None) -> bool:
