@@ -8,7 +8,6 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from mpkg.atomic import sigterm_interrupts
 from mpkg.cli import emit_json, info
 from mpkg.progress import progress_bar
 
@@ -64,7 +63,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .build import build_package  # onnx and friends load only when building
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(sigterm_interrupts())
 
         def bar(total: int) -> Any:
             return stack.enter_context(progress_bar("building", total, not args.json))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -37,20 +38,24 @@ import sys
 import tempfile
 import tomllib
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mpkg
+from mpkg.archive import PackageFile
+from mpkg.atomic import temporary
 from mpkg.cli import add_key_options, emit_json, info, trusted_keys
-from mpkg.errors import MpkgError, UsageError, VerificationError
+from mpkg.errors import MpkgError, UsageError
+from mpkg.keyfiles import PUBLIC, pem_blocks, read_key_file
 from mpkg.manifest import Manifest
-from mpkg.package import extract_member
-from mpkg.verify import verify
+from mpkg.signatures import load_public_keys
+from mpkg.verify import Policy, payload_bytes, verified
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import parse_wheel_filename
 
+from .baseimage import how_to_pin, is_pinned, resolve_base, split_pinned
 from .sources.lockfile import Lockfile, Pin, parse_pylock, parse_requirements
 
 if TYPE_CHECKING:
@@ -73,6 +78,7 @@ EPOCH = 315532800
 LABEL_TITLE = "org.opencontainers.image.title"
 LABEL_VERSION = "org.opencontainers.image.version"
 LABEL_BASE = "org.opencontainers.image.base.name"
+LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
 LABEL_NAME = "dev.mpkg.package.name"
 LABEL_PKG_VERSION = "dev.mpkg.package.version"
 LABEL_DIGEST = "dev.mpkg.package.digest"
@@ -86,8 +92,8 @@ _HOST = rf"(?:localhost|{_HOST_PART}(?:\.{_HOST_PART})+)(?::[0-9]+)?|{_HOST_PART
 _DOMAIN = rf"(?:(?:{_HOST})/)?"
 _NAME = rf"{_DOMAIN}{_COMPONENT}(?:/{_COMPONENT})*"
 _TAG = r"[\w][\w.-]{0,127}"
-TAG_RE = re.compile(rf"^{_NAME}(?::{_TAG})?$")
-BASE_RE = re.compile(rf"^{_NAME}(?::{_TAG})?(?:@sha256:[0-9a-f]{{64}})?$")
+TAG_RE = re.compile(rf"^{_NAME}(?::{_TAG})?\Z", re.ASCII)  # \Z: "iris:1\n" is no tag
+BASE_RE = re.compile(rf"^{_NAME}(?::{_TAG})?(?:@sha256:[0-9a-f]{{64}})?\Z", re.ASCII)
 
 
 class EngineUnavailable(MpkgError):
@@ -171,18 +177,22 @@ def containerize(
     check_reference(tag, "--tag", TAG_RE, "NAME[:TAG], e.g. registry.example/team/iris:1.0.0")
     if modelcar and (wheelhouse is not None or offline):
         raise UsageError("--wheelhouse and --offline do not apply to --modelcar: that image holds no Python")
+    if base is None:
+        from .modelcar import DEFAULT_MODELCAR_BASE
 
-    def context_in(dest: str | os.PathLike[str]) -> BuildContext | ModelcarContext:
+        base = DEFAULT_MODELCAR_BASE if modelcar else DEFAULT_BASE
+    check_reference(base, "--base", BASE_RE, "NAME[:TAG][@sha256:DIGEST], e.g. python:3.11-slim-bookworm")
+    say = log or (lambda _msg: None)
+
+    def context_in(dest: str | os.PathLike[str], pinned: str) -> BuildContext | ModelcarContext:
         if modelcar:
-            from .modelcar import DEFAULT_MODELCAR_BASE, write_modelcar_context
+            from .modelcar import write_modelcar_context
 
-            return write_modelcar_context(
-                package, dest, base=base or DEFAULT_MODELCAR_BASE, keys=keys, allow_unsigned=allow_unsigned, log=log
-            )
+            return write_modelcar_context(package, dest, base=pinned, keys=keys, allow_unsigned=allow_unsigned, log=log)
         return write_context(
             package,
             dest,
-            base=base or DEFAULT_BASE,
+            base=pinned,
             keys=keys,
             allow_unsigned=allow_unsigned,
             wheelhouse=wheelhouse,
@@ -191,12 +201,27 @@ def containerize(
         )
 
     if context_only is not None:
-        ctx = context_in(context_only)
+        pinned = base
+        if not is_pinned(base):  # a tag needs an engine to resolve it; without one, say how to pin
+            try:
+                client = connect_engine(engine)
+            except EngineUnavailable:
+                client = None
+            try:
+                pinned = resolve_base(base, client)
+            finally:
+                if client is not None:
+                    client.close()
+            say(f"base image {base} is {pinned}")
+        ctx = context_in(context_only, pinned)
         return ContainerizeResult(tag, None, ctx.path, ctx.package, ctx.labels)
     client = connect_engine(engine)  # before the slow part: no engine, no work
     try:
+        pinned = resolve_base(base, client)
+        if pinned != base:
+            say(f"base image {base} is {pinned}")
         with tempfile.TemporaryDirectory(prefix="mpkg-containerize-") as tmp:
-            ctx = context_in(Path(tmp) / "context")
+            ctx = context_in(Path(tmp) / "context", pinned)
             image_id = build_image(client, ctx.path, tag, log=log)
     finally:
         client.close()
@@ -214,36 +239,23 @@ def write_context(
     offline: bool = False,
     log: Log | None = None,
 ) -> BuildContext:
-    """Verify ``package`` and write its build context to ``dest`` (new or empty folder)."""
+    """Verify ``package`` and write its build context to ``dest`` (new or empty folder).
+    ``base`` must be pinned by digest (see :mod:`mpkg_builder.baseimage`); the package is
+    verified once, and its lockfile and bytes come from the file that was verified."""
     say = log or (lambda _msg: None)
-    check_reference(base, "--base", BASE_RE, "NAME[:TAG][@sha256:DIGEST], e.g. python:3.11-slim-bookworm")
+    check_base(base, "python:3.11-slim-bookworm")
     dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise UsageError(f"{dest}: exists and is not an empty folder; name a new folder for the context")
+    check_context_folder(dest)
     if wheelhouse is not None and not Path(wheelhouse).is_dir():
         raise UsageError(f"{wheelhouse}: is not a folder; --wheelhouse takes a folder of .whl files")
     if offline and wheelhouse is None:
         raise UsageError("--offline needs --wheelhouse DIR: with no index, wheels come only from there")
     key_bytes = _read_keys(keys)
-
-    result = verify(package, [Path(k) for k in keys], allow_unsigned)
-    result.raise_for_errors()
-    if result.manifest is None:  # verify reports an error whenever it has no manifest
-        raise VerificationError(f"{package}: has no readable manifest")
-    manifest = result.manifest
-    ref = PackageRef(
-        manifest.name,
-        manifest.version,
-        str(manifest.digest),
-        f"{manifest.name}-{manifest.version}.mpkg",
-    )
-    lock = read_lockfile(package, manifest)
-    _check_requires_python(lock, manifest, str(package))
-    say(f"verified {ref.name} {ref.version} {ref.digest}")
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with staged_context(dest) as stage:
+        with verified_copy(package, keys, allow_unsigned, stage) as (pkg, manifest, ref):
+            lock = read_lockfile(pkg, manifest)  # re-validated: the package may come from anyone
+        _check_requires_python(lock, manifest, str(package))
+        say(f"verified {ref.name} {ref.version} {ref.digest}")
         runtime_version, runtime_wheels = collect_wheels(
             lock, stage / "wheels", wheelhouse=wheelhouse, offline=offline, log=say
         )
@@ -260,8 +272,6 @@ def write_context(
             _pinned("The mpkg runtime, pinned to the wheel in runtime/.", [stage / "runtime" / mpkg_wheel.name])
         )
         (req / "lock.txt").write_text(_lock_requirements(lock))
-        (stage / "package").mkdir()
-        shutil.copyfile(package, stage / "package" / ref.filename)
         key_names = []
         if key_bytes:
             (stage / "keys").mkdir()
@@ -272,24 +282,67 @@ def write_context(
         (stage / "Dockerfile").write_text(
             render_dockerfile(ref, base, labels, key_names, allow_unsigned, lock_hashed=_hashed(lock))
         )
-        _normalise_tree(stage)
-        if dest.exists():
-            dest.rmdir()
-        os.replace(stage, dest)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     say(f"wrote build context {dest}")
     wheels = tuple(sorted(p.name for p in [*(dest / "wheels").iterdir(), *(dest / "runtime").iterdir()]))
     return BuildContext(dest, ref, base, runtime_version, _hashed(lock), wheels, labels)
 
 
+def check_base(base: str, example: str) -> None:
+    """A well-formed base reference, pinned by digest (what a context's FROM may name)."""
+    check_reference(base, "--base", BASE_RE, f"NAME[:TAG][@sha256:DIGEST], e.g. {example}")
+    if not is_pinned(base):
+        raise UsageError(f"--base {base} is a tag, which can move; " + how_to_pin(base))
+
+
+def check_context_folder(dest: Path) -> None:
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise UsageError(f"{dest}: exists and is not an empty folder; name a new folder for the context")
+
+
+@contextlib.contextmanager
+def staged_context(dest: Path) -> Iterator[Path]:
+    """A build context that appears at ``dest`` (new or empty) complete or not at all: written
+    into a locked temporary beside it (removed on signals, swept if orphaned), normalised for
+    reproducible layers, then renamed into place."""
+    check_context_folder(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = temporary(dest, is_dir=True)
+    try:
+        yield staging.path
+        _normalise_tree(staging.path)
+        if dest.exists():
+            dest.rmdir()
+        staging.commit()
+    finally:
+        staging.release()
+
+
+@contextlib.contextmanager
+def verified_copy(
+    package: str | os.PathLike[str], keys: Sequence[str | os.PathLike[str]], allow_unsigned: bool, stage: Path
+) -> Iterator[tuple[PackageFile, Manifest, PackageRef]]:
+    """Verify ``package`` once and copy the verified bytes to ``stage/package/``; the open,
+    verified file is yielded for reading more of it (never reopened by name)."""
+    with verified(package, Policy(load_public_keys(keys), allow_unsigned)) as (pkg, result):
+        result.raise_for_errors()
+        assert pkg is not None and result.manifest is not None
+        manifest = result.manifest
+        ref = PackageRef(
+            manifest.name, manifest.version, str(manifest.digest), f"{manifest.name}-{manifest.version}.mpkg"
+        )
+        (stage / "package").mkdir()
+        _copy_open(pkg, stage / "package" / ref.filename)
+        yield pkg, manifest, ref
+
+
 def image_labels(ref: PackageRef, base: str, runtime_version: str) -> dict[str, str]:
-    """OCI and mpkg labels: what is served, and from which digest."""
+    """OCI and mpkg labels: what is served, and from which digest, on which base."""
+    base_name, base_digest = split_pinned(base) if is_pinned(base) else (base, "")
     return {
         LABEL_TITLE: ref.name,
         LABEL_VERSION: ref.version,
-        LABEL_BASE: base,
+        LABEL_BASE: base_name,
+        **({LABEL_BASE_DIGEST: base_digest} if base_digest else {}),
         LABEL_NAME: ref.name,
         LABEL_PKG_VERSION: ref.version,
         LABEL_DIGEST: ref.digest,
@@ -381,16 +434,26 @@ def check_reference(ref: str, option: str, pattern: re.Pattern[str], example: st
 # --------------------------------------------------------------------------- package inputs
 
 
-def read_lockfile(package: str | os.PathLike[str], manifest: Manifest) -> Lockfile:
-    """The package's lockfile (``environment.lockfile``), parsed with the builder's rules."""
+def read_lockfile(pkg: PackageFile, manifest: Manifest) -> Lockfile:
+    """The verified package's lockfile (``environment.lockfile``), from the open file, parsed
+    and validated with the builder's rules: what the image installs is only what they produce."""
     env = manifest.environment
     path, kind = env["lockfile"], env["kind"]
-    where = f"{package}: {path}"
+    where = f"{pkg.where}: {path}"
+    entry = manifest.file(path)
+    assert entry is not None  # the manifest parser checked environment.lockfile names a file
     try:
-        text = extract_member(package, path).decode("utf-8")
+        text = payload_bytes(pkg, entry).decode("utf-8")
     except UnicodeDecodeError:
         raise MpkgError("is not UTF-8 text", where) from None
     return parse_pylock(text, where) if kind == "pylock" else parse_requirements(text, where)
+
+
+def _copy_open(pkg: PackageFile, out: Path) -> None:
+    """The package's bytes, from the file that was verified (never reopened by name)."""
+    pkg.file.seek(0)
+    with open(out, "xb") as f:
+        shutil.copyfileobj(pkg.file, f, 8 << 20)
 
 
 def _check_requires_python(lock: Lockfile, manifest: Manifest, where: str) -> None:
@@ -413,19 +476,18 @@ def _check_requires_python(lock: Lockfile, manifest: Manifest, where: str) -> No
 
 
 def _read_keys(keys: Sequence[str | os.PathLike[str]]) -> list[bytes]:
+    """Each trusted key as its own PEM file for the image (a file may hold several)."""
     out: list[bytes] = []
     for key in keys:
-        try:
-            data = Path(key).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"{key}: cannot be read ({exc.strerror}); --key takes a public key file") from None
-        if data not in out:
-            out.append(data)
+        for block in pem_blocks(read_key_file(key), PUBLIC, str(key)):
+            if block + b"\n" not in out:
+                out.append(block + b"\n")
     return out
 
 
 def _hashed(lock: Lockfile) -> bool:
-    return bool(lock.packages) and all(p.hashes for p in lock.packages)
+    """Whether the image installs the lockfile with --require-hashes: whenever it has hashes."""
+    return any(p.hashes for p in lock.packages)
 
 
 def _lock_requirements(lock: Lockfile) -> str:

@@ -18,27 +18,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mpkg.errors import UsageError
-from mpkg.verify import verify_or_raise
-
 from .containerize import (
-    BASE_RE,
     LABEL_RUNTIME,
     RUNTIME_UID,
     Log,
     PackageRef,
-    _normalise_tree,
-    check_reference,
+    check_base,
     image_labels,
+    staged_context,
+    verified_copy,
 )
 
-# Small, with the sh/ln/sleep KServe's modelcar command needs. Pin it with --base NAME@sha256:...
+# Small, with the sh/ln/sleep KServe's modelcar command needs. A tag: containerize resolves it to
+# its digest through the engine (as for the runtime image), or --base NAME@sha256:... pins it.
 DEFAULT_MODELCAR_BASE = "busybox:1.36"
 MODELS_DIR = "/models"
 
@@ -57,35 +53,22 @@ def write_modelcar_context(
     package: str | os.PathLike[str],
     dest: str | os.PathLike[str],
     *,
-    base: str = DEFAULT_MODELCAR_BASE,
+    base: str,
     keys: Sequence[str | os.PathLike[str]] = (),
     allow_unsigned: bool = False,
     log: Log | None = None,
 ) -> ModelcarContext:
-    """Verify ``package`` and write a modelcar build context to ``dest`` (new or empty)."""
+    """Verify ``package`` and write a modelcar build context to ``dest`` (new or empty).
+    ``base`` must be pinned by digest, as for the runtime image (``containerize`` resolves a
+    tag through the engine); the bytes copied are those of the file that was verified."""
     say = log or (lambda _msg: None)
-    check_reference(base, "--base", BASE_RE, "NAME[:TAG][@sha256:DIGEST], e.g. busybox:1.36")
+    check_base(base, "busybox:1.36")
     dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise UsageError(f"{dest}: exists and is not an empty folder; name a new folder for the context")
-    manifest = verify_or_raise(package, [Path(k) for k in keys], allow_unsigned).manifest
-    assert manifest is not None  # verify_or_raise raised otherwise
-    ref = PackageRef(manifest.name, manifest.version, str(manifest.digest), f"{manifest.name}-{manifest.version}.mpkg")
-    say(f"verified {ref.name} {ref.version} {ref.digest}")
-    labels = {k: v for k, v in image_labels(ref, base, "").items() if k != LABEL_RUNTIME}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        (stage / "package").mkdir()
-        shutil.copyfile(package, stage / "package" / ref.filename)
+    with staged_context(dest) as stage:
+        with verified_copy(package, keys, allow_unsigned, stage) as (_pkg, _manifest, ref):
+            say(f"verified {ref.name} {ref.version} {ref.digest}")
+        labels = {k: v for k, v in image_labels(ref, base, "").items() if k != LABEL_RUNTIME}
         (stage / "Dockerfile").write_text(render_modelcar_dockerfile(ref, base, labels))
-        _normalise_tree(stage)
-        if dest.exists():
-            dest.rmdir()
-        os.replace(stage, dest)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     say(f"wrote modelcar build context {dest}")
     return ModelcarContext(dest, ref, base, labels)
 

@@ -15,9 +15,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from mpkg import layout
-from mpkg.archive import PackageFile
 from mpkg.atomic import atomic_output
 from mpkg.errors import SignatureError, SourceError
+from mpkg.keyfiles import PRIVATE, pem_blocks, read_key_file
 from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME, Manifest
 from mpkg.signatures import (
     PAYLOAD_TYPE,
@@ -28,7 +28,7 @@ from mpkg.signatures import (
     pae,
     statement,
 )
-from mpkg.verify import verify
+from mpkg.verify import Policy, verified
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 ALGORITHMS = ("ed25519", "ecdsa-p256")
@@ -70,13 +70,12 @@ def keygen(name: str | Path, algorithm: str = "ed25519", force: bool = False) ->
 
 def load_private_key(path: str | Path) -> PrivateKey:
     where = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise SignatureError(f"cannot be read ({exc.strerror})", where) from None
+    blocks = pem_blocks(read_key_file(path), PRIVATE, where)
+    if len(blocks) != 1:
+        raise SignatureError(f"holds {len(blocks)} private keys; a signing key file holds exactly one", where)
     passphrase = os.environ.get(PASSPHRASE_ENV)
     try:
-        key = serialization.load_pem_private_key(data, passphrase.encode() if passphrase else None)
+        key = serialization.load_pem_private_key(blocks[0], passphrase.encode() if passphrase else None)
     except TypeError:
         raise SignatureError(f"is encrypted; set {PASSPHRASE_ENV}", where) from None
     except (ValueError, UnsupportedAlgorithm):
@@ -111,10 +110,10 @@ def envelope_for(manifest: Manifest, key: PrivateKey, existing: Envelope | None 
 def sign(package: str | Path, key_path: str | Path) -> str:
     """Add a signature in place; returns the signer's key id. The package digest does not change."""
     key = load_private_key(key_path)
-    result = verify(package, allow_unsigned=True)
-    result.raise_for_errors()
-    assert result.manifest is not None
-    with PackageFile(package) as pkg:
+    # One open file: what is verified is what gets copied into the signed package.
+    with verified(package, Policy(allow_unsigned=True)) as (pkg, result):
+        result.raise_for_errors()
+        assert pkg is not None and result.manifest is not None
         existing = Envelope.from_bytes(pkg.signatures_bytes) if pkg.signatures_bytes else None
         envelope = envelope_for(result.manifest, key, existing)
         manifest_member = pkg.by_name[MANIFEST_NAME]

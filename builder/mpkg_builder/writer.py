@@ -143,8 +143,7 @@ class ArchiveWriter:
             else:
                 data = os.pread(src, min(n, CHUNK), src_at)
                 copied = len(data)
-                if copied and os.pwrite(dst, data, dst_at) != copied:
-                    raise OSError(errno.EIO, "short write to the package")
+                _pwrite_all(dst, data, dst_at)
             if not copied:
                 raise SourceError("changed size while being packed; build again", str(source))
             n -= copied
@@ -171,6 +170,17 @@ class ArchiveWriter:
     @property
     def offset(self) -> int:
         return self._offset
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """pwrite until done: a short write is retried, so a full disk raises ENOSPC (named by the
+    caller's atomic output) instead of passing for an I/O error."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        if n <= 0:
+            raise OSError(errno.EIO, "the package file accepts no more bytes")
+        view, offset = view[n:], offset + n
 
 
 def _direct_target(out: BinaryIO) -> tuple[int, int] | None:

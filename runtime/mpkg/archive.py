@@ -21,6 +21,7 @@ from .manifest import MANIFEST_NAME, MAX_FILES, MAX_MANIFEST_BYTES, SIGNATURES_N
 
 MAX_PAX_BYTES = 64 * 1024
 MAX_SIGNATURES_BYTES = 1024 * 1024
+_MAX_DIGITS = 20  # PAX numbers: 2^64 has 20 decimal digits
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,22 @@ def _octal(field: bytes, where: str) -> int:
     return int(text, 8)
 
 
+def _decimal(text: bytes, max_digits: int) -> int | None:
+    """A PAX decimal number: 1 to ``max_digits`` ASCII digits, else None. ``int()`` alone
+    would take Unicode digits ('²', Arabic-Indic) and spend quadratic time on thousands of digits."""
+    if not 0 < len(text) <= max_digits or not all(48 <= c <= 57 for c in text):
+        return None
+    return int(text)
+
+
 def _pax_records(data: bytes, where: str) -> dict[str, str]:
     records: dict[str, str] = {}
     pos = 0
     while pos < len(data):
-        space = data.find(b" ", pos)
-        if space < 0 or not data[pos:space].isdigit():
-            raise FormatError("has a malformed PAX header", where)
-        length = int(data[pos:space])
+        space = data.find(b" ", pos, pos + _MAX_DIGITS + 1)
+        length = _decimal(data[pos:space], _MAX_DIGITS) if space >= 0 else None
+        if length is None:
+            raise FormatError("has a malformed PAX header (record length)", where)
         record = data[space + 1 : pos + length]
         if length <= 0 or pos + length > len(data) or not record.endswith(b"\n") or b"=" not in record:
             raise FormatError("has a malformed PAX header", where)
@@ -87,9 +96,13 @@ def scan(f: BinaryIO, file_size: int, where: str) -> list[Member]:
             block = f.read(layout.BLOCK)
             name = records.get("path")
             size_text = records.get("size")
-            if size_text is not None and not size_text.isdigit():
-                raise FormatError("has a malformed PAX size", at)
-            size = int(size_text) if size_text is not None else _octal(block[124:136], at)
+            if size_text is None:
+                size = _octal(block[124:136], at)
+            else:
+                pax_number = _decimal(size_text.encode("utf-8"), _MAX_DIGITS)
+                if pax_number is None:
+                    raise FormatError("has a malformed PAX size (not 1-20 ASCII digits)", at)
+                size = pax_number
             if name is None:
                 name = block[:100].rstrip(b"\0").decode("ascii", "replace")
         elif typeflag == b"0":

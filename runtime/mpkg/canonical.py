@@ -2,18 +2,32 @@
 
 Keys sorted by UTF-16 code units, no insignificant whitespace, UTF-8, numbers in
 ECMAScript's shortest round-trip form. ``loads`` is the strict inverse used on
-untrusted manifests: duplicate keys, NaN/Infinity and non-UTF-8 are refused.
+untrusted manifests: duplicate keys, NaN/Infinity, non-UTF-8 and documents nested
+deeper than MAX_DEPTH are refused.
+
+The nesting limit is the same whatever the caller's stack depth: parsing and
+re-encoding recurse, so when the calling thread has too little recursion budget left
+for MAX_DEPTH levels, the work runs on a fresh thread (whose stack starts empty) instead
+of failing for a document another caller would accept.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .errors import FormatError
 
 _SAFE_INT = 2**53
+MAX_DEPTH = 64  # arrays and objects inside each other, in any JSON document mpkg reads
+# Recursion budget a parse + re-encode of a MAX_DEPTH document needs (json's C scanner and
+# ``_encode`` each take one level per nesting level), with room for the frames around them.
+_NEEDED_BUDGET = 2 * MAX_DEPTH + 64
+T = TypeVar("T")
 
 
 def _number(value: int | float) -> str:
@@ -53,8 +67,15 @@ def _number(value: int | float) -> str:
     return sign + digits[0] + "." + digits[1:] + exp
 
 
+# json.dumps(s, ensure_ascii=False) without its per-call overhead: the C escaper it uses
+# (only '"', '\\' and control characters are escaped, as RFC 8785 requires).
+_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
 def _encode(value: Any, out: list[str]) -> None:
-    if value is None:
+    if isinstance(value, str):
+        out.append(_string(value))
+    elif value is None:
         out.append("null")
     elif value is True:
         out.append("true")
@@ -62,8 +83,6 @@ def _encode(value: Any, out: list[str]) -> None:
         out.append("false")
     elif isinstance(value, (int, float)):
         out.append(_number(value))
-    elif isinstance(value, str):
-        out.append(json.dumps(value, ensure_ascii=False))
     elif isinstance(value, (list, tuple)):
         out.append("[")
         for i, item in enumerate(value):
@@ -79,7 +98,7 @@ def _encode(value: Any, out: list[str]) -> None:
                 raise TypeError(f"object keys must be strings, got {key!r}")
             if i:
                 out.append(",")
-            out.append(json.dumps(key, ensure_ascii=False))
+            out.append(_string(key))
             out.append(":")
             _encode(value[key], out)
         out.append("}")
@@ -107,29 +126,93 @@ def _refuse_constant(name: str) -> Any:
     raise FormatError(f"{name} is not valid JSON")
 
 
+_MAX_INT_DIGITS = 400  # far beyond any double; int() of thousands of digits is refused (or slow)
+
+
 def _parse_int(text: str) -> int | float:
     # JSON numbers are IEEE doubles (RFC 8785): integers beyond 2^53 are read as the double they denote.
+    if len(text) > _MAX_INT_DIGITS:
+        raise FormatError(f"has an integer of {len(text)} digits; JSON numbers are doubles")
     value = int(text)
     return value if abs(value) <= _SAFE_INT else float(value)
 
 
-def loads(data: bytes, where: str) -> Any:
-    """Strictly parse JSON from untrusted bytes; problems name ``where``."""
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether arrays/objects nest deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _recursion_budget() -> int:
+    """How many more frames this thread may push before RecursionError."""
+    depth = 0
+    frame = sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return sys.getrecursionlimit() - depth
+
+
+def _on_fresh_stack(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` here when the stack has room for MAX_DEPTH, else on a new thread."""
+    if _recursion_budget() >= _NEEDED_BUDGET:
+        return fn(*args)
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="mpkg-json", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    result: T = box["value"]
+    return result
+
+
+def _too_deep_reason() -> str:
+    return f"nests arrays and objects deeper than {MAX_DEPTH} levels"
+
+
+def _loads(data: bytes, where: str) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError(f"is not UTF-8 (byte {exc.start})", where) from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant, parse_int=_parse_int)
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant, parse_int=_parse_int
+        )
     except FormatError as exc:
         raise FormatError(exc.problems[0].reason, where) from None
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise FormatError(_too_deep_reason(), where) from None
+    except ValueError as exc:
         raise FormatError(f"is not valid JSON ({exc})", where) from None
+    if isinstance(value, (dict, list)) and _too_deep(value, MAX_DEPTH):
+        raise FormatError(_too_deep_reason(), where)
+    return value
 
 
-def loads_canonical(data: bytes, where: str) -> Any:
-    """Parse and insist the bytes are exactly the canonical encoding (one byte form per document)."""
-    value = loads(data, where)
+def loads(data: bytes, where: str) -> Any:
+    """Strictly parse JSON from untrusted bytes; problems name ``where``."""
+    return _on_fresh_stack(_loads, data, where)
+
+
+def _loads_canonical(data: bytes, where: str) -> Any:
+    value = _loads(data, where)
     try:
         again = dumps(value)
     except (TypeError, ValueError) as exc:
@@ -137,3 +220,8 @@ def loads_canonical(data: bytes, where: str) -> Any:
     if again != data:
         raise FormatError("is not in canonical JSON form (RFC 8785); rebuild the package", where)
     return value
+
+
+def loads_canonical(data: bytes, where: str) -> Any:
+    """Parse and insist the bytes are exactly the canonical encoding (one byte form per document)."""
+    return _on_fresh_stack(_loads_canonical, data, where)

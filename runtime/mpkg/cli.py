@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .atomic import Terminated
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MpkgError, UsageError
 
 
@@ -125,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         info("mpkg: interrupted; nothing was written")
         return EXIT_FAILED
+    except Terminated as exc:  # SIGTERM/SIGHUP while writing: temporaries were removed
+        info(f"mpkg: {exc}; nothing was written")
+        return 128 + exc.signum
 
 
 def exit_code(ok: bool) -> int:

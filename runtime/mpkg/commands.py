@@ -9,6 +9,7 @@ from .archive import PackageFile
 from .cli import add_key_options, emit_json, exit_code, info, trusted_keys
 from .errors import EXIT_FAILED, MpkgError, UsageError, printable
 from .manifest import Manifest
+from .package import manifest_of
 from .progress import progress_bar
 from .signatures import Envelope, SignatureCheck
 from .verify import Policy, VerificationResult, verified
@@ -109,6 +110,18 @@ def _size(path: str) -> int:
 
 
 def describe(pkg: PackageFile, manifest: Manifest) -> dict[str, Any]:
+    doc = describe_manifest(manifest, pkg.size)
+    if pkg.signatures_bytes is not None:
+        try:
+            env = Envelope.from_bytes(pkg.signatures_bytes)
+            doc["signatures"] = [{"keyid": s.keyid} for s in env.signatures]
+        except MpkgError as exc:
+            doc["signatures"] = [{"error": r} for r in exc.reasons()]
+    return doc
+
+
+def describe_manifest(manifest: Manifest, size: int) -> dict[str, Any]:
+    """What `mpkg inspect --json` shows of a manifest (signatures: none yet)."""
     raw = manifest.raw
     doc: dict[str, Any] = {
         "name": manifest.name,
@@ -116,7 +129,7 @@ def describe(pkg: PackageFile, manifest: Manifest) -> dict[str, Any]:
         "description": manifest.description,
         "digest": str(manifest.digest),
         "format_version": manifest.format_version,
-        "size": pkg.size,
+        "size": size,
         "model": {"format": manifest.model_format, "files": list(manifest.model_files)},
         "files": [f.to_json() for f in manifest.files],
         "contract": manifest.contract.to_json(),
@@ -128,12 +141,6 @@ def describe(pkg: PackageFile, manifest: Manifest) -> dict[str, Any]:
         "base": raw.get("base"),
         "signatures": [],
     }
-    if pkg.signatures_bytes is not None:
-        try:
-            env = Envelope.from_bytes(pkg.signatures_bytes)
-            doc["signatures"] = [{"keyid": s.keyid} for s in env.signatures]
-        except MpkgError as exc:
-            doc["signatures"] = [{"error": r} for r in exc.reasons()]
     return doc
 
 
@@ -151,14 +158,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
         require()
     with PackageFile(args.package) as pkg:
-        manifest = Manifest.from_bytes(pkg.manifest_bytes)
+        manifest = manifest_of(pkg)
         doc = describe(pkg, manifest)
         if args.html is not None:
             _write_inspect_report(args, pkg, manifest)
     if args.json:
         emit_json(doc)
         return 0
-    print(_describe_text(doc))
+    print(describe_text(doc))
     return 0
 
 
@@ -174,7 +181,7 @@ def _write_inspect_report(args: argparse.Namespace, pkg: PackageFile, manifest: 
     info(f"wrote {args.html}")
 
 
-def _describe_text(doc: dict[str, Any]) -> str:
+def describe_text(doc: dict[str, Any]) -> str:
     """The human listing, one line per entry, every line escaped: nothing here is verified."""
     lines: list[str] = []
     out = lines.append

@@ -34,7 +34,8 @@ TENSOR_DTYPES = (
 _ARROW_DTYPE = re.compile(
     r"^(?:date32|date64"
     r"|timestamp\[(?:s|ms|us|ns)(?:, tz=[A-Za-z0-9_/+\-:]+)?\]"
-    r"|decimal128\((?:[1-9]|[1-3][0-9]),(?:0|[1-9]|[1-3][0-9])\))$"
+    r"|decimal128\((?:[1-9]|[1-3][0-9]),(?:0|[1-9]|[1-3][0-9])\))\Z",
+    re.ASCII,
 )
 
 Dim = int | str
@@ -129,8 +130,9 @@ class Contract:
         return cls(inputs=sides["inputs"], outputs=sides["outputs"])
 
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-/]{0,127}$")
-_DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# \Z, not $: "x\n" is not a name (schemas/contract.schema.json patterns are ECMA-262).
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-/]{0,127}\Z", re.ASCII)
+_DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z", re.ASCII)
 _FIELD_KEYS = {"name", "dtype", "shape", "optional", "nullable", "enum", "description"}
 
 
@@ -174,7 +176,7 @@ def _parse_field(item: object, where: str, problems: list[Problem]) -> Field | N
         flags[key] = bool(value)
     enum = item.get("enum")
     enum_values: tuple[Scalar, ...] | None = None
-    if enum is not None:
+    if "enum" in item:
         if not isinstance(enum, list) or not enum or not all(isinstance(v, (bool, int, float, str)) for v in enum):
             problems.append(Problem(f"{where}.enum", "must be a non-empty list of scalars"))
         elif len(set(map(repr, enum))) != len(enum):

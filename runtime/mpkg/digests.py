@@ -22,7 +22,7 @@ PACKAGE_DIGEST_ALGORITHM = "sha256"
 # Window mapped at a time; large enough for BLAKE3's threads, small enough to bound RSS.
 WINDOW = 64 * 1024 * 1024
 _HEX_LEN = {"blake3": 64, "sha256": 64}
-_DIGEST = re.compile(r"^(blake3|sha256):([0-9a-f]{64})$")
+_DIGEST = re.compile(r"^(blake3|sha256):([0-9a-f]{64})\Z")
 
 
 @dataclass(frozen=True, order=True)

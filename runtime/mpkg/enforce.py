@@ -240,14 +240,27 @@ def _decimals(arr: Array, field: Field, spec: tuple[int, int]) -> Array:
             except decimal.InvalidOperation:
                 d = None
         if d is None or not d.is_finite():
-            raise _Refused(f"element {i} is {v!r}; expected a finite {field.dtype} value")
-        q = d.quantize(quantum, context=decimal.Context(prec=80))
+            raise _Refused(f"element {i} is {_short(v)}; expected a finite {field.dtype} value")
+        # More integer digits than fit: refused before quantize, which raises InvalidOperation when
+        # the result is wider than its context (a value of 81+ digits from a request crashed here).
+        if d != 0 and d.adjusted() >= precision - scale:
+            raise _Refused(f"element {i} = {_short(v)} has more than {precision} digits ({field.dtype})")
+        try:
+            q = d.quantize(quantum, context=decimal.Context(prec=80))
+        except decimal.InvalidOperation:
+            raise _Refused(f"element {i} = {_short(v)} does not fit {field.dtype}") from None
         if q != d:
-            raise _Refused(f"element {i} = {v} has more than {scale} decimal places ({field.dtype})")
+            raise _Refused(f"element {i} = {_short(v)} has more than {scale} decimal places ({field.dtype})")
         if len(q.as_tuple().digits) > precision and q != 0:
-            raise _Refused(f"element {i} = {v} has more than {precision} digits ({field.dtype})")
+            raise _Refused(f"element {i} = {_short(v)} has more than {precision} digits ({field.dtype})")
         out[idx] = q
     return out
+
+
+def _short(value: object) -> str:
+    """A value for a message: at most 60 characters of its repr (a request may send megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _from_python(field: Field, value: object) -> Array:

@@ -7,7 +7,6 @@ Field names are the spec's (spec/format.md §5).
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,20 @@ from typing import Any
 from . import canonical
 from .contract import Contract
 from .digests import FILE_DIGEST_ALGORITHM, Digest, package_digest
-from .errors import ContractError, FormatError, Problem
+from .errors import ContractError, FormatError
+from .manifest_fields import (
+    ENTRY_POINTS,
+    MODEL_FORMATS,
+    MODULE_RE,
+    NAME_RE,
+    PIN_NAME_RE,
+    PIN_VERSION_RE,
+    SEMVER_RE,
+    TOP_OPTIONAL,
+    TOP_REQUIRED,
+    check_fields,
+)
+from .shape import Checker
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -38,16 +50,6 @@ ROLE_ROOT = {
     "lineage": "lineage",
     "example": "example",
 }
-MODEL_FORMATS = ("onnx", "safetensors")
-# Functions a code module may define, and what the runtime calls them with (spec/format.md §7).
-ENTRY_POINTS = ("preprocess", "postprocess", "predict")
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
-SEMVER_RE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
-)
-MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _MAX_PATH = 1024
 _MAX_COMPONENT = 255
 
@@ -182,171 +184,38 @@ class Manifest:
         return _parse(doc, data)
 
 
-_TOP_KEYS = {
-    "format_version": True,
-    "name": True,
-    "version": True,
-    "description": False,
-    "model": True,
-    "code": False,
-    "contract": True,
-    "environment": True,
-    "card": True,
-    "example": False,
-    "lineage": False,
-    "base": False,
-    "files": True,
-}
-
-
 def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
-    where = MANIFEST_NAME
+    """Check ``doc`` against spec §5: the rules of schemas/manifest.schema.json (``check_fields``), then
+    the cross-field rules no JSON Schema can state (``_references``); all problems at once."""
     version = doc.get("format_version")
     if version not in SUPPORTED_FORMAT_VERSIONS or isinstance(version, bool):
         raise FormatError(
             f"format_version {version!r} is not supported by this mpkg "
             f"(supports {list(SUPPORTED_FORMAT_VERSIONS)}); upgrade mpkg",
-            where,
+            MANIFEST_NAME,
         )
-    p: list[Problem] = []
-
-    def bad(key: str, reason: str) -> None:
-        p.append(Problem(f"{where}: {key}", reason))
-
-    for key, required in _TOP_KEYS.items():
-        if required and key not in doc:
-            bad(key, "is required")
-    for key in sorted(set(doc) - set(_TOP_KEYS)):
-        bad(key, "is not a known manifest field")
-
-    name = doc.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        bad("name", "must be 1-64 lowercase letters, digits and '-', starting with a letter")
-    ver = doc.get("version")
-    if not isinstance(ver, str) or not SEMVER_RE.match(ver):
-        bad("version", "must be a SemVer 2.0.0 version such as 1.2.3")
-    description = doc.get("description", "")
-    if not isinstance(description, str) or not description.isprintable():
-        bad("description", "must be one line of printable text")
-
-    files = _parse_files(doc.get("files"), bad)
-    by_path = {f.path: f for f in files}
-
-    model = doc.get("model")
-    model_format = ""
-    model_files: tuple[str, ...] = ()
-    if not isinstance(model, Mapping):
-        bad("model", "must be an object")
-    else:
-        for key in sorted(set(model) - {"format", "files", "architecture"}):
-            bad(f"model.{key}", "is not a known field")
-        model_format = model.get("format", "")
-        if model_format not in MODEL_FORMATS:
-            bad("model.format", f"must be one of {list(MODEL_FORMATS)}")
-        mf = model.get("files")
-        if not isinstance(mf, list) or not mf or not all(isinstance(x, str) for x in mf):
-            bad("model.files", "must be a non-empty list of paths")
-        else:
-            model_files = tuple(mf)
-            for path in model_files:
-                entry = by_path.get(path)
-                if entry is None or entry.role != "weights":
-                    bad("model.files", f"{path!r} is not a weights entry in files")
-        if not isinstance(model.get("architecture", {}), Mapping):
-            bad("model.architecture", "must be an object")
-        else:
-            _check_architecture(model.get("architecture", {}), bad)
-
-    code_root = code_module = None
-    code = doc.get("code")
-    if code is not None:
-        if not isinstance(code, Mapping) or set(code) != {"root", "module", "entry_points"}:
-            bad("code", "must be an object with exactly 'root', 'module' and 'entry_points'")
-        else:
-            eps = code["entry_points"]
-            if not isinstance(eps, Mapping) or not all(
-                k in ENTRY_POINTS and isinstance(v, list) and all(isinstance(a, str) for a in v) for k, v in eps.items()
-            ):
-                bad("code.entry_points", f"must map names among {list(ENTRY_POINTS)} to parameter lists")
-            code_root, code_module = code["root"], code["module"]
-            if code_root != "code":
-                bad("code.root", "must be 'code'")
-            if not isinstance(code_module, str) or not MODULE_RE.match(code_module):
-                bad("code.module", "must be a dotted Python module name")
-
+    c = Checker(MANIFEST_NAME)
+    c.obj(doc, "", TOP_REQUIRED, TOP_OPTIONAL)
+    files = _parse_files(doc.get("files"), c)
     contract: Contract | None = None
     try:
-        contract = Contract.from_json(doc.get("contract"), f"{where}: contract")
+        contract = Contract.from_json(doc.get("contract"), f"{MANIFEST_NAME}: contract")
     except ContractError as exc:
-        p.extend(exc.problems)
-
-    _check_ref(doc.get("card"), "card", ("path", "metadata", "author_digest"), "card", by_path, bad)
-    card_doc = doc.get("card")
-    if isinstance(card_doc, Mapping) and "author_digest" in card_doc:
-        author = Digest.parse(card_doc["author_digest"])
-        if author is None or author.algorithm != FILE_DIGEST_ALGORITHM:
-            bad("card.author_digest", f"must be '{FILE_DIGEST_ALGORITHM}:<64 hex digits>'")
-    _check_ref(
-        doc.get("environment"),
-        "environment",
-        ("lockfile", "kind", "requires_python", "packages"),
-        "environment",
-        by_path,
-        bad,
-        path_key="lockfile",
-    )
-    env = doc.get("environment")
-    if isinstance(env, Mapping):
-        if env.get("kind") not in ("requirements", "pylock"):
-            bad("environment.kind", "must be 'requirements' or 'pylock'")
-        packages = env.get("packages")
-        if not isinstance(packages, list) or not all(
-            isinstance(x, Mapping) and set(x) == {"name", "version"} and all(isinstance(v, str) for v in x.values())
-            for x in packages
-        ):
-            bad("environment.packages", "must be a list of {name, version} strings")
-    if doc.get("example") is not None:
-        _check_ref(doc.get("example"), "example", ("path", "rtol", "atol"), "example", by_path, bad)
-        ex = doc["example"]
-        if isinstance(ex, Mapping):
-            for key in ("rtol", "atol"):
-                value = ex.get(key)
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    bad(f"example.{key}", "must be a number >= 0")
-    lineage = doc.get("lineage", {})
-    if not isinstance(lineage, Mapping):
-        bad("lineage", "must be an object")
-    else:
-        metrics = lineage.get("metrics", {})
-        if not isinstance(metrics, Mapping) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()
-        ):
-            bad("lineage.metrics", "must be an object of metric names to numbers")
-        datasets = lineage.get("data", [])
-        if not isinstance(datasets, list) or not all(isinstance(d, Mapping) for d in datasets):
-            bad("lineage.data", "must be a list of objects")
-        if not isinstance(lineage.get("origin", {}), Mapping):
-            bad("lineage.origin", "must be an object")
-    base = doc.get("base")
-    if base is not None and (
-        not isinstance(base, Mapping) or set(base) != {"digest", "version"} or Digest.parse(base.get("digest")) is None
-    ):
-        bad("base", "must be {digest: 'sha256:<hex>', version}")
-    for entry in files:
-        if entry.role == "code" and code is None:
-            bad("files", f"{entry.path!r} has role 'code' but the manifest has no 'code'")
-
-    if p:
-        raise FormatError(p)
-    assert contract is not None and isinstance(name, str) and isinstance(ver, str)
+        c.problems.extend(exc.problems)
+    check_fields(doc, c)
+    _references(doc, files, c)
+    if c.problems:
+        raise FormatError(c.problems)
+    assert contract is not None
+    model, code = doc["model"], doc.get("code")
     return Manifest(
-        name=name,
-        version=ver,
-        description=description,
-        model_format=model_format,
-        model_files=model_files,
-        code_root=code_root,
-        code_module=code_module,
+        name=doc["name"],
+        version=doc["version"],
+        description=doc.get("description", ""),
+        model_format=model["format"],
+        model_files=tuple(model["files"]),
+        code_root=code["root"] if code else None,
+        code_module=code["module"] if code else None,
         contract=contract,
         files=files,
         raw=doc,
@@ -355,86 +224,94 @@ def _parse(doc: Mapping[str, Any], data: bytes) -> Manifest:
     )
 
 
-def _check_architecture(arch: Mapping[str, Any], bad: Any) -> None:
-    """The fields `mpkg diff` decides by (spec/semver.md §4.1); the rest of the summary is free-form."""
-    for key in ("structure_digest", "weights_digest"):
-        if key in arch and Digest.parse(arch[key]) is None:
-            bad(f"model.architecture.{key}", "must be '<algorithm>:<64 hex digits>'")
-    labels = arch.get("class_labels", [])
-    if not isinstance(labels, list) or not all(
-        (isinstance(x, list) and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in x))
-        or Digest.parse(x) is not None
-        for x in labels
+def _references(doc: Mapping[str, Any], files: tuple[FileEntry, ...], c: Checker) -> None:
+    """Cross-field rules (spec §5.5): what other fields name must be in ``files`` with the right role."""
+    by_path = {f.path: f for f in files}
+
+    def names(ref: object, role: str, key: str) -> None:
+        entry = by_path.get(ref) if isinstance(ref, str) else None
+        if entry is None or entry.role != role:
+            c.bad(key, f"{ref!r} must name a file with role '{role}' in files")
+
+    model = doc.get("model")
+    if isinstance(model, Mapping) and isinstance(model.get("files"), list):
+        for path in model["files"]:
+            names(path, "weights", "model.files")
+    for section, key, role in (
+        ("card", "path", "card"),
+        ("environment", "lockfile", "environment"),
+        ("example", "path", "example"),
     ):
-        bad("model.architecture.class_labels", "must be a list of label lists (integers or strings) or digests")
-    producer = arch.get("producer", {"name": "", "version": ""})
-    if not (
-        isinstance(producer, Mapping)
-        and set(producer) == {"name", "version"}
-        and all(isinstance(v, str) for v in producer.values())
-    ):
-        bad("model.architecture.producer", "must be {name, version} strings")
+        obj = doc.get(section)
+        if isinstance(obj, Mapping) and key in obj:
+            names(obj[key], role, f"{section}.{key}")
+    if "code" not in doc:
+        for entry in files:
+            if entry.role == "code":
+                c.bad("files", f"{entry.path!r} has role 'code' but the manifest has no 'code'")
 
 
-def _check_ref(
-    obj: object,
-    key: str,
-    allowed: tuple[str, ...],
-    role: str,
-    by_path: Mapping[str, FileEntry],
-    bad: Any,
-    path_key: str = "path",
-) -> None:
-    if not isinstance(obj, Mapping):
-        bad(key, "must be an object")
-        return
-    for extra in sorted(set(obj) - set(allowed)):
-        bad(f"{key}.{extra}", "is not a known field")
-    ref = obj.get(path_key)
-    entry = by_path.get(ref) if isinstance(ref, str) else None  # a list or object here is not a path
-    if entry is None or entry.role != role:
-        bad(f"{key}.{path_key}", f"must name a file with role '{role}' in files")
+_ENTRY_KEYS = ("path", "size", "digest", "encoding", "role")
 
 
-def _parse_files(raw: object, bad: Any) -> tuple[FileEntry, ...]:
-    if not isinstance(raw, list) or len(raw) > MAX_FILES:
-        bad("files", f"must be a list of at most {MAX_FILES} entries")
+def _parse_files(raw: object, c: Checker) -> tuple[FileEntry, ...]:
+    items = c.array(raw, "files", max_items=MAX_FILES)
+    if items is None:
         return ()
     entries: list[FileEntry] = []
     folded: dict[str, str] = {}
-    for i, item in enumerate(raw):
+    for i, item in enumerate(items):
         at = f"files[{i}]"
-        if not isinstance(item, Mapping) or set(item) != {"path", "size", "digest", "encoding", "role"}:
-            bad(at, "must have exactly path, size, digest, encoding, role")
+        before = len(c.problems)
+        entry = c.obj(item, at, _ENTRY_KEYS)
+        if entry is None:
             continue
-        path, size, digest = item["path"], item["size"], Digest.parse(item["digest"])
-        encoding, role = item["encoding"], item["role"]
+        path, digest = entry["path"], Digest.parse(entry["digest"])
         reason = path_problem(path)
         if reason:
-            bad(f"{at}.path", f"{path!r} {reason}")
-            continue
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            bad(f"{at}.size", "must be an integer >= 0")
-            continue
+            c.bad(f"{at}.path", f"{path!r} {reason}")
+        c.integer(entry["size"], f"{at}.size", minimum=0)
         if digest is None or digest.algorithm != FILE_DIGEST_ALGORITHM:
-            bad(f"{at}.digest", f"must be '{FILE_DIGEST_ALGORITHM}:<64 hex>'")
+            c.bad(f"{at}.digest", f"must be '{FILE_DIGEST_ALGORITHM}:<64 hex>'")
+        if entry["encoding"] not in ENCODINGS:
+            c.bad(f"{at}.encoding", f"must be {' or '.join(map(repr, ENCODINGS))}: format v1 stores files uncompressed")
+        role = c.enum(entry["role"], f"{at}.role", ROLES)
+        if role is not None and not reason and (path.split("/", 1)[0] != ROLE_ROOT[role] or "/" not in path):
+            c.bad(f"{at}.path", f"a {role} file must live under '{ROLE_ROOT[role]}/'")
+        if len(c.problems) != before:
             continue
-        if encoding not in ENCODINGS:
-            bad(f"{at}.encoding", f"must be {' or '.join(map(repr, ENCODINGS))}: format v1 stores files uncompressed")
-            continue
-        if role not in ROLES:
-            bad(f"{at}.role", f"must be one of {list(ROLES)}")
-            continue
-        if path.split("/", 1)[0] != ROLE_ROOT[role] or "/" not in path:
-            bad(f"{at}.path", f"a {role} file must live under '{ROLE_ROOT[role]}/'")
-            continue
-        entry = FileEntry(path, size, digest, encoding, role)
-        key = fold(entry.path)
+        assert digest is not None
+        fe = FileEntry(path, entry["size"], digest, entry["encoding"], role)
+        key = fold(fe.path)
         if key in folded:
-            bad(f"{at}.path", f"{path!r} collides with {folded[key]!r} (case or Unicode folding)")
+            c.bad(f"{at}.path", f"{path!r} collides with {folded[key]!r} (case or Unicode folding)")
         folded[key] = path
-        entries.append(entry)
+        entries.append(fe)
     paths = [e.path.encode("utf-8") for e in entries]
     if paths != sorted(paths):
-        bad("files", "must be sorted by path (UTF-8 byte order)")
+        c.bad("files", "must be sorted by path (UTF-8 byte order)")
     return tuple(entries)
+
+
+__all__ = [
+    "ENCODINGS",
+    "ENTRY_POINTS",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "MAX_FILES",
+    "MAX_MANIFEST_BYTES",
+    "MODEL_FORMATS",
+    "MODULE_RE",
+    "NAME_RE",
+    "PIN_NAME_RE",
+    "PIN_VERSION_RE",
+    "ROLES",
+    "ROLE_ROOT",
+    "SEMVER_RE",
+    "SIGNATURES_NAME",
+    "SUPPORTED_FORMAT_VERSIONS",
+    "FileEntry",
+    "Manifest",
+    "fold",
+    "path_problem",
+]

@@ -213,6 +213,7 @@ class Model:
         weights: Weights,
         code_files: Mapping[str, bytes] | None = None,
         code_module: str | None = None,
+        code_location: str | None = None,
         entry_points: Mapping[str, Sequence[str]] | None = None,
         card: ModelCard | None = None,
         example: Example | None = None,
@@ -220,39 +221,34 @@ class Model:
         keepalive: Sequence[object] = (),
     ) -> Model:
         """A model from its parts, with or without a package. ``code_files`` maps paths
-        relative to the code root to bytes; ``entry_points`` None means: whichever of
-        preprocess/postprocess/predict the module defines."""
+        relative to the code root to bytes; ``code_location`` is where they appear to be
+        (``__file__``); ``entry_points`` None means: whichever of preprocess/postprocess/predict
+        the module defines."""
         code = None
         functions: dict[str, Callable[..., Any]] = {}
         if code_module is not None:
-            code = PackageCode(code_files or {}, private_prefix(digest), f"{name}@{version}")
-            module = code.import_module(code_module)
-            wanted = (
-                list(entry_points)
-                if entry_points is not None
-                else [n for n in ENTRY_POINTS if callable(getattr(module, n, None))]
+            code = PackageCode(code_files or {}, private_prefix(digest), f"{name}@{version}", code_location)
+        try:
+            if code is not None and code_module is not None:
+                functions = _entry_functions(code.import_module(code_module), code_module, entry_points, model_format)
+            return cls(
+                name=name,
+                version=version,
+                digest=digest,
+                contract=contract,
+                model_format=model_format,
+                weights=weights,
+                code=code,
+                functions=functions,
+                card=card,
+                example=example,
+                manifest=manifest,
+                keepalive=keepalive,
             )
-            for ep in wanted:
-                fn = getattr(module, ep, None)
-                if not callable(fn):
-                    raise FormatError(f"module {code_module!r} defines no function {ep!r}", "code.entry_points")
-                functions[ep] = fn
-            if model_format == "onnx":
-                functions.pop("predict", None)  # ONNX packages run the graph; predict is not called
-        return cls(
-            name=name,
-            version=version,
-            digest=digest,
-            contract=contract,
-            model_format=model_format,
-            weights=weights,
-            code=code,
-            functions=functions,
-            card=card,
-            example=example,
-            manifest=manifest,
-            keepalive=keepalive,
-        )
+        except BaseException:
+            if code is not None:
+                code.close()  # a model that failed to load leaves no modules behind
+            raise
 
     # --- prediction -----------------------------------------------------------------------------
 
@@ -363,6 +359,8 @@ class Model:
         """Drop the session, weights and code; the map closes once no array refers to it."""
         self._runner = None
         self.weights = None
+        if self.code is not None:
+            self.code.close()  # its private modules leave sys.modules
         self.code = None
         self._functions = {}
         for obj in self._keepalive:
@@ -397,6 +395,25 @@ class _OpenFile:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _entry_functions(
+    module: Any, code_module: str, entry_points: Mapping[str, Sequence[str]] | None, model_format: str
+) -> dict[str, Callable[..., Any]]:
+    wanted = (
+        list(entry_points)
+        if entry_points is not None
+        else [n for n in ENTRY_POINTS if callable(getattr(module, n, None))]
+    )
+    functions: dict[str, Callable[..., Any]] = {}
+    for ep in wanted:
+        fn = getattr(module, ep, None)
+        if not callable(fn):
+            raise FormatError(f"module {code_module!r} defines no function {ep!r}", "code.entry_points")
+        functions[ep] = fn
+    if model_format == "onnx":
+        functions.pop("predict", None)  # ONNX packages run the graph; predict is not called
+    return functions
 
 
 def example_inputs(contract: Contract) -> dict[str, Array]:
@@ -504,6 +521,7 @@ def _from_package(pkg: PackageFile, manifest: Manifest, mm: mmap.mmap) -> Model:
         weights=weights,
         code_files=code_files,
         code_module=manifest.code_module,
+        code_location=f"{os.path.abspath(pkg.where)}/code",
         entry_points=manifest.entry_points if manifest.code_module else None,
         card=card,
         example=example,

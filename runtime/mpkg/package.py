@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 from .archive import PackageFile
-from .errors import FormatError
+from .errors import FormatError, Problem
 from .manifest import Manifest
 from .verify import payload_bytes
 
@@ -25,21 +25,29 @@ class PackageInfo:
     size: int
 
 
+def manifest_of(pkg: PackageFile) -> Manifest:
+    """The open package's parsed manifest; refusals name the package file."""
+    try:
+        return Manifest.from_bytes(pkg.manifest_bytes)
+    except FormatError as exc:
+        raise FormatError(Problem(f"{pkg.where}: {p.where}", p.reason) for p in exc.problems) from None
+
+
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     with PackageFile(path) as pkg:
-        return Manifest.from_bytes(pkg.manifest_bytes)
+        return manifest_of(pkg)
 
 
 def read_info(path: str | os.PathLike[str]) -> PackageInfo:
     with PackageFile(path) as pkg:
-        m = Manifest.from_bytes(pkg.manifest_bytes)
+        m = manifest_of(pkg)
         return PackageInfo(m.name, m.version, str(m.digest), m.metrics, pkg.size)
 
 
 def extract_member(path: str | os.PathLike[str], logical_path: str) -> bytes:
     """One small file's logical bytes (decompressed). Parses, does not verify."""
     with PackageFile(path) as pkg:
-        m = Manifest.from_bytes(pkg.manifest_bytes)
+        m = manifest_of(pkg)
         entry = m.file(logical_path)
         if entry is None:
             raise FormatError(f"has no file {logical_path!r}", str(path))

@@ -14,7 +14,6 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from . import canonical
 from .digests import Digest
 from .errors import SignatureError
+from .keyfiles import PUBLIC, pem_blocks, read_key_file
 from .manifest import SIGNATURES_NAME
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -77,22 +77,38 @@ def check_key_type(key: object, where: str) -> PublicKey:
     raise SignatureError("is not an Ed25519 or ECDSA P-256 public key; other key types are refused", where)
 
 
-def load_public_key(path: str | os.PathLike[str]) -> TrustedKey:
+def load_key_file(path: str | os.PathLike[str]) -> tuple[TrustedKey, ...]:
+    """Every public key in a PEM file (a file may hold several: all are trusted, and named
+    "FILE (key i of n)" in reports). See mpkg.keyfiles for what a key file may be."""
     where = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise SignatureError(f"cannot be read ({exc.strerror})", where) from None
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm):
-        raise SignatureError("is not a PEM public key (pass NAME.pub, not the private key)", where) from None
-    checked = check_key_type(key, where)
-    return TrustedKey(key_id(checked), checked, where)
+    blocks = pem_blocks(read_key_file(path), PUBLIC, where)
+    keys = []
+    for i, block in enumerate(blocks, start=1):
+        source = where if len(blocks) == 1 else f"{where} (key {i} of {len(blocks)})"
+        try:
+            key = serialization.load_pem_public_key(block)
+        except (ValueError, UnsupportedAlgorithm):
+            raise SignatureError("is not a valid PEM public key", source) from None
+        checked = check_key_type(key, source)
+        keys.append(TrustedKey(key_id(checked), checked, source))
+    return tuple(keys)
+
+
+def load_public_key(path: str | os.PathLike[str]) -> TrustedKey:
+    """The one public key in a PEM file (refused when it holds several)."""
+    keys = load_key_file(path)
+    if len(keys) != 1:
+        raise SignatureError(f"holds {len(keys)} public keys where one is expected", str(path))
+    return keys[0]
 
 
 def load_public_keys(paths: Iterable[str | os.PathLike[str]]) -> tuple[TrustedKey, ...]:
-    return tuple(load_public_key(p) for p in paths)
+    """Every key of every file, each key once."""
+    seen: dict[str, TrustedKey] = {}
+    for path in paths:
+        for key in load_key_file(path):
+            seen.setdefault(key.keyid, key)
+    return tuple(seen.values())
 
 
 @dataclass(frozen=True)

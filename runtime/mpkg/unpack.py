@@ -1,24 +1,27 @@
 """Safe extraction: verify, then write every file under a fresh directory.
 
-Members are never handed to tarfile: each manifest entry is written with
-O_EXCL|O_NOFOLLOW beneath a temporary directory created beside the target,
-re-hashed while written, and the directory is renamed into place only when
-everything matched, so a failed unpack leaves nothing behind.
+The package is opened once: verification and extraction read the same open file, so
+what is written is what was verified even if the path is replaced meanwhile (before,
+unpack verified one file and then extracted whatever the path named next). Members are
+never handed to tarfile: each manifest entry is written with O_EXCL|O_NOFOLLOW beneath a
+hidden temporary directory beside the target (mpkg.atomic), re-hashed while written, and
+the directory is renamed into place only when everything matched, so a failed or
+interrupted unpack leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .archive import PackageFile
+from .atomic import atomic_directory
 from .digests import Digest, new_file_hasher
 from .errors import VerificationError
 from .manifest import MANIFEST_NAME, FileEntry
-from .verify import Policy, VerificationResult, verify
+from .verify import Policy, VerificationResult, verified
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _CHUNK = 8 << 20
@@ -29,29 +32,22 @@ def unpack(package: str | os.PathLike[str], target: str | os.PathLike[str], poli
     dest = Path(target)
     if dest.exists() or dest.is_symlink():
         raise VerificationError("already exists; unpack into a new directory", str(dest))
-    result = verify(package, policy)
-    result.raise_for_errors()
-    assert result.manifest is not None
-    parent = dest.absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise VerificationError(f"cannot create its folder ({exc.strerror})", str(dest)) from None
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
-    try:
-        with PackageFile(package) as pkg:
+    with verified(package, policy) as (pkg, result):
+        result.raise_for_errors()
+        assert pkg is not None and result.manifest is not None
+        try:
+            dest.absolute().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise VerificationError(f"cannot create its folder ({exc.strerror})", str(dest)) from None
+        with atomic_directory(dest) as staging:
             for entry in result.manifest.files:
                 _extract(pkg, entry, staging)
             (staging / "mpkg").mkdir(exist_ok=True)
-            _write_new(staging, MANIFEST_NAME, [pkg.manifest_bytes])
-        os.rename(staging, dest)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            _write_new(staging, MANIFEST_NAME, [pkg.manifest_bytes])  # the verified bytes, held in memory
     return result
 
 
-def _write_new(root: Path, rel: str, chunks: object) -> Digest:
+def _write_new(root: Path, rel: str, chunks: Iterable[bytes]) -> Digest:
     parts = rel.split("/")
     directory = root
     for part in parts[:-1]:
@@ -63,7 +59,7 @@ def _write_new(root: Path, rel: str, chunks: object) -> Digest:
     hasher = new_file_hasher()
     fd = os.open(directory / parts[-1], _FLAGS, 0o644)
     with os.fdopen(fd, "wb") as out:
-        for chunk in chunks:  # type: ignore[attr-defined]
+        for chunk in chunks:
             hasher.update(chunk)
             out.write(chunk)
     return Digest("blake3", hasher.hexdigest())
@@ -76,13 +72,14 @@ def _extract(pkg: PackageFile, entry: FileEntry, root: Path) -> None:
         raise VerificationError("changed while being unpacked; nothing was written", f"{pkg.where}: {entry.path}")
 
 
-def _chunks(pkg: PackageFile, offset: int, size: int):  # type: ignore[no-untyped-def]
-    f = pkg.file
-    f.seek(offset)
+def _chunks(pkg: PackageFile, offset: int, size: int) -> Iterator[bytes]:
+    """The member's bytes from the verified open file (never reopened by name)."""
+    fd = pkg.file.fileno()
     remaining = size
     while remaining:
-        chunk = f.read(min(_CHUNK, remaining))
+        chunk = os.pread(fd, min(_CHUNK, remaining), offset)
         if not chunk:
             raise VerificationError("was truncated while being unpacked", pkg.where)
         remaining -= len(chunk)
+        offset += len(chunk)
         yield chunk

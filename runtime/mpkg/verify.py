@@ -16,7 +16,7 @@ from typing import Any
 
 from .archive import Member, PackageFile
 from .digests import Digest, hash_range
-from .errors import FormatError, MpkgError, Problem, SignatureError, VerificationError
+from .errors import FormatError, MpkgError, Problem, SignatureError, VerificationError, printable
 from .manifest import MANIFEST_NAME, SIGNATURES_NAME, FileEntry, Manifest
 from .signatures import Envelope, SignatureCheck, TrustedKey, check_envelope, check_statement, load_public_keys
 
@@ -84,15 +84,25 @@ def verified(
     and hashes them once."""
     try:
         pkg = PackageFile(path)  # step 1: layout
-    except MpkgError as exc:
-        yield None, VerificationResult(str(path), None, None, (), tuple(exc.reasons()))
+    except Exception as exc:
+        yield None, _failed(str(path), exc)
         return
     with pkg:
         try:
             result = verify_open(pkg, policy, progress)
-        except MpkgError as exc:
-            result = VerificationResult(pkg.where, None, None, (), tuple(exc.reasons()))
+        except Exception as exc:
+            result = _failed(pkg.where, exc)
         yield pkg, result
+
+
+def _failed(where: str, exc: Exception) -> VerificationResult:
+    """A refusal as a result (``verify`` never raises for a package). Anything but an MpkgError
+    is a bug in mpkg; the package still fails, with one line saying so."""
+    if isinstance(exc, MpkgError):
+        return VerificationResult(where, None, None, (), tuple(exc.reasons()))
+    detail = f"{type(exc).__name__}: {exc}".splitlines()[0][:200] if str(exc) else type(exc).__name__
+    reason = f"{where}: mpkg could not check this package ({printable(detail)}); it is refused. Please report this bug"
+    return VerificationResult(where, None, None, (), (reason,))
 
 
 def verify_open(pkg: PackageFile, policy: Policy, progress: Progress | None = None) -> VerificationResult:

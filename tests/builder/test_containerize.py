@@ -28,6 +28,7 @@ import pytest
 from mpkg.errors import MpkgError, UsageError, VerificationError
 from mpkg.package import read_info
 from mpkg_builder import containerize as cz
+from mpkg_builder.baseimage import resolve_base
 from mpkg_builder.sources.lockfile import Lockfile, parse_requirements
 from packaging.utils import parse_wheel_filename
 
@@ -40,7 +41,7 @@ from tests.harness.containers import Engine, container_engine  # noqa: E402
 __all__ = ["container_engine"]
 
 EXAMPLE = ROOT / "examples" / "iris-mlp"
-BASE = "localhost/mpkg-base:bookworm"
+BASE = "localhost/mpkg-base:bookworm@sha256:" + "0" * 64  # context tests never build it
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -234,7 +235,8 @@ def test_context_holds_package_keys_wheels_and_a_dockerfile(
     assert labels["org.opencontainers.image.title"] == "iris-mlp"
     assert labels["org.opencontainers.image.version"] == "1.0.0"
     assert labels["dev.mpkg.package.digest"] == info.digest
-    assert labels["org.opencontainers.image.base.name"] == BASE
+    assert labels["org.opencontainers.image.base.name"] == BASE.rpartition("@")[0]
+    assert labels["org.opencontainers.image.base.digest"] == BASE.rpartition("@")[2]
 
 
 def test_runtime_requirements_pin_every_runtime_wheel_by_hash(
@@ -396,14 +398,16 @@ def test_tampered_package_is_refused(
     [
         ({"base": "Not A Ref"}, "--base"),
         ({"base": "python:3.11@sha256:abc"}, "--base"),
-        ({"keys": ["/nonexistent/key.pub"]}, "--key"),
+        ({"base": "python:3.11-slim-bookworm"}, "is a tag, which can move; pin it by digest"),
+        ({"keys": ["/nonexistent/key.pub"]}, "/nonexistent/key.pub: cannot be read"),
         ({"wheelhouse": "/nonexistent/wheels"}, "--wheelhouse"),
     ],
 )
 def test_bad_options_are_refused_in_one_line(
     make_package: Callable[..., Path], tmp_path: Path, kwargs: dict[str, Any], needle: str
 ) -> None:
-    with pytest.raises(UsageError) as err:
+    kwargs = {"base": BASE, **kwargs}
+    with pytest.raises(MpkgError) as err:
         cz.write_context(make_package(), tmp_path / "ctx", **kwargs)
     assert needle in one_line(err.value)
     assert not (tmp_path / "ctx").exists()
@@ -413,7 +417,7 @@ def test_non_empty_destination_is_refused(make_package: Callable[..., Path], tmp
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "keep.txt").write_text("mine")
     with pytest.raises(UsageError) as err:
-        cz.write_context(make_package(), tmp_path / "ctx", allow_unsigned=True)
+        cz.write_context(make_package(), tmp_path / "ctx", base=BASE, allow_unsigned=True)
     assert "not an empty folder" in one_line(err.value)
     assert [p.name for p in (tmp_path / "ctx").iterdir()] == ["keep.txt"]
 
@@ -427,7 +431,7 @@ def test_bad_tag_is_refused(make_package: Callable[..., Path], tmp_path: Path) -
 
 def test_missing_package_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MpkgError) as err:
-        cz.write_context(tmp_path / "missing.mpkg", tmp_path / "ctx", allow_unsigned=True)
+        cz.write_context(tmp_path / "missing.mpkg", tmp_path / "ctx", base=BASE, allow_unsigned=True)
     assert "missing.mpkg" in err.value.reasons()[0]
 
 
@@ -537,7 +541,7 @@ def test_build_refuses_a_package_that_does_not_verify_in_the_image(
     ctx = cz.write_context(
         make_package(),
         tmp_path / "ctx",
-        base=container_engine.base_image,
+        base=resolve_base(container_engine.base_image, engine_client),  # the engine's digest of the tag
         keys=[keypair[1]],
         wheelhouse=wheelhouse,
         offline=True,

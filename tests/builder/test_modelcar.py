@@ -22,20 +22,22 @@ if str(ROOT) not in sys.path:  # the harness lives in tests/harness (not an inst
 
 from tests.harness.tamper import flip_weight_byte  # noqa: E402
 
+BASE = DEFAULT_MODELCAR_BASE + "@sha256:" + "1" * 64  # context tests never build it
+
 
 def test_context_holds_the_package_alone(built: Any, tmp_path: Path) -> None:
     pkg = built.signed["iris-mlp"]
-    ctx = write_modelcar_context(pkg, tmp_path / "ctx", keys=[built.pub])
+    ctx = write_modelcar_context(pkg, tmp_path / "ctx", base=BASE, keys=[built.pub])
     files = sorted(p.relative_to(ctx.path).as_posix() for p in ctx.path.rglob("*") if p.is_file())
     assert files == ["Dockerfile", "package/iris-mlp-1.0.0.mpkg"]
     assert (ctx.path / "package" / "iris-mlp-1.0.0.mpkg").read_bytes() == pkg.read_bytes()
-    assert ctx.base == DEFAULT_MODELCAR_BASE and ctx.package.digest == built.digests["iris-mlp"]
+    assert ctx.base == BASE and ctx.package.digest == built.digests["iris-mlp"]
 
     text = (ctx.path / "Dockerfile").read_text()
     steps = [line for line in re.sub(r"\\\n", " ", text).splitlines() if line and not line.startswith("#")]
     words = [s.split(" ", 1)[0] for s in steps]
     assert words == ["FROM", "ENV", "RUN", "COPY", "USER", "LABEL"]
-    assert steps[0] == f"FROM {DEFAULT_MODELCAR_BASE}"
+    assert steps[0] == f"FROM {BASE}"
     check = json.loads(steps[2].split(" ", 1)[1])
     assert check[:2] == ["/bin/sh", "-c"] and "ln" in check[2] and "sleep" in check[2]
     assert steps[3] == "COPY package/iris-mlp-1.0.0.mpkg /models/iris-mlp-1.0.0.mpkg"
@@ -48,8 +50,8 @@ def test_context_holds_the_package_alone(built: Any, tmp_path: Path) -> None:
 
 
 def test_context_is_reproducible(built: Any, tmp_path: Path) -> None:
-    a = write_modelcar_context(built.signed["iris-mlp"], tmp_path / "a", keys=[built.pub], base="busybox:1.36")
-    b = write_modelcar_context(built.signed["iris-mlp"], tmp_path / "b", keys=[built.pub], base="busybox:1.36")
+    a = write_modelcar_context(built.signed["iris-mlp"], tmp_path / "a", keys=[built.pub], base=BASE)
+    b = write_modelcar_context(built.signed["iris-mlp"], tmp_path / "b", keys=[built.pub], base=BASE)
     for rel in ("", "Dockerfile", "package", "package/iris-mlp-1.0.0.mpkg"):
         sa, sb = (a.path / rel).stat(), (b.path / rel).stat()
         assert (sa.st_mode, sa.st_mtime_ns) == (sb.st_mode, sb.st_mtime_ns), rel
@@ -60,15 +62,15 @@ def test_tampered_package_gets_no_context(built: Any, tmp_path: Path) -> None:
     """Attack: a package changed after signing is not wrapped into an image."""
     pkg = flip_weight_byte(built.signed["iris-mlp"], built.sources["iris-mlp"] / "model.onnx", tmp_path / "iris.mpkg")
     with pytest.raises(MpkgError) as err:
-        write_modelcar_context(pkg, tmp_path / "ctx", keys=[built.pub])
+        write_modelcar_context(pkg, tmp_path / "ctx", base=BASE, keys=[built.pub])
     assert "digest" in " ".join(err.value.reasons())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iris.mpkg"]
 
 
 def test_unsigned_package_needs_allow_unsigned(built: Any, tmp_path: Path) -> None:
     with pytest.raises(MpkgError):
-        write_modelcar_context(built.unsigned["iris-mlp"], tmp_path / "ctx")
-    ctx = write_modelcar_context(built.unsigned["iris-mlp"], tmp_path / "ctx2", allow_unsigned=True)
+        write_modelcar_context(built.unsigned["iris-mlp"], tmp_path / "ctx", base=BASE)
+    ctx = write_modelcar_context(built.unsigned["iris-mlp"], tmp_path / "ctx2", base=BASE, allow_unsigned=True)
     assert (ctx.path / "package" / "iris-mlp-1.0.0.mpkg").is_file()
 
 
@@ -90,7 +92,29 @@ def test_bad_base_and_busy_destination_are_refused(built: Any, tmp_path: Path) -
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x").write_text("x")
     with pytest.raises(UsageError, match="not an empty folder"):
-        write_modelcar_context(built.signed["iris-mlp"], tmp_path / "busy", keys=[built.pub])
+        write_modelcar_context(built.signed["iris-mlp"], tmp_path / "busy", base=BASE, keys=[built.pub])
+
+
+def test_base_given_by_tag_is_refused(built: Any, tmp_path: Path) -> None:
+    """Attack: a tag moves, so an image FROM busybox:1.36 can change under a signed package;
+    the context's FROM is always pinned by digest, as for the runtime image."""
+    with pytest.raises(UsageError, match="is a tag, which can move; pin it by digest"):
+        write_modelcar_context(built.signed["iris-mlp"], tmp_path / "ctx", keys=[built.pub], base="busybox:1.36")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_context_only_without_an_engine_asks_to_pin_the_base(built: Any, tmp_path: Path) -> None:
+    """The default base is a tag: with no engine to resolve it, containerize says how to pin it."""
+    with pytest.raises(MpkgError, match="no container engine is here to resolve it; pin it by digest"):
+        cz.containerize(
+            built.signed["iris-mlp"],
+            "iris:1",
+            keys=[built.pub],
+            modelcar=True,
+            context_only=tmp_path / "ctx",
+            engine=f"unix://{tmp_path / 'no-engine.sock'}",
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_context_only(built: Any, tmp_path: Path, run_mpkg: Any) -> None:
@@ -100,6 +124,8 @@ def test_cli_context_only(built: Any, tmp_path: Path, run_mpkg: Any) -> None:
         "-t",
         "registry.example/ml/iris-model:1.0.0",
         "--modelcar",
+        "--base",
+        BASE,
         "--key",
         built.pub,
         "--context-only",

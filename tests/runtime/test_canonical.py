@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import sys
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -120,7 +123,7 @@ def test_unencodable_numbers_are_refused(bad: float) -> None:
         (b'{"a":1,"a":2}', "duplicate key"),
         (b'{"a":NaN}', "not valid JSON"),
         (b"\xff\xfe", "is not UTF-8"),
-        (b"[" * 100000, "not valid JSON"),
+        (b"[" * 100000, "deeper than 64 levels"),
         (b'{"a": 1}', "canonical"),
         (b'{"b":1,"a":2}', "canonical"),
         (b'{"a":1.0}', "canonical"),
@@ -131,3 +134,30 @@ def test_strict_parse_refuses(data: bytes, reason: str) -> None:
         canonical.loads_canonical(data, "mpkg/manifest.json")
     assert reason in str(info.value)
     assert "mpkg/manifest.json" in str(info.value)
+
+
+def _at_depth(frames: int, fn: Any) -> Any:
+    """``fn()`` called ``frames`` Python frames below here."""
+    return fn() if frames <= 0 else _at_depth(frames - 1, fn)
+
+
+def _verdict(data: bytes) -> str:
+    try:
+        canonical.loads_canonical(data, "doc")
+    except FormatError as exc:
+        return str(exc)
+    return "ok"
+
+
+@pytest.mark.parametrize("depth", [canonical.MAX_DEPTH, canonical.MAX_DEPTH + 1, 5_000])
+def test_nesting_limit_does_not_depend_on_the_callers_stack(depth: int) -> None:
+    """Before, json.loads and the re-encoder recursed on the caller's stack: a document one
+    caller accepted raised RecursionError (or was refused) for a caller deeper in its stack."""
+    data = b"[" * depth + b"]" * depth
+    shallow = _verdict(data)
+    budget = sys.getrecursionlimit() - len(inspect.stack(0))
+    for frames in (budget - 120, budget - 40):  # too little room to parse 64 levels here
+        assert _at_depth(frames, lambda: _verdict(data)) == shallow
+    assert (shallow == "ok") == (depth <= canonical.MAX_DEPTH)
+    if depth > canonical.MAX_DEPTH:
+        assert shallow == f"doc: nests arrays and objects deeper than {canonical.MAX_DEPTH} levels"

@@ -39,7 +39,7 @@ def test_json_success_and_failure_for_every_command(built, run_mpkg, tmp_path: P
         and doc["keyid"] == _one_object(run_mpkg("inspect", pkg, "--json", expect=0).stdout)["signatures"][0]["keyid"]
     )
     doc = _one_object(run_mpkg("sign", pkg, "--key", tmp_path / "k.pub", "--json", expect=1).stdout)
-    assert doc["ok"] is False and "is not a PEM private key" in doc["errors"][0]
+    assert doc["ok"] is False and "it must hold one private key" in doc["errors"][0]
 
     doc = _one_object(run_mpkg("verify", pkg, "--key", tmp_path / "k.pub", "--json", expect=0).stdout)
     assert doc["ok"] is True and doc["errors"] == [] and doc["digest"] == built.digests["iris-mlp"]

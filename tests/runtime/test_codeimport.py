@@ -1,4 +1,5 @@
-"""Package code is imported from bytes, privately: no sys.path, no sys.modules, no finders."""
+"""Package code is imported from bytes, privately: no sys.path entry, only private names in
+sys.modules (and one finder for them) while it is open, nothing once it is closed."""
 
 from __future__ import annotations
 
@@ -29,13 +30,19 @@ def snapshot() -> tuple[list[str], set[str], list[object], list[object]]:
 
 def test_two_packages_with_the_same_module_names_side_by_side() -> None:
     before = snapshot()
-    a = PackageCode(FILES_A, private_prefix("sha256:" + "a" * 64), "a@1.0.0").import_module("pipeline")
-    b = PackageCode(FILES_B, private_prefix("sha256:" + "b" * 64), "b@1.0.0").import_module("pipeline")
+    code_a = PackageCode(FILES_A, private_prefix("sha256:" + "a" * 64), "a@1.0.0")
+    code_b = PackageCode(FILES_B, private_prefix("sha256:" + "b" * 64), "b@1.0.0")
+    a, b = code_a.import_module("pipeline"), code_b.import_module("pipeline")
     assert (a.NAME, b.NAME) == ("A", "B")
     assert a.run(1) == 6 and b.run(1) == 101
     assert a.__name__ == "_mpkg_code_aaaaaaaaaaaa.pipeline"
-    assert snapshot() == before
+    path, modules, _, hooks = snapshot()
+    assert (path, hooks) == (before[0], before[3])
+    assert {m for m in modules - before[1] if not m.startswith("_mpkg_code_")} == set()
     assert "helpers" not in sys.modules and "pipeline" not in sys.modules
+    code_a.close()
+    code_b.close()
+    assert snapshot() == before
 
 
 def test_lazy_imports_inside_functions_resolve_later() -> None:
@@ -43,8 +50,10 @@ def test_lazy_imports_inside_functions_resolve_later() -> None:
         "m.py": b"def f():\n    from . import late\n    import late as again\n    return late.V + again.V\n",
         "late.py": b"V = 21\n",
     }
-    mod = PackageCode(files, "_mpkg_code_test_lazy", "lazy@1.0.0").import_module("m")
-    assert mod.f() == 42
+    code = PackageCode(files, "_mpkg_code_test_lazy", "lazy@1.0.0")
+    assert code.import_module("m").f() == 42
+    assert "_mpkg_code_test_lazy.late" in sys.modules and "late" not in sys.modules
+    code.close()
     assert "_mpkg_code_test_lazy.late" not in sys.modules
 
 
@@ -78,7 +87,7 @@ def test_tracebacks_show_package_source_lines() -> None:
         mod.boom()
     except ValueError:
         text = traceback.format_exc()
-    assert "mpkg:tb@1.0.0/code/m.py" in text
+    assert 'File "tb@1.0.0/code/m.py", line 2, in boom' in text
     assert "raise ValueError('from package code')" in text
 
 

@@ -19,6 +19,8 @@ from mpkg import canonical
 from mpkg.errors import FormatError
 from mpkg.manifest import Manifest, fold, path_problem
 
+from tests.manifestgen import node_paths
+
 DIGEST = "blake3:" + "ab" * 32
 
 
@@ -237,7 +239,7 @@ def valid_docs(draw: st.DrawFn) -> dict[str, Any]:
         doc["description"] = draw(st.text(max_size=40).filter(str.isprintable))
     doc["card"]["metadata"] = draw(st.dictionaries(_text, _json, max_size=3))
     metrics = st.dictionaries(_text, st.floats(allow_nan=False, allow_infinity=False), max_size=3)
-    doc["lineage"] = {"metrics": draw(metrics), "params": draw(_json)}
+    doc["lineage"] = {"metrics": draw(metrics), "params": draw(st.dictionaries(_text, _json, max_size=3))}
     extra = draw(st.lists(st.lists(_component, min_size=1, max_size=3).map("/".join), max_size=4))
     for rel in extra:
         path = f"lineage/{rel}"
@@ -262,22 +264,11 @@ def test_round_trip(doc: dict[str, Any]) -> None:
     assert again.files == m.files and again.contract == m.contract
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
 @st.composite
 def mutated_docs(draw: st.DrawFn) -> dict[str, Any]:
     doc = copy.deepcopy(draw(valid_docs()))
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(_paths(doc)[1:]))
+        path = draw(st.sampled_from(node_paths(doc)[1:]))
         parent: Any = doc
         for key in path[:-1]:
             parent = parent[key]

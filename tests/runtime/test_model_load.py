@@ -173,8 +173,14 @@ def test_two_packages_with_the_same_module_name_side_by_side(tmp_path: Path, key
     a.smoke_test()
     b.smoke_test()
     assert sys.path == path_before
-    assert set(sys.modules) == modules_before
-    assert not any(name.startswith("_mpkg_code_") for name in sys.modules)
+    assert a.code is not None and b.code is not None
+    prefixes = {a.code.prefix, b.code.prefix}
+    private = {m for m in set(sys.modules) - modules_before if m.startswith("_mpkg_code_")}
+    assert {m.split(".")[0] for m in private} == prefixes  # package modules only under private names
+    assert "scale" not in sys.modules and "pipeline" not in sys.modules
+    a.close()
+    b.close()
+    assert not [m for m in sys.modules if m.split(".")[0] in prefixes]
 
 
 def test_smoke_test_failure_names_the_output_and_deviation(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:

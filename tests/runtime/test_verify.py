@@ -88,9 +88,9 @@ def test_verify_or_raise(built, tmp_path: Path) -> None:  # type: ignore[no-unty
 
 def test_bad_key_file_is_a_caller_error(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "junk.pub").write_text("not a key")
-    with pytest.raises(SignatureError, match="is not a PEM public key"):
+    with pytest.raises(SignatureError, match="holds no PEM key"):
         verify(built.signed["iris-mlp"], [tmp_path / "junk.pub"])
     with pytest.raises(SignatureError, match="cannot be read"):
         verify(built.signed["iris-mlp"], [tmp_path / "absent.pub"])
-    with pytest.raises(SignatureError, match=r"pass NAME\.pub, not the private key"):
+    with pytest.raises(SignatureError, match=r"it must hold public keys \(NAME\.pub\)"):
         verify(built.signed["iris-mlp"], [built.key])

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mpkg.atomic import sigterm_interrupts
+from mpkg.atomic import signals_unwind
 from mpkg.cli import emit_json, info
 
 
@@ -39,7 +39,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         run_dir=Path(args.run_dir) if args.run_dir else None,
         name=args.name,
     )
-    with sigterm_interrupts():
+    with signals_unwind():  # SIGTERM/SIGHUP remove what init made, as Ctrl-C does
         result = init_source(args.directory, args.source, options)
     if args.json:
         emit_json({"ok": True, **result.to_json()})

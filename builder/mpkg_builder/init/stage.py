@@ -14,13 +14,13 @@ import json
 import os
 import shutil
 import signal
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mpkg.atomic import Temporary, Terminated, temporary
 from mpkg.errors import MpkgError, ProblemCollector, SourceError
 
 from ..build import EXAMPLE_PATH, BuildPlan, plan
@@ -71,24 +71,25 @@ def write_source(dest: Path, draft: Draft) -> InitResult:
     resolution = plan_lock(LockInputs(draft.model_format, draft.contract.is_tabular, code, local))
     lock_text = lockfile_text(resolution, "requirements", hashes=False)
     made = [p for p in [dest, *dest.parents] if not p.exists()]  # removed again if init fails
-    staging: Path | None = None
+    staging: Temporary | None = None
     committed = False
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".mpkg-init-", dir=dest))
+        staging = temporary(dest / "mpkg-init", is_dir=True)  # locked; removed on signals, swept if orphaned
+        stage = staging.path
         for f in draft.files:
-            _put(staging / f.rel, f.data, f.source)
-        _put(staging / LOCK_NAME, lock_text.encode("utf-8"))
-        _put(staging / CONFIG_NAME, render_config(draft).encode("utf-8"))
-        example, plan_, notes = _prove(staging, draft)
+            _put(stage / f.rel, f.data, f.source)
+        _put(stage / LOCK_NAME, lock_text.encode("utf-8"))
+        _put(stage / CONFIG_NAME, render_config(draft).encode("utf-8"))
+        example, plan_, notes = _prove(stage, draft)
         with _signals_deferred():  # all files or none: a signal waits until the last link is made
-            _commit(staging, dest, [t for t in targets if t not in in_place])
+            _commit(stage, dest, [t for t in targets if t not in in_place])
             committed = True
-            shutil.rmtree(staging, ignore_errors=True)
+        staging.release()
     except BaseException as exc:
         if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        if committed and isinstance(exc, KeyboardInterrupt):
+            staging.release()
+        if committed and isinstance(exc, (KeyboardInterrupt, Terminated)):
             raise SourceError("interrupted once every file was written: the folder is complete", str(dest)) from None
         if not committed:
             for folder in made:
@@ -215,11 +216,11 @@ def _commit(staging: Path, dest: Path, targets: list[str]) -> None:
 
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM are held (delivered when the block ends), in the main thread."""
+    """SIGINT, SIGTERM and SIGHUP are held (delivered when the block ends), in the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
     try:
         yield
     finally:

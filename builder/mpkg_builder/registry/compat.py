@@ -76,8 +76,11 @@ def _package_manifest(backend: Backend, repo: str, manifest: Manifest, ref: Pack
     from .lifecycle import _download
 
     with tempfile.TemporaryDirectory(prefix="mpkg-compat-") as tmp:
-        path = _download(backend, repo, ref, Path(tmp), "holder.mpkg")
-        return read_manifest(path)
+        download = _download(backend, repo, ref, Path(tmp), "holder.mpkg")
+        try:
+            return read_manifest(download.path)
+        finally:
+            download.release()
 
 
 def check_compatibility(

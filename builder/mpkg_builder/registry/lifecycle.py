@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from mpkg.atomic import Temporary, temporary
 from mpkg.errors import Problem, RegistryError, UsageError, VerificationError
 
 from .artifact import Expected, check_identity, package_manifest, package_ref
@@ -208,19 +208,20 @@ class PullResult:
 
 def _download(
     backend: Backend, repo: str, target: PackageRef, directory: Path, stem: str, progress: Progress | None = None
-) -> Path:
-    """Stream the package blob to a hidden temp file in ``directory``, checking its digest."""
-    fd, name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".partial")
+) -> Temporary:
+    """Stream the package blob to a hidden temp file in ``directory``, checking its digest.
+    The temporary (mpkg.atomic) is locked until unlinked, removed on signals, swept if orphaned."""
+    tmp = temporary(directory / stem)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with tmp.open() as out:
             sink = cast(BinaryIO, _Counted(out, progress)) if progress else out  # fetch_blob only writes
             backend.fetch_blob(repo, target.blob, target.size, sink)
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
-        Path(name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return Path(name)
+    return tmp
 
 
 def _verify(path: Path, keys: Sequence[Path | str], allow_unsigned: bool, target: PackageRef, ref: Reference) -> None:
@@ -276,7 +277,7 @@ def pull(
     _, target = resolve_trusted(backend, ref, policy)
     tmp = _download(backend, ref.repository, target, directory, out.name, progress(target.size) if progress else None)
     try:
-        _verify(tmp, keys, allow_unsigned, target, ref)
+        _verify(tmp.path, keys, allow_unsigned, target, ref)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

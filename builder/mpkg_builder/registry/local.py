@@ -15,12 +15,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from mpkg.atomic import temporary
 from mpkg.errors import RegistryError
 
 from .backend import (
@@ -76,16 +76,15 @@ class LocalBackend:
 
     def _write_atomic(self, target: Path, data: bytes) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self._tmp(), prefix="w-")
+        tmp = temporary(self._tmp() / "w")  # locked, removed on signals, swept if orphaned
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with tmp.open() as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(name, target)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+            tmp.commit(target)
+        finally:
+            tmp.release()
 
     def _link(self, repo: str, kind: str, digest: str) -> Path:
         return self._repo(repo) / kind / digest.split(":", 1)[1]
@@ -114,18 +113,18 @@ class LocalBackend:
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             hasher = hashlib.sha256()
-            fd, name = tempfile.mkstemp(dir=self._tmp(), prefix="b-")
+            tmp = temporary(self._tmp() / "b")
             try:
-                with os.fdopen(fd, "wb") as out:
+                with tmp.open() as out:
                     for chunk in read_file_range(path, 0, size, hasher, progress):
                         out.write(chunk)
                     out.flush()
                     os.fsync(out.fileno())
                 if "sha256:" + hasher.hexdigest() != digest:
                     raise RegistryError("file changed while storing it; push it again", str(path))
-                os.replace(name, target)
+                tmp.commit(target)
             finally:
-                Path(name).unlink(missing_ok=True)
+                tmp.release()
             uploaded = True
             self.blob_uploads += 1
         self._write_atomic(self._link(repo, "_layers", digest), b"")

@@ -131,15 +131,18 @@ def _check_candidate(
     from .lifecycle import _download, _verify
 
     with tempfile.TemporaryDirectory(prefix="mpkg-promote-") as tmp:
-        path = _download(backend, ref.repository, target, Path(tmp), "candidate.mpkg")
-        info = read_info(path)
-        if info.digest != target.package:
-            raise VerificationError(
-                f"package digest {info.digest} differs from the artifact's annotation {target.package}", str(ref)
-            )
-        check_identity(ref, info.name, info.version, verified=True)
-        if require_signature is not None:
-            _verify(path, [require_signature], False, target, ref)
+        download = _download(backend, ref.repository, target, Path(tmp), "candidate.mpkg")
+        try:
+            info = read_info(download.path)
+            if info.digest != target.package:
+                raise VerificationError(
+                    f"package digest {info.digest} differs from the artifact's annotation {target.package}", str(ref)
+                )
+            check_identity(ref, info.name, info.version, verified=True)
+            if require_signature is not None:
+                _verify(download.path, [require_signature], False, target, ref)
+        finally:
+            download.release()
     return info.metrics
 
 

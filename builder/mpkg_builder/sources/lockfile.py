@@ -3,6 +3,13 @@
 Two formats: pip requirements with ``==`` pins (optionally ``--hash``), and PEP 751
 ``pylock.toml``. Anything that leaves a version open (ranges, URLs, editable installs,
 includes) is refused line by line.
+
+Every field is validated, because a lockfile is later written out as the requirements an
+image installs (``mpkg containerize``): a line separator smuggled into a pylock hash value
+used to become an extra ``evil @ https://...`` requirement there. A :class:`Pin` exists only
+with a PEP 503 name, a normalised PEP 440 version, hashes that are lowercase hex of the
+named algorithm's length and a marker that parses; no value anywhere in a lockfile may hold
+a control character or a line or paragraph separator.
 """
 
 from __future__ import annotations
@@ -15,12 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mpkg.errors import ProblemCollector, SourceError
+from mpkg.errors import Problem, ProblemCollector, SourceError
+from mpkg.manifest import PIN_NAME_RE, PIN_VERSION_RE
+from mpkg.shape import ONE_LINE
+from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-_HASH = re.compile(r"^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$")
+# Hash algorithms pip's --require-hashes mode takes that are still collision resistant.
+HASH_HEX_LENGTH = {"sha256": 64, "sha384": 96, "sha512": 128}
+_HASH = re.compile(r"(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})", re.ASCII)
 # Global pip options that do not change which versions get installed.
 _HARMLESS = {
     "--index-url",
@@ -47,10 +60,66 @@ _REFUSED = {
 
 @dataclass(frozen=True)
 class Pin:
+    """One pinned distribution, as validated; what is written from it is exactly this."""
+
     name: str  # canonicalized (PEP 503)
     version: str  # normalised (PEP 440)
     hashes: tuple[str, ...] = ()  # "sha256:<hex>", sorted
-    marker: str | None = None
+    marker: str | None = None  # normalised (str(Marker))
+
+    def __post_init__(self) -> None:
+        if not _pin_is_valid(self):  # parsers validate with reasons first; this is the last line
+            raise ValueError(f"not a validated pin: {self!r}")
+
+
+def _pin_is_valid(pin: Pin) -> bool:
+    return (
+        PIN_NAME_RE.fullmatch(pin.name) is not None
+        and PIN_VERSION_RE.fullmatch(pin.version) is not None
+        and all(_HASH.fullmatch(h) for h in pin.hashes)
+        and (pin.marker is None or (ONE_LINE.fullmatch(pin.marker) is not None and pin.marker.strip() == pin.marker))
+    )
+
+
+def make_pin(
+    name: str, version: str, hashes: Iterable[str], marker: Marker | str | None, at: str, problems: ProblemCollector
+) -> Pin | None:
+    """A Pin from parsed fields, or None with each problem added (naming ``at``)."""
+    before = len(problems.problems)
+    try:
+        canonical = canonicalize_name(name, validate=True)
+    except InvalidName:
+        problems.add(at, f"{_show(name)} is not a package name (PEP 508)")
+        canonical = None
+    try:
+        normal = str(Version(version))
+    except InvalidVersion:
+        problems.add(at, f"{_show(version)} is not a version (PEP 440)")
+        normal = None
+    hash_list = sorted(set(hashes))
+    for h in hash_list:
+        if not _HASH.fullmatch(h):
+            problems.add(
+                at, f"hash {_show(h)} must be sha256:, sha384: or sha512: with lowercase hex of the right length"
+            )
+    marker_text = None
+    if marker is not None:
+        try:
+            marker_text = str(marker if isinstance(marker, Marker) else Marker(marker))
+        except InvalidMarker:
+            problems.add(at, f"marker {_show(str(marker))} does not parse (PEP 508)")
+        else:
+            if not ONE_LINE.fullmatch(marker_text):
+                problems.add(at, f"marker {_show(marker_text)} holds a control character or line separator")
+    if len(problems.problems) != before or canonical is None or normal is None:
+        return None
+    return Pin(canonical, normal, tuple(hash_list), marker_text)
+
+
+def _show(text: str) -> str:
+    """A value for a message: quoted, escaped, at most 80 characters."""
+    shown = repr(text)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 @dataclass(frozen=True)
@@ -111,6 +180,9 @@ def parse_requirements(text: str, where: str = "requirements.lock") -> Lockfile:
     pins: list[tuple[int, Pin]] = []
     for no, line in _logical_lines(text):
         at = f"{where}:{no}"
+        if not ONE_LINE.fullmatch(line):
+            problems.add(at, f"{_show(line)} holds a control character; a lockfile line is plain text")
+            continue
         if line.startswith("-"):
             opt = re.split(r"[\s=]", line, maxsplit=1)[0]
             if opt in _REFUSED:
@@ -132,12 +204,6 @@ def parse_requirements(text: str, where: str = "requirements.lock") -> Lockfile:
                     else (tokens[i + 1] if i + 1 < len(tokens) else "")
                 )
                 i += 1 if tok.startswith("--hash=") else 2
-                if not _HASH.match(value):
-                    problems.add(
-                        at,
-                        f"hash {value!r} must be sha256:, sha384: or sha512: with lowercase hex of the right length",
-                    )
-                    bad = True
                 hashes.append(value)
                 continue
             if tok.startswith("-"):
@@ -161,24 +227,9 @@ def parse_requirements(text: str, where: str = "requirements.lock") -> Lockfile:
         if len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
             problems.add(at, f"{spec!r} is not pinned; write {req.name}==<exact version>")
             continue
-        try:
-            version = str(Version(specs[0].version))
-        except InvalidVersion:
-            problems.add(at, f"{spec!r} has an invalid version")
-            continue
-        if bad:
-            continue
-        pins.append(
-            (
-                no,
-                Pin(
-                    name=canonicalize_name(req.name),
-                    version=version,
-                    hashes=tuple(sorted(set(hashes))),
-                    marker=str(req.marker) if req.marker else None,
-                ),
-            )
-        )
+        pin = make_pin(req.name, specs[0].version, hashes, req.marker, at, problems)
+        if pin is not None and not bad:
+            pins.append((no, pin))
     hashed = [no for no, p in pins if p.hashes]
     if hashed and len(hashed) != len(pins):
         for no, p in pins:
@@ -223,6 +274,14 @@ def parse_pylock(text: str, where: str = "pylock.toml") -> Lockfile:
         raise SourceError(f"is not valid TOML: {exc}", where) from None
     if doc.get("lock-version") != "1.0":
         raise SourceError(f'lock-version must be "1.0", got {doc.get("lock-version")!r}', where)
+    unsafe = _unsafe_strings(doc)
+    if unsafe:
+        raise SourceError(
+            [
+                Problem(f"{where}: {key}", "holds a control character or line separator; lockfile values are one line")
+                for key in unsafe
+            ]
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -242,24 +301,49 @@ def parse_pylock(text: str, where: str = "pylock.toml") -> Lockfile:
         hashes: set[str] = set()
         for art in [*(pkg.wheels or ()), pkg.sdist, pkg.archive]:
             if art is not None:
-                hashes.update(f"{algo}:{value}" for algo, value in art.hashes.items())
-        pins.append(
-            (
-                at,
-                Pin(
-                    name=canonicalize_name(pkg.name),
-                    version=str(pkg.version),
-                    hashes=tuple(sorted(hashes)),
-                    marker=str(pkg.marker) if pkg.marker else None,
-                ),
-            )
-        )
+                for algo, value in art.hashes.items():
+                    if algo not in HASH_HEX_LENGTH:
+                        problems.add(at, f"{pkg.name}: hash algorithm {_show(algo)} is not sha256, sha384 or sha512")
+                        continue
+                    hashes.add(f"{algo}:{value.lower() if value.isascii() else value}")
+        pin = make_pin(pkg.name, str(pkg.version), hashes, pkg.marker, at, problems)
+        if pin is not None:
+            pins.append((at, pin))
     _check_duplicates(pins, problems)
     if not pins and not problems:
         problems.add(where, "locks no packages")
     problems.raise_if_any(SourceError)
     return Lockfile(
         kind="pylock",
-        requires_python=str(lock.requires_python) if lock.requires_python else None,
+        requires_python=_requires_python(lock.requires_python, where),
         packages=_sorted(p for _, p in pins),
     )
+
+
+def _requires_python(spec: object, where: str) -> str | None:
+    if not spec:
+        return None
+    try:
+        return str(SpecifierSet(str(spec)))
+    except InvalidSpecifier:
+        raise SourceError(f"requires-python {_show(str(spec))} is not a version specifier", where) from None
+
+
+def _unsafe_strings(value: object, key: str = "") -> list[str]:
+    """The dotted keys of every string (or key) holding a control character or line separator."""
+    found: list[str] = []
+    stack: list[tuple[object, str]] = [(value, key)]
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, str):
+            if not ONE_LINE.fullmatch(node):
+                found.append(at or "(document)")
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                child = f"{at}.{k}" if at else str(k)
+                if not ONE_LINE.fullmatch(str(k)):
+                    found.append(_show(child))
+                stack.append((v, child))
+        elif isinstance(node, list):
+            stack.extend((v, f"{at}[{i}]") for i, v in enumerate(node))
+    return sorted(found)

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from mpkg.atomic import Terminated
 from mpkg.errors import MpkgError, UsageError
 from mpkg.package import read_manifest
 from mpkg.serve.cli import options_from_args
@@ -461,7 +462,7 @@ def test_interrupted_write_keeps_the_previous_manifests(
 
     monkeypatch.setattr(deploy_output, "_write_file", write_then_terminate)
     other = deploy.plan(built.signed["iris-mlp"], options(built, target="kubernetes"))
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Terminated):  # mpkg.atomic: SIGTERM unwinds while a temporary exists
         deploy.write_folder(other.documents, out, other.origin)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifests"]  # no temporaries left

@@ -7,10 +7,12 @@ A final test checks that the cases exercise every rule in the table.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from mpkg.errors import FormatError
 from mpkg_builder.diff import RULES, Bump, diff_manifests
 from mpkgdiff_factory import (
     FACTORIES,
@@ -449,8 +451,13 @@ def test_subject_paths_name_the_exact_dim() -> None:
 
 
 def test_dependency_names_are_normalised() -> None:
+    """Manifests hold PEP 503 names (a package pinning "NumPy" is refused); diff still compares
+    normalised names when handed raw documents, e.g. a plan from another tool."""
     base = onnx_manifest()
-    changed = mutate(base, both(pin("numpy", None), pin("NumPy", "1.26.4")))
+    with pytest.raises(FormatError, match=r"environment\.packages"):
+        mutate(base, both(pin("numpy", None), pin("NumPy", "1.26.4")))
+    changed = copy.deepcopy(base)
+    both(pin("numpy", None), pin("NumPy", "1.26.4"))(changed)
     assert diff_manifests(base, changed).changes[0].rule == "other-changed"
 
 

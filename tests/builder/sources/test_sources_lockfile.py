@@ -175,3 +175,20 @@ def test_pylock_duplicate_refused(tmp_path: Path) -> None:
     pkg += f'archive = {{ url = "https://x/a.whl", hashes = {{ sha256 = "{"c" * 64}" }} }}\n'
     text = 'lock-version = "1.0"\ncreated-by = "x"\n' + pkg * 2
     assert "a is pinned twice" in refused(lock(tmp_path, text, "pylock.toml"))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ("NumPy", "1.0", (), None),
+        ("numpy", "1.0.0\n", (), None),
+        ("numpy", "1.0", ("sha256:" + "a" * 64 + "\nevil @ https://x",), None),
+        ("numpy", "1.0", ("md5:" + "a" * 32,), None),
+        ("numpy", "1.0", (), 'python_version >= "3"\nevil'),
+    ],
+    ids=["name-not-normalised", "version-newline", "hash-newline", "md5", "marker-newline"],
+)
+def test_a_pin_is_only_made_from_validated_fields(fields: tuple[str, str, tuple[str, ...], str | None]) -> None:
+    """What containerize writes comes from Pin objects; one that did not pass validation cannot exist."""
+    with pytest.raises(ValueError, match="not a validated pin"):
+        Pin(*fields)
