@@ -49,7 +49,7 @@ MOVES = ("promote", "rollback")
 OVERRIDES = ("allow-major", "allow-downgrade")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # sequence, then the full digest (or, in tags older mpkg wrote, its first 12 hex digits)
-_EVENT_TAG = re.compile(rf"^{EVENT_TAG_PREFIX}(\d{{8}})-([0-9a-f]{{64}}|[0-9a-f]{{12}})$")
+_EVENT_TAG = re.compile(rf"^{EVENT_TAG_PREFIX}([0-9]{{8}})-([0-9a-f]{{64}}|[0-9a-f]{{12}})\Z", re.ASCII)
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from .jsonfile import load_json_strict
 if TYPE_CHECKING:
     from ..config import SourceConfig
 
-_MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
-_URI = re.compile(r"^[a-z][a-z0-9+.-]*://[\x21-\x7e]+$")
+_MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?\Z", re.ASCII)
+_URI = re.compile(r"^[a-z][a-z0-9+.-]*://[\x21-\x7e]+\Z", re.ASCII)
 _URI_MAX = 2048
-_DATA_DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|md5:[0-9a-f]{32})$")
+_DATA_DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|md5:[0-9a-f]{32})\Z", re.ASCII)
 _ORIGIN_MAX = 1024 * 1024
 _CHUNK = 8 * 1024 * 1024
 _GIT_TIMEOUT = 30

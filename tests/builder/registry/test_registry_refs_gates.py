@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from mpkg.errors import UsageError
 from mpkg_builder.registry.cli import parse_duration
 from mpkg_builder.registry.gates import evaluate, parse_gate
-from mpkg_builder.registry.refs import Reference, parse_ref, version_tag
+from mpkg_builder.registry.history import Event, now_text
+from mpkg_builder.registry.local import LocalBackend
+from mpkg_builder.registry.refs import Reference, check_tag, is_digest, is_tag, parse_ref, version_tag
 
 D = "sha256:" + "ab" * 32
 
@@ -51,6 +54,27 @@ def test_bad_refs(text: str) -> None:
     with pytest.raises(UsageError) as err:
         parse_ref(text)
     assert len(err.value.diagnostics().splitlines()) == 1
+
+
+def test_tag_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
+    """Attack: Python's ``$`` also matches before a final newline, so "1.0.0\\n" passed for a tag
+    and "sha256:<hex>\\n" for a digest: a hostile registry's history event could carry one (and
+    print a forged line), and the local store would write a tag file of another name."""
+    for bad in ("1.0.0\n", "production\n"):
+        assert not is_tag(bad)
+        with pytest.raises(UsageError, match="is not a valid tag"):
+            check_tag(bad)
+    assert not is_digest(D + "\n") and is_digest(D)
+    with pytest.raises(UsageError, match="is not a valid tag"):
+        version_tag("1.0.0\n")
+    event = Event("team/iris", 0, (), "push", now_text(), "mallory", tag="1.0.0\n").to_json()
+    with pytest.raises(ValueError, match="tag"):
+        Event.from_json(event)
+    backend = LocalBackend(tmp_path / "home")
+    for reference in ("1.0.0\n", D + "\n"):
+        with pytest.raises(UsageError):
+            backend.put_manifest("team/iris", reference, b"{}")
+    assert backend.list_tags("team/iris") == []
 
 
 def test_ref_str_and_version_tag() -> None:

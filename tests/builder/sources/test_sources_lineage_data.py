@@ -49,6 +49,9 @@ def test_plain_file_and_references_are_recorded(source: Path, base_toml: str, tm
         ('{uri = "https://token@host/x", digest = "' + DIGEST + '"}', "carries credentials"),
         ('{uri = "s3://bucket/x y", digest = "' + DIGEST + '"}', "must be scheme://location"),
         ('{uri = "bucket/x", digest = "' + DIGEST + '"}', "must be scheme://location"),
+        # a trailing newline: Python's $ matches before it (the regex is anchored with \Z)
+        ('{uri = "s3://bucket/x\\n", digest = "' + DIGEST + '"}', "must be scheme://location"),
+        ('{uri = "s3://bucket/x", digest = "' + DIGEST + '\\n"}', "must be sha256:<64 hex>"),
         ('{uri = "s3://bucket/x", digest = "sha256:ABC"}', "must be sha256:<64 hex>"),
         ('{uri = "s3://bucket/x", digest = "' + DIGEST + '", note = "x"}', "exactly the keys uri and digest"),
         ("42", "must be a path or a {uri, digest} table"),
