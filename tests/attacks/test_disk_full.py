@@ -79,10 +79,10 @@ def test_disk_full_during_unpack(eight_mib: tuple[Path, Path], tmp_path: Path) -
 def test_disk_full_during_pull(eight_mib: tuple[Path, Path], tmp_path: Path) -> None:
     home = tmp_path / "home"
     env_cmd = ["env", f"MPKG_HOME={home}", MPKG]
-    subprocess.run([*env_cmd, "push", eight_mib[1], "team/m"], check=True, capture_output=True)
+    subprocess.run([*env_cmd, "push", eight_mib[1], "team/bench-model"], check=True, capture_output=True)
     out = tmp_path / "disk" / "m.mpkg"
     code, err, left = on_small_disk(
-        tmp_path, out.parent, [*env_cmd, "pull", "team/m:1.0.0", "-o", out, "--allow-unsigned"]
+        tmp_path, out.parent, [*env_cmd, "pull", "team/bench-model:1.0.0", "-o", out, "--allow-unsigned"]
     )
     assert (code, err[-1:], left) == (1, [_full(out)], [])
 

@@ -154,7 +154,7 @@ def test_signal_during_pull_and_push_to_a_local_store(big: tuple[Path, Path], tm
     home = tmp_path / "home"
     env = _env(MPKG_HOME=str(home))
     (home / "tmp").mkdir(parents=True)
-    push = [MPKG, "push", big[1], "team/big"]
+    push = [MPKG, "push", big[1], "team/bench-model"]
     killed = signal_mid_write(push, home / "tmp", signal.SIGKILL, home / "none", env)
     assert killed.returncode == -signal.SIGKILL and len(_temporaries(home / "tmp")) == 1
     subprocess.run(push, check=True, capture_output=True, env=env)
@@ -162,7 +162,7 @@ def test_signal_during_pull_and_push_to_a_local_store(big: tuple[Path, Path], tm
 
     dest = tmp_path / "pulled"
     dest.mkdir()
-    pull = [MPKG, "pull", "team/big:1.0.0", "-o", dest / "big.mpkg", "--allow-unsigned"]
+    pull = [MPKG, "pull", "team/bench-model:1.0.0", "-o", dest / "big.mpkg", "--allow-unsigned"]
     proc = signal_mid_write(pull, dest, signal.SIGTERM, dest / "big.mpkg", env)
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
     assert os.listdir(dest) == []

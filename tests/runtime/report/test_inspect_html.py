@@ -44,7 +44,7 @@ def test_key_or_base_without_html_is_a_usage_error(run_mpkg: RunMpkg, built: Bui
 
 def test_missing_output_folder_is_one_line_and_writes_nothing(run_mpkg: RunMpkg, built: Built, tmp_path: Path) -> None:
     proc = run_mpkg("inspect", built.signed["iris-mlp"], "--html", tmp_path / "no" / "r.html", expect=1)
-    assert len(proc.stderr.splitlines()) == 1 and "does its folder exist" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "does not exist" in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
 
