@@ -51,7 +51,7 @@ def test_write_is_atomic(tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     page.write(out, "<p>x</p>")
     assert out.read_text() == "<p>x</p>"
-    with pytest.raises(MpkgError, match="its folder .* does not exist"):
+    with pytest.raises(MpkgError, match=r"its folder .* does not exist"):
         page.write(tmp_path / "missing" / "r.html", "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
 
