@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mpkg.signatures import load_public_keys
+from mpkg._internal.trust.signatures import load_public_keys
 from mpkg_builder.registry.cache import DiskCache
 from mpkg_builder.registry.history import Event, Signer, now_text, read_events, write_event
 from mpkg_builder.registry.local import LocalBackend

@@ -306,9 +306,9 @@ import gen
 kind, target = sys.argv[1], sys.argv[2]
 x = gen.predict_inputs()
 if kind == "mpkg":
-    import mpkg.model
+    import mpkg._internal.load.model
     t0 = time.perf_counter()
-    model = mpkg.model.load(target, keys=[{pub!r}])
+    model = mpkg._internal.load.model.load(target, keys=[{pub!r}])
     y = model.predict(x)["y"]
 else:
     import importlib.util

@@ -13,9 +13,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 from jsonschema.validators import Draft202012Validator
-from mpkg.archive import PackageFile
-from mpkg.package import read_manifest
-from mpkg.verify import payload_bytes
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.package import read_manifest
+from mpkg._internal.trust.verify import payload_bytes
 from mpkg_builder.build import build_package
 from mpkg_builder.signing import keygen, sign
 from referencing import Registry, Resource

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from jsonschema import ValidationError, validators
 from jsonschema.validators import Draft202012Validator
-from mpkg import canonical
+from mpkg._internal.format import canonical
+from mpkg._internal.format.manifest import Manifest
 from mpkg.errors import FormatError
-from mpkg.manifest import Manifest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -65,7 +65,7 @@ def _fold(path: str) -> str:
 
 
 def cross_field_problems(doc: dict[str, Any]) -> list[str]:
-    """spec/format.md §5.5, written independently of mpkg.manifest. Only called on documents
+    """spec/format.md §5.5, written independently of mpkg._internal.format.manifest. Only called on documents
     the schema accepted, so every field has its schema type here."""
     problems = []
     paths = [f["path"] for f in doc["files"]]

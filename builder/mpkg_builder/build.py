@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from mpkg import __version__
-from mpkg.atomic import atomic_output
-from mpkg.digests import hash_bytes
+from mpkg._internal.format.digests import hash_bytes
+from mpkg._internal.format.manifest import ENTRY_POINTS, FORMAT_VERSION, Manifest
+from mpkg._internal.format.package import read_manifest
+from mpkg._internal.io.atomic import atomic_output
 from mpkg.errors import Problem, ProblemCollector, SourceError
-from mpkg.manifest import ENTRY_POINTS, FORMAT_VERSION, Manifest
-from mpkg.package import read_manifest
 
 from .config import CONFIG_NAME, SourceConfig
 from .diff.rules import RuleSet
@@ -263,7 +263,7 @@ def _infer_version(
 
 
 def _check_unique(files: list[PlannedFile]) -> None:
-    from mpkg.manifest import fold, path_problem
+    from mpkg._internal.format.manifest import fold, path_problem
 
     seen: dict[str, str] = {}
     problems = []

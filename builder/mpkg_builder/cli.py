@@ -8,8 +8,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.io.progress import progress_bar
 from mpkg.cli import emit_json, info
-from mpkg.progress import progress_bar
 
 from .signing import ALGORITHMS, keygen, sign
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from mpkg._internal.format.manifest import MODEL_FORMATS, NAME_RE, SEMVER_RE
+from mpkg._internal.format.manifest import MODULE_RE as _MODULE_RE
 from mpkg.errors import ProblemCollector, SourceError
-from mpkg.manifest import MODEL_FORMATS, NAME_RE, SEMVER_RE
-from mpkg.manifest import MODULE_RE as _MODULE_RE
 
 from .diff.rules import DEFAULT_RULES, RuleSet, parse_overrides
 from .sources.paths import lexical_problem, regular_file_problem, resolve_inside

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpkg import canonical
-from mpkg.contract import Contract
+from mpkg._internal.contract.contract import Contract
+from mpkg._internal.format import canonical
+from mpkg._internal.load.model import Model, OnnxModel
+from mpkg._internal.load.weights import open_safetensors
 from mpkg.errors import MpkgError, SourceError
-from mpkg.model import Model, OnnxModel
-from mpkg.weights import open_safetensors
 
 from .sources.validate import ValidatedSource
 

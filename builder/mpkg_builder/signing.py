@@ -14,12 +14,11 @@ from pathlib import Path
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from mpkg import layout
-from mpkg.atomic import atomic_output
-from mpkg.errors import SignatureError, SourceError
-from mpkg.keyfiles import PRIVATE, pem_blocks, read_key_file
-from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME, Manifest
-from mpkg.signatures import (
+from mpkg._internal.format import layout
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME, Manifest
+from mpkg._internal.io.atomic import atomic_output
+from mpkg._internal.trust.keyfiles import PRIVATE, pem_blocks, read_key_file
+from mpkg._internal.trust.signatures import (
     PAYLOAD_TYPE,
     Envelope,
     SignatureEntry,
@@ -28,7 +27,8 @@ from mpkg.signatures import (
     pae,
     statement,
 )
-from mpkg.verify import Policy, verified
+from mpkg._internal.trust.verify import Policy, verified
+from mpkg.errors import SignatureError, SourceError
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 ALGORITHMS = ("ed25519", "ecdsa-p256")

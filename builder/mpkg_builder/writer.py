@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 import blake3
-from mpkg import layout
-from mpkg.digests import FILE_DIGEST_ALGORITHM, WINDOW, Digest, new_file_hasher, update_from_fd
+from mpkg._internal.format import layout
+from mpkg._internal.format.digests import FILE_DIGEST_ALGORITHM, WINDOW, Digest, new_file_hasher, update_from_fd
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME, FileEntry
 from mpkg.errors import SourceError
-from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME, FileEntry
 
 CHUNK = 8 * 1024 * 1024
 # copy_file_range errors meaning "not between these files": fall back to read/write.

@@ -10,17 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+from mpkg._internal.trust.verify import Policy, VerificationResult, verify
+
 from .errors import MpkgError
-from .verify import Policy, VerificationResult, verify
 
 if TYPE_CHECKING:
-    from .model import Model, load
+    from mpkg._internal.load.model import Model, load
 
 
 def __getattr__(name: str) -> Any:
     # `load` pulls in numpy/onnxruntime; keep `import mpkg` cheap for verify-only callers.
     if name in ("load", "Model"):
-        from . import model
+        from mpkg._internal.load import model
 
         return getattr(model, name)
     raise AttributeError(name)

@@ -14,8 +14,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from .atomic import Terminated
+from mpkg import __version__
+from mpkg._internal.io.atomic import Terminated
+
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MpkgError, UsageError
 
 

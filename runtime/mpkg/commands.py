@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .archive import PackageFile
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.manifest import Manifest
+from mpkg._internal.format.package import manifest_of
+from mpkg._internal.io.progress import progress_bar
+from mpkg._internal.trust.signatures import Envelope, SignatureCheck
+from mpkg._internal.trust.verify import Policy, VerificationResult, verified
+
 from .cli import add_key_options, emit_json, exit_code, info, trusted_keys
 from .errors import EXIT_FAILED, MpkgError, UsageError, printable
-from .manifest import Manifest
-from .package import manifest_of
-from .progress import progress_bar
-from .signatures import Envelope, SignatureCheck
-from .verify import Policy, VerificationResult, verified
 
 
 def register(sub: Any) -> None:
@@ -52,7 +53,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         doc = result.to_json()
         errors = list(result.errors)
         if result.ok and result.manifest is not None and args.env:
-            from .environment import check_environment
+            from mpkg._internal.load.environment import check_environment
 
             env_problems = check_environment(result.manifest)
             doc["environment"] = {"ok": not env_problems, "mismatches": env_problems}
@@ -88,7 +89,7 @@ def _signature_state(sig: SignatureCheck, policy: Policy) -> str:
 
 def _smoke_test(pkg: PackageFile, result: VerificationResult, where: str) -> list[str]:
     """Load the verified package from the same open file and replay its stored example."""
-    from .model import from_verified
+    from mpkg._internal.load.model import from_verified
 
     try:
         with from_verified(pkg, result) as model:
@@ -170,10 +171,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _write_inspect_report(args: argparse.Namespace, pkg: PackageFile, manifest: Manifest) -> None:
-    from .package import read_manifest
+    from mpkg._internal.format.package import read_manifest
+    from mpkg._internal.trust.signatures import load_public_keys
+
     from .report import page
     from .report.inspect import describe_page
-    from .signatures import load_public_keys
 
     keys = load_public_keys(trusted_keys(args))
     bases = [read_manifest(path) for path in args.base]
@@ -243,7 +245,7 @@ def _flat(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def cmd_unpack(args: argparse.Namespace) -> int:
-    from .unpack import unpack
+    from mpkg._internal.unpack import unpack
 
     result = unpack(args.package, args.directory, _policy(args))
     if args.json:

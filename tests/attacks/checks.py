@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from craft import tree
+from mpkg._internal.trust.verify import Policy, VerificationResult, verify
+from mpkg._internal.unpack import unpack
 from mpkg.errors import MpkgError
-from mpkg.unpack import unpack
-from mpkg.verify import Policy, VerificationResult, verify
 from mpkg_builder.signing import PrivateKey
 
 

@@ -1,9 +1,9 @@
 """Hostile .mpkg files, crafted as raw bytes.
 
-Canonical headers come from :mod:`mpkg.layout` (so a refusal is about the attack, not
+Canonical headers come from :mod:`mpkg._internal.format.layout` (so a refusal is about the attack, not
 about a sloppy header); non-canonical ones are hand-made here or with tarfile's header
 encoder (tarfile never extracts anything in these tests). Manifests are encoded with
-:func:`mpkg.canonical.dumps` without validation, and signed with a real key, so the
+:func:`mpkg._internal.format.canonical.dumps` without validation, and signed with a real key, so the
 package under test differs from a valid signed one only by the attack.
 """
 
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpkg import canonical, layout
-from mpkg.archive import PackageFile
-from mpkg.digests import hash_bytes, package_digest
-from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME
-from mpkg.signatures import PAYLOAD_TYPE, key_id, pae, statement
+from mpkg._internal.format import canonical, layout
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.digests import hash_bytes, package_digest
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
+from mpkg._internal.trust.signatures import PAYLOAD_TYPE, key_id, pae, statement
 from mpkg_builder.signing import PrivateKey
 
 WEIGHTS = b"\x00" * 100 + b"weights"

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from mpkg.atomic import SUFFIX
+from mpkg._internal.io.atomic import SUFFIX
 
 from bench.gen import make_source
 from tests.conftest import MPKG
@@ -174,10 +174,10 @@ def test_signal_during_pull_and_push_to_a_local_store(big: tuple[Path, Path], tm
 
 def test_a_live_writers_temporary_is_never_swept(tmp_path: Path) -> None:
     """The sweep takes a temporary's lock before removing it: a running writer keeps its own."""
-    from mpkg.atomic import sweep, temporary
+    from mpkg._internal.io.atomic import sweep, temporary
 
     code = (
-        "import sys, time; from mpkg.atomic import temporary; "
+        "import sys, time; from mpkg._internal.io.atomic import temporary; "
         f"t = temporary({str(tmp_path / 'x.mpkg')!r}); print(t.path.name, flush=True); time.sleep(60)"
     )
     with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as child:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from checks import Keys
 from craft import envelope, members_of, rebuild, write
-from mpkg import canonical
-from mpkg.digests import hash_bytes
-from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME
+from mpkg._internal.format import canonical
+from mpkg._internal.format.digests import hash_bytes
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
 
 from tests.conftest import EXAMPLES, RunMpkg
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from checks import Keys, refused, unpack_refused
 from craft import File, archive, base_files, manifest_doc, member, members_of, package, write
-from mpkg import canonical
-from mpkg.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES
-from mpkg.verify import verify
+from mpkg._internal.format import canonical
+from mpkg._internal.format.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES
+from mpkg._internal.trust.verify import verify
 
 
 def _with(*extra: File) -> list[File]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from checks import Keys, refused, unpack_refused
 from craft import File, base_files, members_of, package, rebuild, write
-from mpkg import layout
-from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME
-from mpkg.verify import verify
+from mpkg._internal.format import layout
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
+from mpkg._internal.trust.verify import verify
 
 
 def _genuine(tmp: Path, keys: Keys) -> Path:

@@ -16,10 +16,10 @@ import pytest
 from checks import Keys, unpack_refused
 from craft import archive, base_files, manifest_doc, member, package, pax_header, pax_record, write
 from hypothesis import HealthCheck, given, settings
-from mpkg import canonical, layout
+from mpkg._internal.format import canonical, layout
+from mpkg._internal.format.manifest import MANIFEST_NAME, Manifest
+from mpkg._internal.trust.verify import verify
 from mpkg.errors import MpkgError
-from mpkg.manifest import MANIFEST_NAME, Manifest
-from mpkg.verify import verify
 
 from tests.conftest import RunMpkg
 from tests.manifestgen import documents, rich_doc
@@ -147,8 +147,8 @@ def _load(pkg: Path, pub: Path) -> None:
 def test_whatever_the_parser_accepts_every_reader_handles(doc: dict[str, Any]) -> None:
     """inspect's listing, diff against a valid package (both ways) and the environment check
     run on every generated manifest the parser accepts, without an exception."""
+    from mpkg._internal.load.environment import check_environment
     from mpkg.commands import describe_manifest, describe_text
-    from mpkg.environment import check_environment
     from mpkg_builder.diff import diff_manifests
 
     try:

@@ -15,11 +15,11 @@ from checks import Keys, refused, unpack_refused
 from craft import base_files, envelope, manifest_doc, members_of, package, rebuild, write
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from mpkg import canonical
+from mpkg._internal.format import canonical
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
+from mpkg._internal.trust.signatures import load_public_key
+from mpkg._internal.trust.verify import verify
 from mpkg.errors import SignatureError
-from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME
-from mpkg.signatures import load_public_key
-from mpkg.verify import verify
 from mpkg_builder.signing import load_private_key
 
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 from craft import members_of, rebuild, write
+from mpkg._internal.format.package import read_manifest
 from mpkg.cli import main
-from mpkg.package import read_manifest
 
 from tests.conftest import Built
 
@@ -73,8 +73,8 @@ def swap_after_open(victim: Path, attacker: Path) -> Iterator[list[str]]:
 def evil(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The signed iris-mlp 1.0.0 with every file kept but the manifest re-versioned 6.6.6 and
     no signature: the files' bytes and offsets are the victim's, only the manifest differs."""
-    from mpkg import canonical
-    from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME
+    from mpkg._internal.format import canonical
+    from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
 
     pairs = [(n, d) for n, d in members_of(built.signed["iris-mlp"]) if n != SIGNATURES_NAME]
     doc = json.loads(dict(pairs)[MANIFEST_NAME])
@@ -106,7 +106,7 @@ def test_unpack_reads_twice(built: Built, evil: Path, tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)["version"] == "1.0.0"
     written = (tmp_path / "out" / "mpkg" / "manifest.json").read_bytes()
     assert written == signed.to_bytes(), "unpack wrote a manifest it did not verify"
-    from mpkg.digests import hash_bytes
+    from mpkg._internal.format.digests import hash_bytes
 
     for entry in signed.files:
         assert hash_bytes((tmp_path / "out" / entry.path).read_bytes()) == entry.digest
@@ -115,7 +115,7 @@ def test_unpack_reads_twice(built: Built, evil: Path, tmp_path: Path) -> None:
 
 def test_sign_reads_twice(built: Built, evil: Path, tmp_path: Path) -> None:
     """Signing verifies, then copies the package into the signed output: from the same file."""
-    from mpkg.verify import verify
+    from mpkg._internal.trust.verify import verify
     from mpkg_builder.signing import sign
 
     victim, attacker = _victim_and_attacker(built, evil, tmp_path)

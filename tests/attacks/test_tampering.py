@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from mpkg import layout
-from mpkg.archive import PackageFile
-from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME
-from mpkg.verify import Policy, verify
+from mpkg._internal.format import layout
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
+from mpkg._internal.trust.verify import Policy, verify
 
 SEED = 20250601
 

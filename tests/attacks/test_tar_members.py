@@ -25,8 +25,8 @@ from craft import (
     ustar,
     write,
 )
-from mpkg import canonical, layout
-from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME
+from mpkg._internal.format import canonical, layout
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
 
 
 def _signed_with_extra(keys: Keys, extra: list[bytes], at: int = 0) -> bytes:
@@ -41,8 +41,8 @@ def _signed_with_extra(keys: Keys, extra: list[bytes], at: int = 0) -> bytes:
 
 def test_control_valid_crafted_package_verifies_and_unpacks(tmp_path: Path, keys: Keys) -> None:
     """The baseline every attack below departs from by one thing."""
-    from mpkg.unpack import unpack
-    from mpkg.verify import Policy, verify
+    from mpkg._internal.trust.verify import Policy, verify
+    from mpkg._internal.unpack import unpack
 
     pkg = write(tmp_path / "ok.mpkg", package(keys=[keys.a.key]))
     assert verify(pkg, [keys.a.pub]).ok
@@ -186,7 +186,7 @@ def test_pax_header_smuggling_on_a_legitimate_pax_member(tmp_path: Path, keys: K
     refused(pkg, "non-canonical tar header", keys=(keys.a.pub,))
     # ...while the canonical PAX form of the same package verifies
     good = write(tmp_path / "good.mpkg", package(files, keys=[keys.a.key]))
-    from mpkg.verify import verify
+    from mpkg._internal.trust.verify import verify
 
     assert verify(good, [keys.a.pub]).ok
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mpkg.package import read_manifest
+from mpkg._internal.format.package import read_manifest
 from mpkg_builder.registry import lifecycle
 from mpkg_builder.registry.oci import OciBackend
 from mpkg_builder.registry.refs import parse_ref

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mpkg._internal.format.package import read_manifest
+from mpkg._internal.trust.verify import verify
 from mpkg.cli import main
 from mpkg.errors import SourceError
-from mpkg.package import read_manifest
-from mpkg.verify import verify
 from mpkg_builder.build import build_package
 
 REPO = Path(__file__).resolve().parents[2]

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mpkg._internal.format.package import read_info
 from mpkg.errors import MpkgError, UsageError, VerificationError
-from mpkg.package import read_info
 from mpkg_builder import containerize as cz
 from mpkg_builder.baseimage import resolve_base
 from mpkg_builder.sources.lockfile import Lockfile, parse_requirements
@@ -273,7 +273,7 @@ def test_runtime_wheel_is_the_runtime_alone_and_reproducible(tmp_path: Path) -> 
     assert a.read_bytes() == b.read_bytes()
     with zipfile.ZipFile(a) as zf:
         names = zf.namelist()
-        assert "mpkg/__init__.py" in names and "mpkg/verify.py" in names
+        assert "mpkg/__init__.py" in names and "mpkg/_internal/trust/verify.py" in names
         assert not [n for n in names if n.startswith("mpkg_builder") or "__pycache__" in n]
         dist = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
         meta = zf.read(f"{dist}/METADATA").decode()

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from mpkg.archive import PackageFile
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.package import read_manifest
+from mpkg._internal.trust.signatures import Envelope, load_public_key
+from mpkg._internal.trust.verify import verify
 from mpkg.errors import MpkgError, SignatureError, SourceError
-from mpkg.package import read_manifest
-from mpkg.signatures import Envelope, load_public_key
-from mpkg.verify import verify
 from mpkg_builder.signing import PASSPHRASE_ENV, keygen, load_private_key, sign
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from mpkg import layout
-from mpkg.archive import scan
-from mpkg.digests import WINDOW, hash_bytes
+from mpkg._internal.format import layout
+from mpkg._internal.format.archive import scan
+from mpkg._internal.format.digests import WINDOW, hash_bytes
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME, FileEntry
 from mpkg.errors import SourceError
-from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME, FileEntry
 from mpkg_builder.writer import CHUNK, ArchiveWriter
 
 

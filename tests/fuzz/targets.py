@@ -7,7 +7,7 @@ re-encode to its bytes). `tests/fuzz/run.py` runs them under atheris (coverage g
 `tests/fuzz/test_fuzz_regressions.py` replays every crash ever found and the seeds.
 
 Targets:
-- ``archive``: the tar reader (``mpkg.archive.scan``) and the manifest it finds;
+- ``archive``: the tar reader (``mpkg._internal.format.archive.scan``) and the manifest it finds;
 - ``manifest``: ``Manifest.from_bytes`` and every accessor of what it accepts;
 - ``envelope``: the DSSE signature envelope parser and checker;
 - ``enforce``: contract enforcement of JSON-decoded inputs against several contracts;
@@ -27,7 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from mpkg import canonical
+from mpkg._internal.format import canonical
 from mpkg.errors import MpkgError
 
 Target = Callable[[bytes], None]
@@ -41,8 +41,8 @@ class InvariantBroken(AssertionError):
 
 
 def archive(data: bytes) -> None:
-    from mpkg.archive import scan
-    from mpkg.manifest import MANIFEST_NAME
+    from mpkg._internal.format.archive import scan
+    from mpkg._internal.format.manifest import MANIFEST_NAME
 
     try:
         members = scan(io.BytesIO(data), len(data), "fuzz.mpkg")
@@ -58,8 +58,8 @@ def archive(data: bytes) -> None:
 
 
 def manifest(data: bytes) -> None:
+    from mpkg._internal.format.manifest import Manifest
     from mpkg.commands import describe_manifest, describe_text
-    from mpkg.manifest import Manifest
 
     try:
         parsed = Manifest.from_bytes(data)
@@ -73,7 +73,7 @@ def manifest(data: bytes) -> None:
 
 
 def envelope(data: bytes) -> None:
-    from mpkg.signatures import Envelope, check_envelope, check_statement
+    from mpkg._internal.trust.signatures import Envelope, check_envelope, check_statement
 
     try:
         env = Envelope.from_bytes(data)
@@ -94,7 +94,7 @@ def envelope(data: bytes) -> None:
 def enforce(data: bytes) -> None:
     """First byte picks a contract; the rest is a JSON document of inputs (or outputs)."""
     import orjson
-    from mpkg import enforce as enf
+    from mpkg._internal.contract import enforce as enf
     from mpkg.errors import ContractError
 
     if not data:
@@ -142,7 +142,7 @@ def v2_request(data: bytes) -> None:
 def sign_mutate_verify(data: bytes) -> None:
     """Mutations (from the input) of a valid signed package must never verify, and verify must
     never raise. Each 5-byte chunk is one edit: op, then a 32-bit position."""
-    from mpkg.verify import verify
+    from mpkg._internal.trust.verify import verify
 
     original = _signed_package()
     mutated = bytearray(original)
@@ -182,7 +182,7 @@ class _Signer:
     def __init__(self) -> None:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
-        from mpkg.signatures import TrustedKey, key_id
+        from mpkg._internal.trust.signatures import TrustedKey, key_id
 
         self.key = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
         public = self.key.public_key()
@@ -215,7 +215,7 @@ def _files() -> list[tuple[str, bytes, str]]:
 
 @cache
 def _manifest_bytes() -> bytes:
-    from mpkg.digests import hash_bytes
+    from mpkg._internal.format.digests import hash_bytes
 
     doc = {
         "format_version": 1,
@@ -238,20 +238,20 @@ def _manifest_bytes() -> bytes:
 
 
 def _digest() -> Any:
-    from mpkg.digests import package_digest
+    from mpkg._internal.format.digests import package_digest
 
     return package_digest(_manifest_bytes())
 
 
 def _statement() -> bytes:
-    from mpkg.signatures import statement
+    from mpkg._internal.trust.signatures import statement
 
     return statement("victim", "1.0.0", _digest(), 1)
 
 
 @cache
 def _envelope_bytes() -> bytes:
-    from mpkg.signatures import PAYLOAD_TYPE, Envelope, SignatureEntry, key_id, pae
+    from mpkg._internal.trust.signatures import PAYLOAD_TYPE, Envelope, SignatureEntry, key_id, pae
 
     key = _signer().key
     sig = key.sign(pae(PAYLOAD_TYPE, _statement()))
@@ -260,7 +260,7 @@ def _envelope_bytes() -> bytes:
 
 @cache
 def _signed_package() -> bytes:
-    from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME
+    from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
 
     body = b"".join(_member(p, d) for p, d, _ in _files())
     body += _member(MANIFEST_NAME, _manifest_bytes()) + _member(SIGNATURES_NAME, _envelope_bytes())
@@ -268,13 +268,13 @@ def _signed_package() -> bytes:
 
 
 def _member(name: str, data: bytes) -> bytes:
-    from mpkg import layout
+    from mpkg._internal.format import layout
 
     return layout.member_header(name, len(data)) + data + b"\0" * layout.padding(len(data))
 
 
 def _end(offset: int) -> bytes:
-    from mpkg import layout
+    from mpkg._internal.format import layout
 
     return layout.end_of_archive(offset)
 
@@ -287,7 +287,7 @@ def _pax_archive() -> bytes:
 
 @cache
 def _contracts() -> tuple[Any, ...]:
-    from mpkg.contract import Contract
+    from mpkg._internal.contract.contract import Contract
 
     tensor = {"name": "x", "dtype": "float32", "shape": ["batch", 4]}
     return (

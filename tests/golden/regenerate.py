@@ -42,8 +42,8 @@ def _key(name: str, algorithm: str) -> Path:
 
 def build_all(out: Path) -> dict[str, object]:
     """Build every golden package into ``out``; return the DIGESTS.json document."""
-    from mpkg.package import read_manifest
-    from mpkg.signatures import load_public_key
+    from mpkg._internal.format.package import read_manifest
+    from mpkg._internal.trust.signatures import load_public_key
     from mpkg_builder.build import build_package
 
     records: dict[str, object] = {}

@@ -15,8 +15,8 @@ from typing import Any
 
 import mpkg
 import pytest
-from mpkg.package import read_manifest
-from mpkg.verify import verify
+from mpkg._internal.format.package import read_manifest
+from mpkg._internal.trust.verify import verify
 
 V1 = Path(__file__).resolve().parent / "v1"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

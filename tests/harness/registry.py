@@ -285,6 +285,6 @@ class Store:
 
 def trusting(*pubs: Path) -> HistoryPolicy:
     """A policy trusting these public keys for history events (no memory of heads)."""
-    from mpkg.signatures import load_public_keys
+    from mpkg._internal.trust.signatures import load_public_keys
 
     return HistoryPolicy(load_public_keys(pubs))

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from mpkg.manifest import Manifest
+from mpkg._internal.format.manifest import Manifest
 from mpkg_builder.signing import envelope_for, keygen, load_private_key
 from mpkg_builder.writer import ArchiveWriter
 from onnx import TensorProto, helper, numpy_helper

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mpkg import layout
-from mpkg.archive import PackageFile, scan
+from mpkg._internal.format import layout
+from mpkg._internal.format.archive import PackageFile, scan
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME, Manifest
+from mpkg._internal.trust.verify import payload_bytes
 from mpkg.errors import FormatError
-from mpkg.manifest import MANIFEST_NAME, SIGNATURES_NAME, Manifest
-from mpkg.verify import payload_bytes
 
 
 def test_members_offsets_and_zero_copy_weights(built) -> None:  # type: ignore[no-untyped-def]
@@ -55,7 +55,7 @@ def _one_member(tmp: Path, name: str, stored: bytes) -> Path:
 def test_every_member_is_its_file_stored_as_is(built) -> None:  # type: ignore[no-untyped-def]
     """Format v1 compresses nothing: each member is named by its path, starts on a block
     boundary and holds exactly the file's bytes (size and digest as in the manifest)."""
-    from mpkg.digests import hash_bytes
+    from mpkg._internal.format.digests import hash_bytes
 
     for path in (*built.signed.values(), *built.unsigned.values()):
         with PackageFile(path) as pkg:
@@ -105,7 +105,7 @@ def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     Run in a child so a regression shows as a failure, not a hung suite."""
     fifo = tmp_path / "pipe.mpkg"
     os.mkfifo(fifo)
-    code = "import sys; from mpkg.verify import verify; r = verify(sys.argv[1], allow_unsigned=True); print(r.errors)"
+    code = "import sys; import mpkg; r = mpkg.verify(sys.argv[1], allow_unsigned=True); print(r.errors)"
     try:
         proc = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=20)
     except subprocess.TimeoutExpired:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mpkg import canonical
+from mpkg._internal.format import canonical
 from mpkg.errors import FormatError
 
 # RFC 8785 Appendix B number vectors (IEEE-754 hex -> expected text), a representative subset.

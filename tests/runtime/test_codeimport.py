@@ -7,7 +7,7 @@ import sys
 import traceback
 
 import pytest
-from mpkg.codeimport import PackageCode, private_prefix
+from mpkg._internal.load.codeimport import PackageCode, private_prefix
 from mpkg.errors import FormatError, MpkgError
 
 FILES_A = {

@@ -8,8 +8,8 @@ import decimal
 import numpy as np
 import pyarrow as pa
 import pytest
-from mpkg.contract import Contract
-from mpkg.enforce import (
+from mpkg._internal.contract.contract import Contract
+from mpkg._internal.contract.enforce import (
     check_arrow_inputs,
     check_inputs,
     check_outputs,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 
-from mpkg.environment import check_environment
+from mpkg._internal.load.environment import check_environment
 
 NUMPY = importlib.metadata.version("numpy")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mpkg import layout
-from mpkg.archive import scan
+from mpkg._internal.format import layout
+from mpkg._internal.format.archive import scan
 
 
 def _archive(members: list[tuple[str, bytes]]) -> bytes:

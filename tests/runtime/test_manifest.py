@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from mpkg import canonical
+from mpkg._internal.format import canonical
+from mpkg._internal.format.manifest import Manifest, fold, path_problem
 from mpkg.errors import FormatError
-from mpkg.manifest import Manifest, fold, path_problem
 
 from tests.manifestgen import node_paths
 
@@ -49,7 +49,7 @@ def base_doc() -> dict[str, Any]:
 
 
 def test_the_example_manifests_parse_and_reencode_identically(built) -> None:  # type: ignore[no-untyped-def]
-    from mpkg.package import read_manifest
+    from mpkg._internal.format.package import read_manifest
 
     for path in (*built.unsigned.values(), *built.signed.values()):
         m = read_manifest(path)

@@ -10,9 +10,9 @@ import mpkg
 import numpy as np
 import pyarrow as pa
 import pytest
+from mpkg._internal.load.model import Model, OnnxModel, example_inputs, load
+from mpkg._internal.load.weights import open_safetensors
 from mpkg.errors import ContractError, EnvironmentMismatch, MpkgError, VerificationError
-from mpkg.model import Model, OnnxModel, example_inputs, load
-from mpkg.weights import open_safetensors
 from pkgfactory import gemm_onnx, make_key, safetensors_bytes, write_package
 
 W = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
@@ -339,7 +339,7 @@ def test_bad_outputs_from_package_code_are_contract_errors(tmp_path: Path, keys:
 def test_from_parts_runs_a_model_from_source(tmp_path: Path) -> None:
     """The builder's route: no package, no digest yet; record the example it will store."""
     (tmp_path / "w.safetensors").write_bytes(safetensors_bytes({"coef": COEF, "fill": np.array([50.0])}))
-    contract = mpkg.contract.Contract.from_json(
+    contract = mpkg._internal.contract.contract.Contract.from_json(
         {"inputs": CHURN_CONTRACT["inputs"], "outputs": [CHURN_CONTRACT["outputs"][0]]}
     )
     code = CHURN_CODE.replace(b', "writeable": np.array(w.flags.writeable)', b"")
@@ -361,7 +361,7 @@ def test_from_parts_runs_a_model_from_source(tmp_path: Path) -> None:
         name="g",
         version="1.0.0",
         digest="",
-        contract=mpkg.contract.Contract.from_json(GEMM_CONTRACT),
+        contract=mpkg._internal.contract.contract.Contract.from_json(GEMM_CONTRACT),
         model_format="onnx",
         weights=OnnxModel(gemm_onnx(W, B)[0]),
     )
@@ -374,7 +374,7 @@ def test_safetensors_without_predict_is_refused(tmp_path: Path) -> None:
             name="n",
             version="1.0.0",
             digest="",
-            contract=mpkg.contract.Contract.from_json(GEMM_CONTRACT),
+            contract=mpkg._internal.contract.contract.Contract.from_json(GEMM_CONTRACT),
             model_format="safetensors",
             weights=open_safetensors([]),
         )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mpkg._internal.format.safetensors import parse_safetensors
 from mpkg.errors import FormatError
-from mpkg.safetensors import parse_safetensors
 from safetensors import safe_open
 from safetensors.numpy import save_file
 

@@ -9,10 +9,9 @@ import json
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from mpkg import canonical
-from mpkg.digests import Digest
-from mpkg.errors import FormatError, SignatureError
-from mpkg.signatures import (
+from mpkg._internal.format import canonical
+from mpkg._internal.format.digests import Digest
+from mpkg._internal.trust.signatures import (
     PAYLOAD_TYPE,
     Envelope,
     SignatureEntry,
@@ -24,6 +23,7 @@ from mpkg.signatures import (
     statement,
     verify_signature,
 )
+from mpkg.errors import FormatError, SignatureError
 
 DIGEST = Digest("sha256", "ab" * 32)
 SIG = {"keyid": "a", "sig": ""}

@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mpkg.digests import hash_bytes
+from mpkg._internal.format.digests import hash_bytes
+from mpkg._internal.format.package import read_manifest
+from mpkg._internal.trust.verify import Policy
+from mpkg._internal.unpack import unpack
 from mpkg.errors import MpkgError, VerificationError
-from mpkg.package import read_manifest
-from mpkg.unpack import unpack
-from mpkg.verify import Policy
 
 
 def _listing(root: Path) -> list[str]:

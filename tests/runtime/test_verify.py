@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mpkg._internal.format.package import read_info, read_manifest
+from mpkg._internal.trust.verify import Policy, verify, verify_or_raise
 from mpkg.errors import SignatureError, VerificationError
-from mpkg.package import read_info, read_manifest
-from mpkg.verify import Policy, verify, verify_or_raise
 
 
 def test_valid_signed_package(built) -> None:  # type: ignore[no-untyped-def]
@@ -61,7 +61,7 @@ def test_problems_are_collected_across_steps(built, tmp_path: Path) -> None:  # 
     """A wrong file digest and a signature problem are reported together, one line each."""
     pkg = tmp_path / "p.mpkg"
     shutil.copyfile(built.signed["iris-mlp"], pkg)
-    from mpkg.archive import PackageFile
+    from mpkg._internal.format.archive import PackageFile
 
     with PackageFile(pkg) as f:
         weights = f.by_name["model/model.onnx"]

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mpkg.errors import FormatError, SourceError
-from mpkg.weights import (
+from mpkg._internal.load.weights import (
     TensorInfo,
     TensorMap,
     bfloat16_to_float32,
@@ -18,6 +17,7 @@ from mpkg.weights import (
     open_safetensors,
     tensors_from_infos,
 )
+from mpkg.errors import FormatError, SourceError
 from pkgfactory import gemm_onnx, safetensors_bytes
 from safetensors.numpy import load_file
 

@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mpkg._internal.trust.verify import Policy, verify
 from mpkg.errors import VerificationError
-from mpkg.verify import Policy, verify
 
 MIB = 1024 * 1024
 BASE_MEMORY = 256 * MIB

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mpkg._internal.trust.verify import Policy
 from mpkg.errors import ProblemCollector, UsageError
-from mpkg.verify import Policy
 
 from ..containerize import BASE_RE
 from . import kserve, kubernetes

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mpkg import canonical
-from mpkg.contract import Contract, Field
-from mpkg.digests import Digest, hash_bytes, hash_range, package_digest
-from mpkg.dtypes import is_safe_cast
+from mpkg._internal.contract.contract import Contract, Field
+from mpkg._internal.contract.dtypes import is_safe_cast
+from mpkg._internal.format import canonical
+from mpkg._internal.format.digests import Digest, hash_bytes, hash_range, package_digest
+from mpkg._internal.format.manifest import Manifest
+from mpkg._internal.format.package import read_manifest
 from mpkg.errors import ContractError, Problem, SourceError
-from mpkg.manifest import Manifest
-from mpkg.package import read_manifest
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version

@@ -14,9 +14,9 @@ import difflib
 import os
 import unicodedata
 
-from mpkg.archive import PackageFile
-from mpkg.digests import hash_bytes
-from mpkg.manifest import FileEntry, Manifest
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.digests import hash_bytes
+from mpkg._internal.format.manifest import FileEntry, Manifest
 
 from . import rules as R
 from .engine import DiffReport

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mpkg.manifest import SEMVER_RE
+from mpkg._internal.format.manifest import SEMVER_RE
 
 from .rules import Bump
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mpkg.atomic import signals_unwind
+from mpkg._internal.io.atomic import signals_unwind
 from mpkg.cli import emit_json, info
 
 

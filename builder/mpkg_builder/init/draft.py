@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mpkg.contract import Contract
+from mpkg._internal.contract.contract import Contract
 
 from ..config import CONFIG_NAME
 from ..tomltext import toml_list, toml_string

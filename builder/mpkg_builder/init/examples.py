@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from mpkg import enforce
-from mpkg.contract import Contract, Field
+from mpkg._internal.contract import enforce
+from mpkg._internal.contract.contract import Contract, Field
 
 ROWS = 3
 OTHER_DIM = 2

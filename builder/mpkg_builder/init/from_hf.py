@@ -14,8 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.format.safetensors import SafetensorsInfo, parse_safetensors
 from mpkg.errors import ProblemCollector, SourceError
-from mpkg.safetensors import SafetensorsInfo, parse_safetensors
 
 from ..sources.card import parse_card_text
 from . import card as cards

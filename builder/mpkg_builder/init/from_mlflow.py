@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from mpkg.contract import Contract
+from mpkg._internal.contract.contract import Contract
 from mpkg.errors import SourceError
 
 from ..sources.onnx_model import inspect_onnx
@@ -148,7 +148,7 @@ def _sklearn_flavor(mlmodel: MLModel, raw: RawExample | None) -> _Weights:
     from .sklearn_onnx import convert_sklearn_flavor
 
     def check_inputs(ports: Sequence[Port]) -> Mapping[str, Any]:
-        from mpkg.contract import Contract
+        from mpkg._internal.contract.contract import Contract
 
         mapped = _map_example(raw, ports) if raw is not None else None
         return mapped or generated_inputs(Contract(tuple(p.field for p in ports), ()))

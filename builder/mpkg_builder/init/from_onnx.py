@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import onnx
-from mpkg.contract import Contract, Field
+from mpkg._internal.contract.contract import Contract, Field
 from mpkg.errors import SourceError
 
 from ..sources.onnx_model import compare_contract, inspect_onnx

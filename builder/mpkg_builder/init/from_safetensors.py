@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from mpkg._internal.format.safetensors import SafetensorsInfo, parse_safetensors
 from mpkg.errors import SourceError
-from mpkg.safetensors import SafetensorsInfo, parse_safetensors
 
 from . import card as cards
 from .draft import CARD_NAME, Draft, DraftFile, package_name

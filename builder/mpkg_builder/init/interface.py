@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mpkg.contract import Field
+from mpkg._internal.contract.contract import Field
 from mpkg.errors import SourceError
 
 from .mlmodel import COLUMN_TYPES, ColumnSpec, Signature

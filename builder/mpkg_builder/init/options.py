@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mpkg.contract import Contract
+from mpkg._internal.contract.contract import Contract
 from mpkg.errors import MpkgError, Problem, SourceError
 
 from .draft import CODE_ROOT, CONTRACT_NAME, DraftFile

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from mpkg import canonical
+from mpkg._internal.format import canonical
 from mpkg.errors import FormatError, SourceError
 
 from ..sources.paths import regular_file_problem, resolve_inside

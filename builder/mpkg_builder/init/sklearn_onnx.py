@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from mpkg.dtypes import NUMPY_DTYPE
+from mpkg._internal.contract.dtypes import NUMPY_DTYPE
 from mpkg.errors import SourceError
 from onnx import TensorProto, helper
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mpkg.atomic import Temporary, Terminated, temporary
+from mpkg._internal.io.atomic import Temporary, Terminated, temporary
 from mpkg.errors import MpkgError, ProblemCollector, SourceError
 
 from ..build import EXAMPLE_PATH, BuildPlan, plan

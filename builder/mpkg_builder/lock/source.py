@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.format.manifest import MODEL_FORMATS
 from mpkg.errors import SourceError
-from mpkg.manifest import MODEL_FORMATS
 
 from ..config import CONFIG_NAME, list_code_files
 from ..sources.paths import resolve_inside

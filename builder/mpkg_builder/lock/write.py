@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from mpkg.atomic import atomic_output
+from mpkg._internal.io.atomic import atomic_output
 from mpkg.errors import SourceError, UsageError
 
 from ..sources.lockfile import is_pylock_name

@@ -14,10 +14,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mpkg._internal.format.manifest import MAX_MANIFEST_BYTES as MAX_PACKAGE_MANIFEST_BYTES
+from mpkg._internal.format.manifest import SEMVER_RE
+from mpkg._internal.format.manifest import Manifest as PackageManifest
 from mpkg.errors import FormatError, RegistryError, VerificationError
-from mpkg.manifest import MAX_MANIFEST_BYTES as MAX_PACKAGE_MANIFEST_BYTES
-from mpkg.manifest import SEMVER_RE
-from mpkg.manifest import Manifest as PackageManifest
 
 from .backend import (
     PACKAGE_ARTIFACT_TYPE,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from mpkg import canonical
+from mpkg._internal.format import canonical
 from mpkg.errors import RegistryError
 
 Progress = Callable[[int], None]  # told the size of each piece moved, for progress bars

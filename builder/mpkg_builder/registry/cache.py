@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from mpkg.atomic import atomic_output
+from mpkg._internal.io.atomic import atomic_output
 from mpkg.errors import MpkgError
 
 from .backend import MAX_SMALL_BLOB_BYTES, digest_bytes

@@ -13,8 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mpkg._internal.format.manifest import Manifest as PackageManifest
 from mpkg.errors import Problem, VerificationError
-from mpkg.manifest import Manifest as PackageManifest
 
 from ..diff.engine import Change, diff_manifests
 from ..diff.rules import Bump
@@ -71,7 +71,7 @@ def _package_manifest(backend: Backend, repo: str, manifest: Manifest, ref: Pack
     found = read_package_manifest(backend, repo, manifest, ref)
     if found is not None:
         return found
-    from mpkg.package import read_manifest
+    from mpkg._internal.format.package import read_manifest
 
     from .lifecycle import _download
 

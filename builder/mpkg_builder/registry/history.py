@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from mpkg import canonical
+from mpkg._internal.format import canonical
+from mpkg._internal.trust.signatures import Envelope, SignatureEntry, TrustedKey, check_envelope, key_id
 from mpkg.errors import MpkgError
-from mpkg.signatures import Envelope, SignatureEntry, TrustedKey, check_envelope, key_id
 
 from ..signing import load_private_key, sign_payload
 from .backend import (

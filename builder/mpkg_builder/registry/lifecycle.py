@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from mpkg.atomic import Temporary, temporary
+from mpkg._internal.io.atomic import Temporary, temporary
 from mpkg.errors import Problem, RegistryError, UsageError, VerificationError
 
 from .artifact import Expected, check_identity, package_manifest, package_ref
@@ -137,7 +137,7 @@ def push(
 ) -> PushResult:
     """Store a package as an OCI artifact under ``ref`` (default tag: its version) and record it.
     ``progress(total)`` may return a callback told each piece uploaded (a progress bar)."""
-    from mpkg.package import read_manifest
+    from mpkg._internal.format.package import read_manifest
 
     if ref.digest:
         raise UsageError("push takes REPO[:TAG], not a digest", "REF")
@@ -210,7 +210,7 @@ def _download(
     backend: Backend, repo: str, target: PackageRef, directory: Path, stem: str, progress: Progress | None = None
 ) -> Temporary:
     """Stream the package blob to a hidden temp file in ``directory``, checking its digest.
-    The temporary (mpkg.atomic) is locked until unlinked, removed on signals, swept if orphaned."""
+    The temporary (mpkg._internal.io.atomic) is locked until unlinked, removed on signals, swept if orphaned."""
     tmp = temporary(directory / stem)
     try:
         with tmp.open() as out:
@@ -226,7 +226,7 @@ def _download(
 
 def _verify(path: Path, keys: Sequence[Path | str], allow_unsigned: bool, target: PackageRef, ref: Reference) -> None:
     """Verify a downloaded package, then check it is the one the artifact and the reference name."""
-    from mpkg.verify import verify
+    from mpkg._internal.trust.verify import verify
 
     where = str(ref)
     result = verify(path, list(keys), allow_unsigned)

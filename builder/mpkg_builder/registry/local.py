@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from mpkg.atomic import temporary
+from mpkg._internal.io.atomic import temporary
 from mpkg.errors import RegistryError
 
 from .backend import (

@@ -126,7 +126,7 @@ def _check_candidate(
     backend: Backend, ref: Reference, manifest: Manifest, target: PackageRef, require_signature: Path | str | None
 ) -> dict[str, float]:
     """Download the candidate (gates need its own metrics; a required signature needs the package)."""
-    from mpkg.package import read_info
+    from mpkg._internal.format.package import read_info
 
     from .lifecycle import _download, _verify
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpkg.atomic import atomic_output
+from mpkg._internal.io.atomic import atomic_output
 from mpkg.errors import MpkgError, RegistryError
 
 from .backend import canonical_json

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.trust.signatures import TrustedKey, load_public_keys
 from mpkg.errors import Problem, RegistryError, UsageError
-from mpkg.signatures import TrustedKey, load_public_keys
 
 from .artifact import check_identity, package_ref, resolve
 from .backend import Backend, Manifest

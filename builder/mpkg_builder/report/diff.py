@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mpkg.package import read_manifest
+from mpkg._internal.format.package import read_manifest
 from mpkg.report import page
 from mpkg.report.charts import Bar, signed_bars
 from mpkg.report.svg import fmt

@@ -13,9 +13,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from mpkg.archive import PackageFile
-from mpkg.digests import hash_bytes
-from mpkg.manifest import ROLE_ROOT, Manifest
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.digests import hash_bytes
+from mpkg._internal.format.manifest import ROLE_ROOT, Manifest
 
 TEXT_ROLES = ("card", "code", "environment")
 MAX_TEXT_BYTES = 256 * 1024  # per side; larger files are named, not diffed

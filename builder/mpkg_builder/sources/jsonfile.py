@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mpkg import canonical
+from mpkg._internal.format import canonical
 from mpkg.errors import FormatError, SourceError
 
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from mpkg._internal.format.manifest import PIN_NAME_RE, PIN_VERSION_RE
+from mpkg._internal.format.shape import ONE_LINE
 from mpkg.errors import Problem, ProblemCollector, SourceError
-from mpkg.manifest import PIN_NAME_RE, PIN_VERSION_RE
-from mpkg.shape import ONE_LINE
 from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet

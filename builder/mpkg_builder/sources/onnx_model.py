@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-from mpkg.contract import Contract, Dim, Field
+from mpkg._internal.contract.contract import Contract, Dim, Field
 from mpkg.errors import Problem, ProblemCollector, SourceError
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
 

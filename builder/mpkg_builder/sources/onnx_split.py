@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import onnx.defs
-from mpkg.digests import Digest, new_file_hasher
+from mpkg._internal.format.digests import Digest, new_file_hasher
 from onnx import (
     AttributeProto,
     FunctionProto,

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpkg.contract import Contract
+from mpkg._internal.contract.contract import Contract
+from mpkg._internal.format.safetensors import SafetensorsInfo, parse_safetensors
 from mpkg.errors import MpkgError, ProblemCollector, SourceError
-from mpkg.safetensors import SafetensorsInfo, parse_safetensors
 
 from ..config import SourceConfig, list_code_files, load_config
 from .card import Card, parse_card

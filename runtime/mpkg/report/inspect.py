@@ -14,12 +14,13 @@ from typing import Any
 
 from markupsafe import Markup
 
-from ..archive import PackageFile
-from ..digests import hash_bytes
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.digests import hash_bytes
+from mpkg._internal.format.manifest import Manifest
+from mpkg._internal.trust.signatures import Envelope, TrustedKey, check_envelope, check_statement
+from mpkg.report import page
+
 from ..errors import MpkgError
-from ..manifest import Manifest
-from ..signatures import Envelope, TrustedKey, check_envelope, check_statement
-from . import page
 from .card import split_card
 from .charts import Node, layered_graph
 from .markdown import render_markdown

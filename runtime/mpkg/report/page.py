@@ -19,8 +19,9 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from .. import __version__
-from ..atomic import atomic_output
+from mpkg import __version__
+from mpkg._internal.io.atomic import atomic_output
+
 from .svg import fmt
 from .text import shorten, visible
 

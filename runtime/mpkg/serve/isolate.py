@@ -30,10 +30,10 @@ from typing import Any
 
 import orjson
 
-from mpkg.archive import PackageFile
-from mpkg.contract import Contract
+from mpkg._internal.contract.contract import Contract
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.manifest import Manifest
 from mpkg.errors import MpkgError, VerificationError
-from mpkg.manifest import Manifest
 
 from .tensors import RequestError
 
@@ -135,7 +135,7 @@ class RemoteModel:
 def _child(path: str, keys: list[str], allow_unsigned: bool, conns: list[Any]) -> None:
     """The package's own process: load, smoke-test, then answer calls until the pipes close."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the serving process decides when to stop
-    from mpkg.model import load
+    from mpkg._internal.load.model import load
 
     from .app import _ModelBug, _pipeline
     from .registry import ModelSet

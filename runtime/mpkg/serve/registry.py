@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
+from mpkg._internal.format.manifest import SEMVER_RE
 from mpkg.errors import UsageError
-from mpkg.manifest import SEMVER_RE
 
 from .tensors import InputSpec, RequestError, input_specs, tensor_metadata
 from .types import ArrowServable, ServableModel

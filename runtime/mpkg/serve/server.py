@@ -203,7 +203,7 @@ def load_models(options: ServeOptions, worker: int = 0) -> ModelSet:
 
 
 def _default_loader(path: str, keys: Sequence[str], allow_unsigned: bool) -> ServableModel:
-    from ..model import load  # lazily: onnxruntime loads in the worker, after the socket is open
+    from .._internal.load.model import load  # lazily: onnxruntime loads in the worker, after the socket is open
 
     return load(path, keys=list(keys), allow_unsigned=allow_unsigned)
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mpkg.contract import Contract, Field
+from mpkg._internal.contract.contract import Contract, Field
 
 # Contract dtype -> V2 datatype.
 V2_OF_DTYPE: dict[str, str] = {

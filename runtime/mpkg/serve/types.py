@@ -1,7 +1,7 @@
 """What the server needs from a loaded package, as a protocol.
 
 The server is written against this protocol rather than a concrete class so it
-can be exercised before (and independently of) ``mpkg.model``; any object with
+can be exercised before (and independently of) ``mpkg._internal.load.model``; any object with
 these attributes is servable.
 """
 
@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from mpkg.contract import Contract
+from mpkg._internal.contract.contract import Contract
 
 
 @runtime_checkable

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mpkg.package import read_info
+from mpkg._internal.format.package import read_info
 from mpkg_builder import containerize as cz
 from mpkg_builder import deploy
 from mpkg_builder.deploy.plan import DeployOptions

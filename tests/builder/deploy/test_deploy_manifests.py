@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 import yaml
-from mpkg.atomic import Terminated
+from mpkg._internal.format.package import read_manifest
+from mpkg._internal.io.atomic import Terminated
 from mpkg.errors import MpkgError, UsageError
-from mpkg.package import read_manifest
 from mpkg.serve.cli import options_from_args
 from mpkg.serve.server import ServeOptions
 from mpkg_builder import deploy
@@ -462,7 +462,7 @@ def test_interrupted_write_keeps_the_previous_manifests(
 
     monkeypatch.setattr(deploy_output, "_write_file", write_then_terminate)
     other = deploy.plan(built.signed["iris-mlp"], options(built, target="kubernetes"))
-    with pytest.raises(Terminated):  # mpkg.atomic: SIGTERM unwinds while a temporary exists
+    with pytest.raises(Terminated):  # mpkg._internal.io.atomic: SIGTERM unwinds while a temporary exists
         deploy.write_folder(other.documents, out, other.origin)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifests"]  # no temporaries left

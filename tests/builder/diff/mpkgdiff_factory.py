@@ -10,8 +10,8 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from mpkg.digests import hash_bytes
-from mpkg.manifest import Manifest
+from mpkg._internal.format.digests import hash_bytes
+from mpkg._internal.format.manifest import Manifest
 
 Doc = dict[str, Any]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mpkg import canonical, layout
-from mpkg.archive import PackageFile
+from mpkg._internal.format import canonical, layout
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.manifest import Manifest
+from mpkg._internal.format.package import read_manifest
 from mpkg.cli import main
-from mpkg.manifest import Manifest
-from mpkg.package import read_manifest
 from mpkg_builder.diff import Bump, diff_packages, render_markdown, render_text
 from mpkgdiff_sources import Built, OnnxSpec, check_golden, write_onnx_source
 

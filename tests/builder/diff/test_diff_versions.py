@@ -6,9 +6,9 @@ import itertools
 from pathlib import Path
 
 import pytest
-from mpkg.digests import hash_bytes
+from mpkg._internal.format.digests import hash_bytes
+from mpkg._internal.format.manifest import Manifest
 from mpkg.errors import SourceError
-from mpkg.manifest import Manifest
 from mpkg_builder.build import PlannedFile
 from mpkg_builder.diff import (
     Bump,

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from initsources import Made, serve_harness
-from mpkg.package import read_manifest
+from mpkg._internal.format.package import read_manifest
 from mpkg.serve.tensors import V2_OF_DTYPE
 
 pytestmark = pytest.mark.slow

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mpkg._internal.format.package import read_manifest
+from mpkg._internal.trust.signatures import load_public_keys
 from mpkg.errors import MpkgError, RegistryError, UsageError, VerificationError
-from mpkg.package import read_manifest
-from mpkg.signatures import load_public_keys
 from mpkg_builder.registry import lifecycle
 from mpkg_builder.registry.backend import (
     DSSE_LAYER_TYPE,

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from mpkg._internal.format.package import read_info
 from mpkg.cli import main
-from mpkg.package import read_info
 
 from tests.harness.registry import RegistryProcess, TokenRegistry
 

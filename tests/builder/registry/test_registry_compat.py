@@ -93,7 +93,7 @@ def test_cli_promote_gate_in_one_line(
 def _push_like_mpkg_0_1(store: Store, package: Path) -> str:
     """Store a package as mpkg 0.1 did: the empty config, and a push event whose tag carries only
     12 hex digits of its digest. Returns the artifact's manifest digest."""
-    from mpkg.package import read_info
+    from mpkg._internal.format.package import read_info
     from mpkg_builder.registry.backend import (
         EMPTY_DATA,
         EVENT_ARTIFACT_TYPE,

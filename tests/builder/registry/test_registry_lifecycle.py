@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from mpkg._internal.format.package import read_info
 from mpkg.errors import MpkgError, RegistryError, UsageError, VerificationError
-from mpkg.package import read_info
 from mpkg_builder.registry import lifecycle
 from mpkg_builder.registry.history import read_events
 from mpkg_builder.registry.local import LocalBackend

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mpkg._internal.trust.signatures import key_id, load_public_keys
 from mpkg.cli import main
-from mpkg.signatures import key_id, load_public_keys
 from mpkg_builder.build import build_package
 from mpkg_builder.registry import lifecycle
 from mpkg_builder.registry.artifact import ANNOTATION_METRICS, PACKAGE_ARTIFACT_TYPE

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from mpkg.contract import Contract
+from mpkg._internal.contract.contract import Contract
 from mpkg.errors import SourceError
 from mpkg_builder.sources.card import (
     GENERATED_BEGIN,
@@ -207,7 +207,7 @@ def test_built_card_states_the_metrics(tmp_path: Path) -> None:
     """The build passes [lineage].metrics to the generated section (spec/source.md)."""
     import shutil
 
-    from mpkg.package import extract_member, read_manifest
+    from mpkg._internal.format.package import extract_member, read_manifest
     from mpkg_builder.build import build_package
 
     src = shutil.copytree(Path(__file__).resolve().parents[3] / "examples" / "iris-mlp", tmp_path / "src")
@@ -219,6 +219,6 @@ def test_built_card_states_the_metrics(tmp_path: Path) -> None:
     for name, value in manifest.metrics.items():
         assert f"| {name} | {value!r} |" in generated
     assert "- **Built with:** mpkg " in generated
-    from mpkg.digests import hash_bytes
+    from mpkg._internal.format.digests import hash_bytes
 
     assert manifest.card["author_digest"] == str(hash_bytes(author.encode("utf-8")))

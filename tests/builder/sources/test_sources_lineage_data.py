@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from mpkg._internal.format.package import read_manifest
 from mpkg.errors import SourceError
-from mpkg.package import read_manifest
 from mpkg_builder.build import build_package
 
 DIGEST = "sha256:" + "ab" * 32

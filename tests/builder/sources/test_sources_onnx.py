@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from mpkg.contract import Contract, Field
+from mpkg._internal.contract.contract import Contract, Field
 from mpkg.errors import SourceError
 from mpkg_builder.sources.onnx_model import compare_contract, inspect_onnx
 from onnx import TensorProto, helper, numpy_helper

@@ -6,11 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
-from mpkg.archive import PackageFile
-from mpkg.manifest import Manifest
-from mpkg.package import read_manifest
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.manifest import Manifest
+from mpkg._internal.format.package import read_manifest
+from mpkg._internal.trust.signatures import load_public_keys, statement
 from mpkg.report.inspect import base_chain, check_signatures, describe_page, read_card
-from mpkg.signatures import load_public_keys, statement
 from mpkg_builder.build import build_package
 from mpkg_builder.signing import keygen, load_private_key
 

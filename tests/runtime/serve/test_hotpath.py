@@ -9,8 +9,8 @@ import socket
 
 import numpy as np
 import pytest
-from mpkg.contract import Contract
-from mpkg.enforce import check_outputs
+from mpkg._internal.contract.contract import Contract
+from mpkg._internal.contract.enforce import check_outputs
 from mpkg.errors import ContractError
 from mpkg.serve.http import CoalescingTransport
 from mpkg.serve.logs import Log

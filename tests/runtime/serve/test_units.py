@@ -15,9 +15,9 @@ import numpy as np
 import orjson
 import pytest
 from conftest import ModelSource, server_env
-from mpkg.contract import Contract
+from mpkg._internal.contract.contract import Contract
+from mpkg._internal.load.model import Model, load
 from mpkg.errors import UsageError
-from mpkg.model import Model, load
 from mpkg.serve.body import decompress
 from mpkg.serve.cli import parse_size, register
 from mpkg.serve.http import set_nodelay

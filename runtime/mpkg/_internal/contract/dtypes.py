@@ -52,7 +52,7 @@ def can_cast(src: str, dst: str) -> bool:
 
 
 # Contract dtype -> numpy dtype string (little-endian). ``bfloat16`` has no numpy dtype: its
-# raw bits are exposed as ``<u2`` (see mpkg.weights); ``string`` is an object array of str.
+# raw bits are exposed as ``<u2`` (see mpkg._internal.load.weights); ``string`` is an object array of str.
 NUMPY_DTYPE: dict[str, str] = {
     "bool": "|b1",
     "int8": "|i1",

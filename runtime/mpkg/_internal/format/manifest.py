@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import canonical
-from .contract import Contract
-from .digests import FILE_DIGEST_ALGORITHM, Digest, package_digest
-from .errors import ContractError, FormatError
-from .manifest_fields import (
+from mpkg._internal.contract.contract import Contract
+from mpkg._internal.format import canonical
+from mpkg._internal.format.digests import FILE_DIGEST_ALGORITHM, Digest, package_digest
+from mpkg._internal.format.manifest_fields import (
     ENTRY_POINTS,
     MODEL_FORMATS,
     MODULE_RE,
@@ -28,7 +27,8 @@ from .manifest_fields import (
     TOP_REQUIRED,
     check_fields,
 )
-from .shape import Checker
+from mpkg._internal.format.shape import Checker
+from mpkg.errors import ContractError, FormatError
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)

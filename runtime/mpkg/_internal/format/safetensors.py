@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import FormatError, MpkgError, Problem
+from mpkg.errors import FormatError, MpkgError, Problem
 
 MAX_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
 

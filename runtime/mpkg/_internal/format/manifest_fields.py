@@ -2,7 +2,7 @@
 
 Each check mirrors the schema's rule for that field, so that the parser refuses exactly what
 the schema refuses (tests/test_schemas_agree.py); the rules a JSON Schema cannot state (paths,
-references between fields) are in :mod:`mpkg.manifest`.
+references between fields) are in :mod:`mpkg._internal.format.manifest`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .shape import ONE_LINE, Checker, is_int, pattern
+from mpkg._internal.format.shape import ONE_LINE, Checker, is_int, pattern
 
 MODEL_FORMATS = ("onnx", "safetensors")
 # Functions a code module may define, and what the runtime calls them with (spec/format.md §7).

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from . import layout
-from .errors import FormatError
-from .manifest import MANIFEST_NAME, MAX_FILES, MAX_MANIFEST_BYTES, SIGNATURES_NAME
+from mpkg._internal.format import layout
+from mpkg._internal.format.manifest import MANIFEST_NAME, MAX_FILES, MAX_MANIFEST_BYTES, SIGNATURES_NAME
+from mpkg.errors import FormatError
 
 MAX_PAX_BYTES = 64 * 1024
 MAX_SIGNATURES_BYTES = 1024 * 1024

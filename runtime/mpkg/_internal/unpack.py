@@ -4,7 +4,7 @@ The package is opened once: verification and extraction read the same open file,
 what is written is what was verified even if the path is replaced meanwhile (before,
 unpack verified one file and then extracted whatever the path named next). Members are
 never handed to tarfile: each manifest entry is written with O_EXCL|O_NOFOLLOW beneath a
-hidden temporary directory beside the target (mpkg.atomic), re-hashed while written, and
+hidden temporary directory beside the target (mpkg._internal.io.atomic), re-hashed while written, and
 the directory is renamed into place only when everything matched, so a failed or
 interrupted unpack leaves nothing behind.
 """
@@ -16,12 +16,12 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .archive import PackageFile
-from .atomic import atomic_directory
-from .digests import Digest, new_file_hasher
-from .errors import VerificationError
-from .manifest import MANIFEST_NAME, FileEntry
-from .verify import Policy, VerificationResult, verified
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.digests import Digest, new_file_hasher
+from mpkg._internal.format.manifest import MANIFEST_NAME, FileEntry
+from mpkg._internal.io.atomic import atomic_directory
+from mpkg._internal.trust.verify import Policy, VerificationResult, verified
+from mpkg.errors import VerificationError
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _CHUNK = 8 << 20

@@ -14,7 +14,7 @@ import os
 import re
 import stat
 
-from .errors import SignatureError
+from mpkg.errors import SignatureError
 
 MAX_KEY_FILE_BYTES = 64 * 1024
 _BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n(?:[A-Za-z0-9+/=:, \t\r\n-]*?)-----END \1-----")

@@ -20,11 +20,11 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from . import canonical
-from .digests import Digest
-from .errors import SignatureError
-from .keyfiles import PUBLIC, pem_blocks, read_key_file
-from .manifest import SIGNATURES_NAME
+from mpkg._internal.format import canonical
+from mpkg._internal.format.digests import Digest
+from mpkg._internal.format.manifest import SIGNATURES_NAME
+from mpkg._internal.trust.keyfiles import PUBLIC, pem_blocks, read_key_file
+from mpkg.errors import SignatureError
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -79,7 +79,7 @@ def check_key_type(key: object, where: str) -> PublicKey:
 
 def load_key_file(path: str | os.PathLike[str]) -> tuple[TrustedKey, ...]:
     """Every public key in a PEM file (a file may hold several: all are trusted, and named
-    "FILE (key i of n)" in reports). See mpkg.keyfiles for what a key file may be."""
+    "FILE (key i of n)" in reports). See mpkg._internal.trust.keyfiles for what a key file may be."""
     where = str(path)
     blocks = pem_blocks(read_key_file(path), PUBLIC, where)
     keys = []

@@ -1,7 +1,7 @@
 """The input/output contract: what a package accepts and what it promises to return.
 
 This module holds the data model and its strict parser; enforcement against
-data lives in :mod:`mpkg.enforce`. Names follow spec/format.md §6.
+data lives in :mod:`mpkg._internal.contract.enforce`. Names follow spec/format.md §6.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ContractError, Problem
+from mpkg.errors import ContractError, Problem
 
 # Numeric/tensor dtypes, spelled as in the spec (and as numpy spells them, bar bfloat16/string).
 TENSOR_DTYPES = (

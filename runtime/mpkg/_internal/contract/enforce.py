@@ -6,7 +6,7 @@ problems name the field, what was expected and what came.
 
 Conversion rules (spec/format.md §6):
 - numpy arrays and Arrow columns are *typed*: they are accepted in the contract dtype or
-  in a dtype that widens to it along :data:`mpkg.dtypes.SAFE_CASTS` (int32 data for an
+  in a dtype that widens to it along :data:`mpkg._internal.contract.dtypes.SAFE_CASTS` (int32 data for an
   int64 input, float32 for float64); anything else, lossy or not, is refused.
 - Python lists and scalars have no dtype of their own: they are converted to the contract
   dtype by value. Integers must fit (and be exact in a float), floats are rounded to the
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .contract import Contract, Field
-from .dtypes import DTYPE_OF_NUMPY, NUMPY_DTYPE, can_cast
-from .errors import ContractError, MpkgError, Problem
+from mpkg._internal.contract.contract import Contract, Field
+from mpkg._internal.contract.dtypes import DTYPE_OF_NUMPY, NUMPY_DTYPE, can_cast
+from mpkg.errors import ContractError, MpkgError, Problem
 
 Array = np.ndarray[Any, Any]
 Dims = dict[str, int]

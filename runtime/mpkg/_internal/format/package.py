@@ -2,7 +2,7 @@
 
 For listings, registries and diff: these parse the layout and manifest strictly
 but do not hash contents or check signatures. Anything that acts on a package's
-contents (load, serve, unpack, pull) goes through :mod:`mpkg.verify` first.
+contents (load, serve, unpack, pull) goes through :mod:`mpkg._internal.trust.verify` first.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .archive import PackageFile
-from .errors import FormatError, Problem
-from .manifest import Manifest
-from .verify import payload_bytes
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.manifest import Manifest
+from mpkg._internal.trust.verify import payload_bytes
+from mpkg.errors import FormatError, Problem
 
 
 @dataclass(frozen=True)

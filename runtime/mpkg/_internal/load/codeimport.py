@@ -40,8 +40,8 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
-from .coderesources import CodeResources
-from .errors import FormatError, MpkgError
+from mpkg._internal.load.coderesources import CodeResources
+from mpkg.errors import FormatError, MpkgError
 
 PREFIX = "_mpkg_code_"
 _counter = itertools.count()

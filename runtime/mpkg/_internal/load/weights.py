@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .dtypes import SAFETENSORS_DTYPE
-from .errors import FormatError, MpkgError, SourceError
-from .safetensors import TensorInfo, parse_header
+from mpkg._internal.contract.dtypes import SAFETENSORS_DTYPE
+from mpkg._internal.format.safetensors import TensorInfo, parse_header
+from mpkg.errors import FormatError, MpkgError, SourceError
 
 Array = np.ndarray[Any, Any]
 MAX_HEADER = 100 * 1024 * 1024

@@ -38,7 +38,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from .errors import MpkgError
+from mpkg.errors import MpkgError
 
 SUFFIX = ".mpkg-tmp"
 _NEW = ".mpkg-new"
@@ -196,16 +196,19 @@ def _create(new: Path, path: Path, dest: Path, is_dir: bool) -> Temporary:
                 fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)  # ours alone: never waits
             os.rename(new, path)
+            # Returned from inside the try: a signal that lands just after the rename (the moment a
+            # watcher first sees the temporary) still removes it. ``path`` is this process's alone.
+            return Temporary(path, fd, dest, is_dir)
         except BaseException as exc:
             if fd >= 0:
                 os.close(fd)
             _remove(new)
+            _remove(path)
             if isinstance(exc, FileNotFoundError):
                 raise MpkgError(f"cannot be written: its folder {path.parent} does not exist", str(dest)) from None
             if isinstance(exc, OSError) and exc.errno not in _DISK_FULL:
                 raise MpkgError(f"cannot be written ({exc.strerror})", str(dest)) from None
             raise
-    return Temporary(path, fd, dest, is_dir)
 
 
 def sweep(folder: str | os.PathLike[str]) -> list[str]:

@@ -16,8 +16,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .errors import EnvironmentMismatch, Problem
-from .manifest import Manifest
+from mpkg._internal.format.manifest import Manifest
+from mpkg.errors import EnvironmentMismatch, Problem
 
 Lookup = Callable[[str], str | None]
 

@@ -23,17 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from . import enforce
-from .archive import PackageFile
-from .codeimport import PackageCode, private_prefix
-from .contract import Contract
-from .digests import hash_bytes
-from .dtypes import NUMPY_OF_ONNX_ELEM
-from .environment import require_environment
-from .errors import ContractError, FormatError, MpkgError, Problem, VerificationError
-from .manifest import ENTRY_POINTS, FileEntry, Manifest
-from .verify import Policy, VerificationResult, payload_bytes, verified
-from .weights import TensorMap, map_safetensors, onnx_external_tensors
+from mpkg._internal.contract import enforce
+from mpkg._internal.contract.contract import Contract
+from mpkg._internal.contract.dtypes import NUMPY_OF_ONNX_ELEM
+from mpkg._internal.format.archive import PackageFile
+from mpkg._internal.format.digests import hash_bytes
+from mpkg._internal.format.manifest import ENTRY_POINTS, FileEntry, Manifest
+from mpkg._internal.load.codeimport import PackageCode, private_prefix
+from mpkg._internal.load.environment import require_environment
+from mpkg._internal.load.weights import TensorMap, map_safetensors, onnx_external_tensors
+from mpkg._internal.trust.verify import Policy, VerificationResult, payload_bytes, verified
+from mpkg.errors import ContractError, FormatError, MpkgError, Problem, VerificationError
 
 Array = np.ndarray[Any, Any]
 
@@ -453,7 +453,7 @@ def load(
 
 def from_verified(pkg: PackageFile, result: VerificationResult, strict_env: bool = False) -> Model:
     """Load a package that ``result`` says verified, from the same open file (see
-    :func:`mpkg.verify.verified`). Package code is imported only here, after verification."""
+    :func:`mpkg._internal.trust.verify.verified`). Package code is imported only here, after verification."""
     result.raise_for_errors()
     manifest = result.manifest
     assert manifest is not None

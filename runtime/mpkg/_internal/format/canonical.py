@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .errors import FormatError
+from mpkg.errors import FormatError
 
 _SAFE_INT = 2**53
 MAX_DEPTH = 64  # arrays and objects inside each other, in any JSON document mpkg reads

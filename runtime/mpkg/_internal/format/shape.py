@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import Problem
+from mpkg.errors import Problem
 
 # No C0/C1 control characters and no Unicode line or paragraph separators: text that is
 # printed one line per field cannot forge or hide lines.

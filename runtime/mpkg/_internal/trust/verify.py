@@ -14,11 +14,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .archive import Member, PackageFile
-from .digests import Digest, hash_range
-from .errors import FormatError, MpkgError, Problem, SignatureError, VerificationError, printable
-from .manifest import MANIFEST_NAME, SIGNATURES_NAME, FileEntry, Manifest
-from .signatures import Envelope, SignatureCheck, TrustedKey, check_envelope, check_statement, load_public_keys
+from mpkg._internal.format.archive import Member, PackageFile
+from mpkg._internal.format.digests import Digest, hash_range
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME, FileEntry, Manifest
+from mpkg._internal.trust.signatures import (
+    Envelope,
+    SignatureCheck,
+    TrustedKey,
+    check_envelope,
+    check_statement,
+    load_public_keys,
+)
+from mpkg.errors import FormatError, MpkgError, Problem, SignatureError, VerificationError, printable
 
 Progress = Callable[[int], None]
 

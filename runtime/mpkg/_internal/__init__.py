@@ -1,0 +1,1 @@
+"""Internal to mpkg and mpkg_builder (see mpkg._internal)."""
