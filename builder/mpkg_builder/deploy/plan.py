@@ -60,6 +60,7 @@ class Plan:
 
     @property
     def origin(self) -> str:
+        """The package a manifest came from, written into every document's header."""
         return f"{self.facts.name} {self.facts.version} ({self.facts.digest})"
 
 

@@ -38,6 +38,8 @@ class DraftFile:
 
 @dataclass(frozen=True)
 class Lineage:
+    """Lineage files init writes (metrics, params, origin), each optional."""
+
     metrics: str | None = None
     params: str | None = None
     origin: str | None = None
@@ -53,6 +55,8 @@ class Example:
 
 @dataclass(frozen=True)
 class Draft:
+    """Everything init learned from a source, before a file is written."""
+
     name: str
     description: str
     model_format: Literal["onnx", "safetensors"]

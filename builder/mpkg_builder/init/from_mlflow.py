@@ -50,6 +50,7 @@ class _Weights:
 
 
 def draft_from_mlflow(folder: Path, options: InitOptions) -> Draft:
+    """A draft from an MLflow model directory (onnx flavour, or sklearn converted)."""
     mlmodel = read_mlmodel(folder)
     notes: list[str] = []
     raw_example = read_example(mlmodel, notes)

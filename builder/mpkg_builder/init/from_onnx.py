@@ -19,6 +19,7 @@ _DOC_MAX = 500
 
 
 def draft_from_onnx(path: Path, options: InitOptions) -> Draft:
+    """A draft from an .onnx file: the contract from the graph, the example generated."""
     info = inspect_onnx(path, path.parent, str(path))  # checker, external data kept inside its folder
     model = onnx.load(str(path), load_external_data=False)
     files = [DraftFile(path.name, source=path)]
@@ -65,6 +66,7 @@ def user_parts(
 
 
 def contract_json(contract: Contract) -> bytes:
+    """The contract as init writes it: indented UTF-8 JSON, names as they are."""
     return (json.dumps(contract.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 

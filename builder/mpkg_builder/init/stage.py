@@ -35,6 +35,8 @@ from .examples import GENERATED, generated_inputs
 
 @dataclass(frozen=True)
 class InitResult:
+    """What init wrote, for the summary and --json."""
+
     directory: Path
     files: tuple[str, ...]
     name: str
@@ -45,6 +47,7 @@ class InitResult:
     warnings: tuple[str, ...]  # what `mpkg build` will warn about (sections a person must write)
 
     def to_json(self) -> dict[str, Any]:
+        """The --json document of `mpkg init`."""
         return {
             "directory": str(self.directory),
             "files": list(self.files),

@@ -55,6 +55,8 @@ class Signed:
 
 @dataclass(frozen=True)
 class EventView:
+    """One history event as the page shows it, with its trust status."""
+
     sequence: int
     time: str
     when: dt.datetime
@@ -72,6 +74,8 @@ class EventView:
 
 @dataclass
 class VersionView:
+    """One version's lane on the page: push, moves, metrics, stages held."""
+
     version: str
     manifest: str  # the OCI manifest digest: what identifies the version in the store
     package: str  # the package digest
@@ -101,6 +105,7 @@ def metrics_annotation(backend: Backend, repo: str, manifest: str) -> tuple[dict
 
 
 def event_views(report: HistoryReport) -> list[EventView]:
+    """Every event in order, marking those a later rollback voided."""
     dead = voided(report.events)
     return [
         EventView(
@@ -166,6 +171,7 @@ def stage_spans(versions: Sequence[VersionView], now: dt.datetime) -> list[Span]
 
 
 def timeline_chart(versions: Sequence[VersionView], now: dt.datetime) -> Markup:
+    """The timeline: one lane per version, pushes and stage moves on a time axis."""
     marks = []
     for i, v in enumerate(versions):
         if v.pushed:
@@ -178,6 +184,7 @@ def timeline_chart(versions: Sequence[VersionView], now: dt.datetime) -> Markup:
 
 
 def trends(versions: Sequence[VersionView]) -> list[tuple[str, Markup]]:
+    """One trend chart per metric across versions (the first MAX_METRICS names)."""
     names = sorted({name for v in versions for name in v.metrics})[:MAX_METRICS]
     charts = []
     for name in names:
