@@ -78,6 +78,8 @@ _DATA_FIELDS = (
 
 @dataclass(frozen=True)
 class OnnxInfo:
+    """What the build needs from an ONNX model: its contract, external files, opsets and architecture facts."""
+
     contract: Contract
     external_data: tuple[str, ...]  # src-relative POSIX paths of external-data files
     opset: dict[str, int]  # domain ('ai.onnx' for the default) -> version
