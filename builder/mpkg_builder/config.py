@@ -19,7 +19,8 @@ from mpkg._internal.format.manifest import MODEL_FORMATS, NAME_RE, SEMVER_RE
 from mpkg._internal.format.manifest import MODULE_RE as _MODULE_RE
 from mpkg.errors import ProblemCollector, SourceError
 
-from .diff.rules import DEFAULT_RULES, RuleSet, parse_overrides
+from .diff.overrides import parse_overrides
+from .diff.rules import DEFAULT_RULES, RuleSet
 from .sources.paths import lexical_problem, regular_file_problem, resolve_inside
 
 CONFIG_NAME = "mpkg.toml"

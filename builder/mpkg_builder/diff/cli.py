@@ -9,8 +9,9 @@ from typing import Any
 from mpkg.errors import EXIT_FAILED, EXIT_OK
 
 from .engine import diff_packages
-from .report import render_markdown, render_text
-from .rules import DEFAULT_RULES, Bump, load_rules
+from .overrides import load_rules
+from .render import render_markdown, render_text
+from .rules import DEFAULT_RULES, Bump
 
 _LEVELS = ("major", "minor", "patch")
 
