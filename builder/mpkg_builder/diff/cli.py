@@ -17,6 +17,7 @@ _LEVELS = ("major", "minor", "patch")
 
 
 def register(subparsers: Any) -> None:
+    """Add `mpkg diff` to the command line (found through the `mpkg.commands` entry points)."""
     p = subparsers.add_parser(
         "diff",
         help="classify the change between two packages as major, minor, patch or none",
@@ -46,6 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Diff, print in the chosen form, and exit 1 when --fail-on is reached."""
     if args.html is not None:
         from mpkg.report import require
 

@@ -109,6 +109,7 @@ def render_markdown(report: DiffReport) -> str:
 
 
 def render_json(report: DiffReport) -> dict[str, Any]:
+    """The JSON object `mpkg diff --json` prints (before its ``ok`` key)."""
     return report.to_json()
 
 

@@ -24,10 +24,12 @@ class Bump(IntEnum):
 
     @property
     def label(self) -> str:
+        """The lowercase name reports and rule overrides use (``major``)."""
         return self.name.lower()
 
     @classmethod
     def parse(cls, text: str) -> Bump:
+        """The bump a label names, in any case; ValueError otherwise."""
         try:
             return cls[text.upper()]
         except KeyError:
@@ -36,6 +38,8 @@ class Bump(IntEnum):
 
 @dataclass(frozen=True)
 class Rule:
+    """One row of the rule table: its id, default bump, category, and why."""
+
     id: str
     bump: Bump
     category: str
@@ -374,6 +378,7 @@ class RuleSet:
     overrides: Mapping[str, Bump] = field(default_factory=dict)
 
     def bump(self, rule_id: str) -> Bump:
+        """The rule's bump for this project: its override, else the table's default."""
         return self.overrides.get(rule_id, RULES[rule_id].bump)
 
 
