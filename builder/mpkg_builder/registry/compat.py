@@ -16,7 +16,8 @@ from pathlib import Path
 from mpkg._internal.format.manifest import Manifest as PackageManifest
 from mpkg.errors import Problem, VerificationError
 
-from ..diff.engine import Change, diff_manifests
+from ..diff.engine import diff_manifests
+from ..diff.report import Change
 from ..diff.rules import Bump
 from ..diff.versions import precedes
 from .artifact import read_package_manifest

@@ -14,8 +14,8 @@ from mpkg.report.charts import Bar, signed_bars
 from mpkg.report.svg import fmt
 from mpkg.report.views import ContractRow, contract_rows, value_text
 
-from ..diff.engine import DiffReport
-from ..diff.report import verdict
+from ..diff.render import verdict
+from ..diff.report import DiffReport
 from ..diff.rules import Bump
 from . import TEMPLATE_PACKAGES
 from .texts import TEXT_ROLES, TextDiff, file_diffs, from_findings
