@@ -9,16 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from mpkg._internal.contract.contract import Contract
-from mpkg._internal.contract.enforce import (
-    check_arrow_inputs,
-    check_inputs,
-    check_outputs,
-    convert,
-    example_inputs,
-    max_deviation,
-    outputs_to_arrow,
-    to_jsonable,
-)
+from mpkg._internal.contract.convert import convert
+from mpkg._internal.contract.enforce import check_inputs, check_outputs
+from mpkg._internal.contract.examples import example_inputs, max_deviation, to_jsonable
+from mpkg._internal.contract.tabular import check_arrow_inputs, outputs_to_arrow
 from mpkg.errors import ContractError
 
 TENSOR = Contract.from_json(

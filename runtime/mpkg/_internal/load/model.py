@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from mpkg._internal.contract import enforce
+from mpkg._internal.contract import enforce, examples, tabular
 from mpkg._internal.contract.contract import Contract
+from mpkg._internal.contract.convert import convert
 from mpkg._internal.contract.dtypes import NUMPY_OF_ONNX_ELEM
 from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.digests import hash_bytes
@@ -265,17 +266,17 @@ class Model:
     def predict(self, inputs: Any) -> dict[str, Array]:
         """Run the model on ``inputs`` (name -> array-like; for tabular packages also a pyarrow
         Table/RecordBatch or pandas DataFrame). Raises ContractError naming the field."""
-        if enforce.is_tabular_data(inputs):
-            arrays, dims = enforce.check_arrow_inputs(self.contract, inputs)
+        if tabular.is_tabular_data(inputs):
+            arrays, dims = tabular.check_arrow_inputs(self.contract, inputs)
         else:
             arrays, dims = enforce.check_inputs(self.contract, inputs)
         return enforce.check_outputs(self.contract, self._run(arrays), dims)
 
     def predict_arrow(self, batch: Any) -> Any:
         """A pyarrow Table/RecordBatch in, a pyarrow RecordBatch of the outputs out."""
-        arrays, dims = enforce.check_arrow_inputs(self.contract, batch)
+        arrays, dims = tabular.check_arrow_inputs(self.contract, batch)
         outputs = enforce.check_outputs(self.contract, self._run(arrays), dims)
-        return enforce.outputs_to_arrow(self.contract, outputs)
+        return tabular.outputs_to_arrow(self.contract, outputs)
 
     def _call(self, entry: str, *args: Any) -> Mapping[str, Any]:
         result = self._functions[entry](*args)
@@ -304,12 +305,12 @@ class Model:
     def record_example(self, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The example.json document for ``inputs`` (default: ``example_inputs(contract)``):
         the inputs and the outputs this model produces for them, as JSON-ready lists."""
-        data = dict(inputs) if inputs is not None else enforce.example_inputs(self.contract)
+        data = dict(inputs) if inputs is not None else examples.example_inputs(self.contract)
         arrays, dims = enforce.check_inputs(self.contract, data)
         outputs = enforce.check_outputs(self.contract, self._run(arrays), dims)
         return {
-            "inputs": {k: enforce.to_jsonable(v) for k, v in arrays.items()},
-            "outputs": {k: enforce.to_jsonable(v) for k, v in outputs.items()},
+            "inputs": {k: examples.to_jsonable(v) for k, v in arrays.items()},
+            "outputs": {k: examples.to_jsonable(v) for k, v in outputs.items()},
         }
 
     def smoke_test(self) -> None:
@@ -334,11 +335,11 @@ class Model:
                 problems.append(Problem(where, "is recorded but the model did not return it"))
                 continue
             try:
-                expected = enforce.convert(out_field, recorded, "output")
+                expected = convert(out_field, recorded, "output")
             except ContractError as exc:
                 problems.append(Problem(where, f"the recorded value is invalid: {exc.problems[0].reason}"))
                 continue
-            reason = enforce.max_deviation(out_field, outputs[name], expected, ex.rtol, ex.atol)
+            reason = examples.max_deviation(out_field, outputs[name], expected, ex.rtol, ex.atol)
             if reason:
                 problems.append(Problem(where, reason))
         if problems:
@@ -418,7 +419,7 @@ def _entry_functions(
 
 def example_inputs(contract: Contract) -> dict[str, Array]:
     """A deterministic example for a contract (named/dynamic dims -> 2, enums -> first value)."""
-    return enforce.example_inputs(contract)
+    return examples.example_inputs(contract)
 
 
 def _small_file(pkg: PackageFile, entry: FileEntry) -> bytes:
