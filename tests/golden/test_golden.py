@@ -16,7 +16,7 @@ from typing import Any
 import mpkg
 import pytest
 from mpkg._internal.format.package import read_manifest
-from mpkg._internal.trust.verify import verify
+from mpkg._internal.trust.verify import Policy, verify
 
 V1 = Path(__file__).resolve().parent / "v1"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -42,7 +42,7 @@ def test_golden_package_verifies_with_current_code(filename: str) -> None:
         assert [(s.keyid, s.valid) for s in result.signatures] == [(record["keyid"], True)]
     else:
         assert not verify(path).ok  # unsigned packages need an explicit opt-in
-        result = verify(path, allow_unsigned=True)
+        result = verify(path, Policy.unsafe_allow_unsigned())
     assert result.ok, result.errors
     assert str(result.digest) == record["digest"]
     assert result.manifest is not None
@@ -53,7 +53,7 @@ def test_golden_package_verifies_with_current_code(filename: str) -> None:
 def test_golden_package_loads_and_replays_its_example(filename: str) -> None:
     record = PACKAGES[filename]
     keys = [V1 / record["public_key"]] if record["public_key"] else []
-    model = mpkg.load(V1 / filename, keys=keys, allow_unsigned=not keys)
+    model = mpkg.load(V1 / filename, keys or Policy.unsafe_allow_unsigned())
     model.smoke_test()
 
 

@@ -33,7 +33,7 @@ from mpkg._internal.format.manifest import ENTRY_POINTS, FileEntry, Manifest
 from mpkg._internal.load.codeimport import PackageCode, private_prefix
 from mpkg._internal.load.environment import require_environment
 from mpkg._internal.load.weights import TensorMap, map_safetensors, onnx_external_tensors
-from mpkg._internal.trust.verify import Policy, VerificationResult, payload_bytes, verified
+from mpkg._internal.trust.verify import Policy, VerificationResult, as_policy, payload_bytes, verified
 from mpkg.errors import ContractError, FormatError, MpkgError, Problem, VerificationError
 
 Array = np.ndarray[Any, Any]
@@ -436,17 +436,17 @@ def _small_file(pkg: PackageFile, entry: FileEntry) -> bytes:
 
 def load(
     path: str | os.PathLike[str],
-    keys: Sequence[str | os.PathLike[str]] | Policy = (),
-    allow_unsigned: bool = False,
+    policy: Policy | Sequence[str | os.PathLike[str]] = (),
+    *,
     strict_env: bool = False,
 ) -> Model:
     """Verify the package exactly as ``mpkg verify`` does (fail closed), then load it.
 
-    Raises VerificationError (or FormatError/SignatureError) for a package that does not
-    verify, EnvironmentMismatch with ``strict_env`` when this environment differs from the
-    lockfile. Package code is imported only after verification passed."""
-    policy = keys if isinstance(keys, Policy) else Policy.from_paths(keys, allow_unsigned)
-    with verified(path, policy) as (pkg, result):  # hashes every byte once, on this open file
+    ``policy`` may be given as public-key paths; unsigned packages load only under
+    ``Policy.unsafe_allow_unsigned()``. Raises VerificationError (or FormatError/SignatureError)
+    for a package that does not verify, EnvironmentMismatch with ``strict_env`` when this
+    environment differs from the lockfile. Package code is imported only after verification passed."""
+    with verified(path, as_policy(policy)) as (pkg, result):  # hashes every byte once, on this open file
         result.raise_for_errors()
         assert pkg is not None
         return from_verified(pkg, result, strict_env)
