@@ -10,7 +10,8 @@ import mpkg
 import numpy as np
 import pyarrow as pa
 import pytest
-from mpkg._internal.load.model import Model, OnnxModel, example_inputs, load
+from mpkg._internal.load.model import Model, example_inputs, load
+from mpkg._internal.load.parts import ModelParts, OnnxModel
 from mpkg._internal.load.weights import open_safetensors
 from mpkg.errors import ContractError, EnvironmentMismatch, MpkgError, VerificationError
 from pkgfactory import gemm_onnx, make_key, safetensors_bytes, write_package
@@ -336,45 +337,51 @@ def test_bad_outputs_from_package_code_are_contract_errors(tmp_path: Path, keys:
     assert "output 'p': expected dtype int64, got float32" in text
 
 
-def test_from_parts_runs_a_model_from_source(tmp_path: Path) -> None:
+def test_model_from_parts_runs_a_model_from_source(tmp_path: Path) -> None:
     """The builder's route: no package, no digest yet; record the example it will store."""
     (tmp_path / "w.safetensors").write_bytes(safetensors_bytes({"coef": COEF, "fill": np.array([50.0])}))
     contract = mpkg._internal.contract.contract.Contract.from_json(
         {"inputs": CHURN_CONTRACT["inputs"], "outputs": [CHURN_CONTRACT["outputs"][0]]}
     )
     code = CHURN_CODE.replace(b', "writeable": np.array(w.flags.writeable)', b"")
-    model = Model.from_parts(
-        name="churn",
-        version="0.1.0",
-        digest="",
-        contract=contract,
-        model_format="safetensors",
-        weights=open_safetensors([tmp_path / "w.safetensors"]),
-        code_files={"churn.py": code},
-        code_module="churn",
+    model = Model(
+        ModelParts(
+            name="churn",
+            version="0.1.0",
+            digest="",
+            contract=contract,
+            model_format="safetensors",
+            weights=open_safetensors([tmp_path / "w.safetensors"]),
+            code_files={"churn.py": code},
+            code_module="churn",
+        )
     )
     doc = model.record_example()
     assert doc["inputs"]["plan"] == ["basic", "basic"]
     assert len(doc["outputs"]["p"]) == 2
     assert set(example_inputs(contract)) == {"tenure", "plan", "charges"}
-    onnx_model = Model.from_parts(
-        name="g",
-        version="1.0.0",
-        digest="",
-        contract=mpkg._internal.contract.contract.Contract.from_json(GEMM_CONTRACT),
-        model_format="onnx",
-        weights=OnnxModel(gemm_onnx(W, B)[0]),
+    onnx_model = Model(
+        ModelParts(
+            name="g",
+            version="1.0.0",
+            digest="",
+            contract=mpkg._internal.contract.contract.Contract.from_json(GEMM_CONTRACT),
+            model_format="onnx",
+            weights=OnnxModel(gemm_onnx(W, B)[0]),
+        )
     )
     assert onnx_model.record_example({"x": X})["outputs"]["y"] == expected_y(X).tolist()
 
 
 def test_safetensors_without_predict_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MpkgError, match=r"needs a code module defining predict"):
-        Model.from_parts(
-            name="n",
-            version="1.0.0",
-            digest="",
-            contract=mpkg._internal.contract.contract.Contract.from_json(GEMM_CONTRACT),
-            model_format="safetensors",
-            weights=open_safetensors([]),
+        Model(
+            ModelParts(
+                name="n",
+                version="1.0.0",
+                digest="",
+                contract=mpkg._internal.contract.contract.Contract.from_json(GEMM_CONTRACT),
+                model_format="safetensors",
+                weights=open_safetensors([]),
+            )
         )
