@@ -67,6 +67,8 @@ def as_policy(policy: Policy | KeyPaths) -> Policy:
 
 @dataclass(frozen=True)
 class VerificationResult:
+    """Everything verification found, returned rather than raised so every problem is shown at once."""
+
     path: str
     digest: Digest | None
     manifest: Manifest | None = field(repr=False)
@@ -75,13 +77,16 @@ class VerificationResult:
 
     @property
     def ok(self) -> bool:
+        """True when no step reported a problem (spec/format.md §9)."""
         return not self.errors
 
     def raise_for_errors(self) -> None:
+        """Raise VerificationError listing every problem, for callers that go on to use the package."""
         if self.errors:
             raise VerificationError(Problem("", e) for e in self.errors)
 
     def to_json(self) -> dict[str, Any]:
+        """The result as ``mpkg verify --json`` prints it."""
         return {
             "ok": self.ok,
             "path": self.path,
