@@ -48,8 +48,7 @@ from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.manifest import Manifest
 from mpkg._internal.io.atomic import temporary
 from mpkg._internal.trust.keyfiles import PUBLIC, pem_blocks, read_key_file
-from mpkg._internal.trust.signatures import load_public_keys
-from mpkg._internal.trust.verify import Policy, payload_bytes, verified
+from mpkg._internal.trust.verify import payload_bytes, policy_for, verified
 from mpkg.cli import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import MpkgError, UsageError
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -323,7 +322,7 @@ def verified_copy(
 ) -> Iterator[tuple[PackageFile, Manifest, PackageRef]]:
     """Verify ``package`` once and copy the verified bytes to ``stage/package/``; the open,
     verified file is yielded for reading more of it (never reopened by name)."""
-    with verified(package, Policy(load_public_keys(keys), allow_unsigned)) as (pkg, result):
+    with verified(package, policy_for(keys, allow_unsigned=allow_unsigned)) as (pkg, result):
         result.raise_for_errors()
         assert pkg is not None and result.manifest is not None
         manifest = result.manifest

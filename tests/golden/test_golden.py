@@ -20,7 +20,7 @@ from typing import Any
 import mpkg
 import pytest
 from mpkg._internal.format.package import read_manifest
-from mpkg._internal.trust.verify import verify
+from mpkg._internal.trust.verify import Policy, verify
 
 HERE = Path(__file__).resolve().parent
 V1 = HERE / "v1"  # the keys live here; the packages as format v1 first wrote them
@@ -59,7 +59,7 @@ def test_golden_package_verifies_with_current_code(golden_set: str, filename: st
         assert [(s.keyid, s.valid) for s in result.signatures] == [(record["keyid"], True)]
     else:
         assert not verify(path).ok  # unsigned packages need an explicit opt-in
-        result = verify(path, allow_unsigned=True)
+        result = verify(path, Policy.unsafe_allow_unsigned())
     assert result.ok, result.errors
     assert str(result.digest) == record["digest"]
     assert result.manifest is not None
@@ -70,7 +70,7 @@ def test_golden_package_verifies_with_current_code(golden_set: str, filename: st
 def test_golden_package_loads_and_replays_its_example(golden_set: str, filename: str) -> None:
     record = SETS[golden_set]["packages"][filename]
     keys = [V1 / record["public_key"]] if record["public_key"] else []
-    model = mpkg.load(HERE / golden_set / filename, keys=keys, allow_unsigned=not keys)
+    model = mpkg.load(HERE / golden_set / filename, keys or Policy.unsafe_allow_unsigned())
     model.smoke_test()
 
 

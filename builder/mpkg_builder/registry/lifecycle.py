@@ -226,10 +226,10 @@ def _download(
 
 def _verify(path: Path, keys: Sequence[Path | str], allow_unsigned: bool, target: PackageRef, ref: Reference) -> None:
     """Verify a downloaded package, then check it is the one the artifact and the reference name."""
-    from mpkg._internal.trust.verify import verify
+    from mpkg._internal.trust.verify import policy_for, verify
 
     where = str(ref)
-    result = verify(path, list(keys), allow_unsigned)
+    result = verify(path, policy_for(keys, allow_unsigned=allow_unsigned))
     if not result.ok or result.manifest is None:
         raise VerificationError([Problem(where, e.replace(str(path), where)) for e in result.errors])
     if str(result.digest) != target.package:
