@@ -126,6 +126,7 @@ def _check_candidate(
     """Download the candidate (gates need its own metrics; a required signature needs the package)."""
     from mpkg._internal.format.package import read_info
     from mpkg._internal.registry.pull import check_package, download
+    from mpkg._internal.trust.verify import Policy
 
     with tempfile.TemporaryDirectory(prefix="mpkg-promote-") as tmp:
         fetched = download(backend, ref.repository, target, Path(tmp), "candidate.mpkg")
@@ -137,7 +138,7 @@ def _check_candidate(
                 )
             check_identity(ref, info.name, info.version, verified=True)
             if require_signature is not None:
-                check_package(fetched.path, [require_signature], False, target, ref)
+                check_package(fetched.path, Policy.from_paths([require_signature]), target, ref)
         finally:
             fetched.release()
     return info.metrics

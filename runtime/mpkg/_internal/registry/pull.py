@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from mpkg._internal.io.atomic import Temporary, temporary
+from mpkg._internal.trust.verify import Policy
 from mpkg.errors import Problem, UsageError, VerificationError
 
 from .artifact import check_identity
@@ -88,14 +89,12 @@ def download(
     return tmp
 
 
-def check_package(
-    path: Path, keys: Sequence[Path | str], allow_unsigned: bool, target: PackageRef, ref: Reference
-) -> None:
+def check_package(path: Path, policy: Policy, target: PackageRef, ref: Reference) -> None:
     """Verify a downloaded package, then check it is the one the artifact and the reference name."""
-    from mpkg._internal.trust.verify import Policy, verify
+    from mpkg._internal.trust.verify import verify
 
     where = str(ref)
-    result = verify(path, Policy.from_paths(keys, allow_unsigned))
+    result = verify(path, policy)
     if not result.ok or result.manifest is None:
         raise VerificationError([Problem(where, e.replace(str(path), where)) for e in result.errors])
     if str(result.digest) != target.package:
@@ -143,7 +142,7 @@ def pull(
     _, target = resolve_trusted(backend, ref, policy)
     tmp = download(backend, ref.repository, target, directory, out.name, progress(target.size) if progress else None)
     try:
-        check_package(tmp.path, keys, allow_unsigned, target, ref)
+        check_package(tmp.path, Policy.from_paths(keys, allow_unsigned), target, ref)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
