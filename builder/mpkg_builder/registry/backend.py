@@ -27,8 +27,10 @@ from mpkg.errors import RegistryError
 class Backend(Store, Protocol):
     """A store that can also be written: what push, promote, rollback and gc need."""
 
-    def push_blob_file(self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None) -> bool:
-        """Store a file's bytes under ``digest`` unless present; True if bytes were sent.
+    def push_blob_file(
+        self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None, offset: int = 0
+    ) -> bool:
+        """Store ``size`` bytes of a file from ``offset`` under ``digest`` unless present; True if bytes were sent.
 
         Streams from disk with bounded memory and re-hashes while streaming, so a file that
         changed since ``digest`` was computed is refused rather than stored under a lie.

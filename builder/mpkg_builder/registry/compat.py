@@ -76,7 +76,7 @@ def _package_manifest(backend: Backend, repo: str, manifest: Manifest, ref: Pack
     from mpkg._internal.registry.pull import download
 
     with tempfile.TemporaryDirectory(prefix="mpkg-compat-") as tmp:
-        fetched = download(backend, repo, ref, Path(tmp), "holder.mpkg")
+        fetched = download(backend, repo, manifest, ref, Path(tmp), "holder.mpkg")
         try:
             return read_manifest(fetched.path)
         finally:

@@ -21,8 +21,8 @@ from mpkg._internal.registry.store import digest_bytes
 from mpkg._internal.registry.trust import UNAUTHENTICATED, HistoryPolicy, load_history
 from mpkg.errors import RegistryError, UsageError
 
-from .artifact import package_manifest
-from .backend import Backend, sha256_file
+from .artifact import cut_package, package_manifest, push_pieces
+from .backend import Backend
 from .gc import GcResult, gc
 from .local import LocalBackend
 from .moves import ARCHIVE_PREFIX, MovePlan, MoveResult, apply_move, plan_promotion, plan_rollback, promote, rollback
@@ -88,6 +88,7 @@ class PushResult:
     size: int
     uploaded: bool  # False: the store already had the bytes
     tagged: bool  # False: the tag already named this package
+    sent: int = 0  # bytes uploaded: only the pieces the store lacked
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +102,7 @@ class PushResult:
             "size": self.size,
             "uploaded": self.uploaded,
             "tagged": self.tagged,
+            "sent": self.sent,
         }
 
 
@@ -150,8 +152,9 @@ def push(
     tagged_ref = ref.with_tag(tag)
     _check_push_target(tagged_ref, manifest.name, manifest.version)
     repo, package_digest = ref.repository, str(manifest.digest)
-    blob, size = sha256_file(package)
-    data = package_manifest(manifest, blob, size)
+    pieces = cut_package(package)
+    blob, size = pieces.digest, pieces.size
+    data = package_manifest(manifest, pieces)
     digest = digest_bytes(data)
     with backend.lock(repo):
         existing = backend.get_manifest(repo, tag)
@@ -168,7 +171,7 @@ def push(
         if tagged:  # fail before uploading anything onto a history this client cannot accept
             load_history(backend, repo, policy).require_ok(ref.name)
         backend.push_blob_bytes(repo, manifest.encoded)  # the config blob
-        uploaded = backend.push_blob_file(repo, package, blob, size, progress(size) if progress else None)
+        sent = push_pieces(backend, repo, pieces, progress(size) if progress else None)
         if tagged:
             history = load_history(backend, repo, policy)  # the tips now, after a long upload
             history.require_ok(ref.name)
@@ -176,5 +179,5 @@ def push(
             target = PackageRef(digest, package_digest, manifest.name, manifest.version, blob, size)
             append_event(history, backend, "push", signer, target=target, tag=tag)
     return PushResult(
-        str(tagged_ref), manifest.name, manifest.version, package_digest, digest, blob, size, uploaded, tagged
+        str(tagged_ref), manifest.name, manifest.version, package_digest, digest, blob, size, sent > 0, tagged, sent
     )

@@ -56,7 +56,9 @@ class LocalBackend(LocalStore):
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
-    def push_blob_file(self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None) -> bool:
+    def push_blob_file(
+        self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None, offset: int = 0
+    ) -> bool:
         if self.blob_exists(repo, digest):
             return False
         target = self._blob_path(digest)
@@ -67,7 +69,7 @@ class LocalBackend(LocalStore):
             tmp = temporary(self._tmp() / "b")
             try:
                 with tmp.open() as out:
-                    for chunk in read_file_range(path, 0, size, hasher, progress):
+                    for chunk in read_file_range(path, offset, size, hasher, progress):
                         out.write(chunk)
                     out.flush()
                     os.fsync(out.fileno())

@@ -129,7 +129,7 @@ def _check_candidate(
     from mpkg._internal.trust.verify import Policy
 
     with tempfile.TemporaryDirectory(prefix="mpkg-promote-") as tmp:
-        fetched = download(backend, ref.repository, target, Path(tmp), "candidate.mpkg")
+        fetched = download(backend, ref.repository, manifest, target, Path(tmp), "candidate.mpkg")
         try:
             info = read_info(fetched.path)
             if info.digest != target.package:

@@ -105,19 +105,20 @@ class OciBackend(OciClient):
             self.blob_uploads += 1
         return digest
 
-    def push_blob_file(self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None) -> bool:
+    def push_blob_file(
+        self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None, offset: int = 0
+    ) -> bool:
         if self.blob_exists(repo, digest):
             return False
         location = self._start_upload(repo)
         hasher = _StreamHash()
         if size <= self.monolithic_limit:
             # the registry checks ?digest= against what it received: a changed file is refused
-            self._finish_upload(repo, location, digest, hasher.body(path, 0, size, progress), size)
+            self._finish_upload(repo, location, digest, hasher.body(path, offset, size, progress), size)
         else:
-            offset = 0
-            while offset < size:
-                length = min(self.chunk_size, size - offset)
-                start = offset
+            start = 0  # within the blob; the file is read from offset + start
+            while start < size:
+                length = min(self.chunk_size, size - start)
                 resp, answer = self._http.exchange(
                     "PATCH",
                     location,
@@ -127,14 +128,14 @@ class OciBackend(OciClient):
                         "Content-Range": f"{start}-{start + length - 1}",
                         "Content-Length": str(length),
                     },
-                    body=hasher.body(path, start, length, progress),
+                    body=hasher.body(path, offset + start, length, progress),
                     seconds=self.limits.transfer_seconds(length),
                 )
                 if resp.status_code != 202 or "location" not in resp.headers:
                     raise self._http.fail(resp, answer, f"upload chunk at {start} to {repo}")
                 hasher.commit()
                 location = urljoin(self.base + "/", resp.headers["location"])
-                offset += length
+                start += length
             if hasher.digest() != digest:
                 self._abort(repo, location)
                 raise RegistryError("file changed while uploading; push it again", str(path))

@@ -20,7 +20,8 @@ from mpkg._internal.format.manifest import Manifest as PackageManifest
 from mpkg.errors import FormatError, RegistryError, VerificationError
 
 from .history import PackageRef
-from .refs import STAGES, Reference
+from .layers import ANNOTATION_FILE, ANNOTATION_SIZE, FILE_TYPE, PART_TYPE, read_layers
+from .refs import STAGES, Reference, is_digest
 from .store import PACKAGE_ARTIFACT_TYPE, PACKAGE_CONFIG_TYPE, PACKAGE_LAYER_TYPE, Manifest, Store, check_depth
 
 ANNOTATION_NAME = "dev.mpkg.package.name"
@@ -30,35 +31,28 @@ ANNOTATION_METRICS = "dev.mpkg.package.metrics"
 
 
 def package_ref(manifest: Manifest, where: str) -> PackageRef:
-    """Read a package artifact's manifest strictly; anything else is refused."""
+    """Read a package artifact's manifest strictly, in either layout; anything else is refused.
+    ``blob`` and ``size`` are the whole `.mpkg` file's, whichever pieces it is stored in."""
     doc = manifest.json()
-    layers = doc.get("layers")
+    layers = read_layers(doc, where)
     annotations = doc.get("annotations")
-    if (
-        doc.get("artifactType") != PACKAGE_ARTIFACT_TYPE
-        or not isinstance(layers, list)
-        or len(layers) != 1
-        or not isinstance(layers[0], dict)
-        or layers[0].get("mediaType") != PACKAGE_LAYER_TYPE
-        or not isinstance(annotations, dict)
-    ):
+    if doc.get("artifactType") != PACKAGE_ARTIFACT_TYPE or layers is None or not isinstance(annotations, dict):
         raise RegistryError(
-            f"is not an mpkg package artifact ({PACKAGE_ARTIFACT_TYPE} with one {PACKAGE_LAYER_TYPE} layer)", where
+            f"is not an mpkg package artifact ({PACKAGE_ARTIFACT_TYPE} with one {PACKAGE_LAYER_TYPE} layer, "
+            f"or {PART_TYPE}/{FILE_TYPE} pieces)",
+            where,
         )
-    layer = layers[0]
     digest, name, version = (annotations.get(k) for k in (ANNOTATION_DIGEST, ANNOTATION_NAME, ANNOTATION_VERSION))
-    size = layer.get("size")
-    if (
-        not isinstance(digest, str)
-        or not isinstance(name, str)
-        or not isinstance(version, str)
-        or not isinstance(layer.get("digest"), str)
-        or not isinstance(size, int)
-        or isinstance(size, bool)
-        or size < 0
-    ):
+    if not isinstance(digest, str) or not isinstance(name, str) or not isinstance(version, str):
         raise RegistryError("package artifact lacks its name/version/digest annotations", where)
-    return PackageRef(manifest.digest, digest, name, version, layer["digest"], size)
+    if len(layers) == 1 and layers[0].media_type == PACKAGE_LAYER_TYPE:
+        return PackageRef(manifest.digest, digest, name, version, layers[0].digest, layers[0].size)
+    blob, size = annotations.get(ANNOTATION_FILE), sum(layer.size for layer in layers)
+    if not isinstance(blob, str) or not is_digest(blob) or annotations.get(ANNOTATION_SIZE) != str(size):
+        raise RegistryError(
+            f"package artifact in pieces lacks {ANNOTATION_FILE} or a {ANNOTATION_SIZE} equal to its pieces' sum", where
+        )
+    return PackageRef(manifest.digest, digest, name, version, blob, size)
 
 
 def metrics_annotation(manifest: Manifest) -> dict[str, float]:

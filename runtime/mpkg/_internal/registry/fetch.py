@@ -31,6 +31,7 @@ from mpkg.errors import MpkgError, UsageError, VerificationError
 from .auth import Credentials
 from .cache import DiskCache
 from .history import PackageRef
+from .layers import LocalBlobs, layers_of
 from .local import default_home
 from .pull import check_package, download, open_store
 from .refs import Reference, parse_ref
@@ -136,8 +137,9 @@ def fetch_resolved(resolved: Resolved, policy: FetchPolicy) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ref = resolved.ref
     store = open_store(ref, insecure=policy.insecure, credentials=policy.credentials, home=policy.home)
+    local = LocalBlobs(policy.home)
     try:
-        tmp = download(store, ref.repository, resolved.target, path.parent, path.name)
+        tmp = download(store, ref.repository, resolved.artifact, resolved.target, path.parent, path.name, None, local)
     finally:
         store.close()
     try:
@@ -145,6 +147,7 @@ def fetch_resolved(resolved: Resolved, policy: FetchPolicy) -> Path:
         tmp.commit(path)
     finally:
         tmp.release()
+    local.record(path, layers_of(resolved.artifact, str(ref)))
     return path
 
 

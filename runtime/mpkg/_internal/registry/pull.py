@@ -8,12 +8,11 @@ reference holds what the history's newest move put there (:func:`.trust.resolve_
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 from mpkg._internal.io.atomic import Temporary, temporary
 from mpkg._internal.trust.verify import Policy
@@ -22,9 +21,10 @@ from mpkg.errors import Problem, UsageError, VerificationError
 from .artifact import check_identity
 from .auth import Credentials
 from .history import PackageRef
-from .local import LocalStore
+from .layers import LocalBlobs, assemble, layers_of
+from .local import LocalStore, default_home
 from .refs import Reference
-from .store import Progress, Store
+from .store import Manifest, Progress, Store
 from .trust import UNAUTHENTICATED, HistoryPolicy, resolve_trusted
 
 ProgressFactory = Callable[[int], Progress | None]
@@ -72,15 +72,25 @@ class PullResult:
 
 
 def download(
-    backend: Store, repo: str, target: PackageRef, directory: Path, stem: str, progress: Progress | None = None
+    store: Store,
+    repo: str,
+    artifact: Manifest,
+    target: PackageRef,
+    directory: Path,
+    stem: str,
+    progress: Progress | None = None,
+    local: LocalBlobs | None = None,
 ) -> Temporary:
-    """Stream the package blob to a hidden temp file in ``directory``, checking its digest.
-    The temporary (mpkg._internal.io.atomic) is locked until unlinked, removed on signals, swept if orphaned."""
+    """Reassemble the package into a hidden temp file in ``directory`` from its pieces (copied from
+    ``local`` when this machine holds them, else downloaded), checking each piece and the whole
+    file against the artifact. The temporary (mpkg._internal.io.atomic) is locked until unlinked,
+    removed on signals, swept if orphaned."""
+    where = f"{repo}@{target.manifest}"
     tmp = temporary(directory / stem)
     try:
         with tmp.open() as out:
-            sink = cast(BinaryIO, _Counted(out, progress)) if progress else out  # fetch_blob only writes
-            backend.fetch_blob(repo, target.blob, target.size, sink)
+            layers = layers_of(artifact, where)
+            assemble(store, repo, layers, out, (target.blob, target.size), where, local, progress)
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
@@ -106,21 +116,6 @@ def check_package(path: Path, policy: Policy, target: PackageRef, ref: Reference
     check_identity(ref, result.manifest.name, result.manifest.version, verified=True)
 
 
-class _Counted(io.RawIOBase):
-    """A writable file that reports each write to a progress callback."""
-
-    def __init__(self, out: BinaryIO, progress: Progress) -> None:
-        self._out, self._progress = out, progress
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        n = self._out.write(data)
-        self._progress(n)
-        return n
-
-
 def pull(
     backend: Store,
     ref: Reference,
@@ -130,17 +125,22 @@ def pull(
     allow_unsigned: bool = False,
     progress: ProgressFactory | None = None,
     policy: HistoryPolicy = UNAUTHENTICATED,
+    home: Path | None = None,
 ) -> PullResult:
     """Fetch, check the blob digest, verify the package, then atomically rename to ``out``.
-    ``progress(total)`` may return a callback told each piece downloaded (a progress bar)."""
+    Pieces this machine holds (the local store and package cache in ``home``, default
+    ``MPKG_HOME``) are copied, not downloaded. ``progress(total)`` may return a callback told
+    each piece written (a progress bar)."""
     out = Path(out)
     directory = out.parent if str(out.parent) else Path(".")
     if not directory.is_dir():
         raise UsageError(f"directory {directory} does not exist", "-o")
     if out.is_dir():
         raise UsageError(f"{out} is a directory; name the output file", "-o")
-    _, target = resolve_trusted(backend, ref, policy)
-    tmp = download(backend, ref.repository, target, directory, out.name, progress(target.size) if progress else None)
+    artifact, target = resolve_trusted(backend, ref, policy)
+    bar = progress(target.size) if progress else None
+    local = LocalBlobs(home or default_home())
+    tmp = download(backend, ref.repository, artifact, target, directory, out.name, bar, local)
     try:
         check_package(tmp.path, Policy.from_paths(keys, allow_unsigned), target, ref)
         os.replace(tmp, out)
