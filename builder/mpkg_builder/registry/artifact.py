@@ -15,10 +15,9 @@ from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.manifest import Manifest as PackageManifest
 from mpkg._internal.registry.artifact import ANNOTATION_DIGEST, ANNOTATION_METRICS, ANNOTATION_NAME, ANNOTATION_VERSION
 from mpkg._internal.registry.layers import ANNOTATION_FILE, ANNOTATION_SIZE, FILE_TYPE, PART_TYPE, Layer, cut
-from mpkg._internal.registry.store import PACKAGE_ARTIFACT_TYPE, PACKAGE_CONFIG_TYPE, READ_SIZE, Progress
-from mpkg.errors import RegistryError
+from mpkg._internal.registry.store import PACKAGE_ARTIFACT_TYPE, PACKAGE_CONFIG_TYPE, Progress
 
-from .backend import Backend, artifact_manifest
+from .backend import Backend, artifact_manifest, read_file_range
 
 
 @dataclass(frozen=True)
@@ -40,19 +39,12 @@ def cut_package(path: Path) -> Pieces:
         size = pkg.size
     whole = hashlib.sha256()
     layers = []
-    with path.open("rb") as fh:
-        for offset, length, title in cut(members, size):
-            piece = hashlib.sha256()
-            left = length
-            while left > 0:
-                chunk = fh.read(min(READ_SIZE, left))
-                if not chunk:
-                    raise RegistryError("file shrank while reading it; push it again", str(path))
-                piece.update(chunk)
-                whole.update(chunk)
-                left -= len(chunk)
-            kind = FILE_TYPE if title is not None else PART_TYPE
-            layers.append(Layer("sha256:" + piece.hexdigest(), length, offset, kind, title))
+    for offset, length, title in cut(members, size):
+        piece = hashlib.sha256()
+        for chunk in read_file_range(path, offset, length, piece):
+            whole.update(chunk)
+        kind = FILE_TYPE if title is not None else PART_TYPE
+        layers.append(Layer("sha256:" + piece.hexdigest(), length, offset, kind, title))
     return Pieces(path, tuple(layers), "sha256:" + whole.hexdigest(), size)
 
 

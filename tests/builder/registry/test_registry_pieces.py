@@ -91,6 +91,13 @@ def test_card_only_patch_sends_and_stores_under_a_mebibyte(
     assert layers["1.0.0"] == layers["1.0.1"]  # the same weight blobs, stored once
 
 
+def _push_first_two(reg: RegistryProcess, backend: OciBackend, versions: dict[str, Path]) -> str:
+    name = f"{reg.host}/big-model"
+    for version in ("1.0.0", "1.0.1"):
+        lifecycle.push(backend, parse_ref(name), versions[version])
+    return name
+
+
 def test_pull_reassembles_byte_identical_and_reuses_the_cached_version(
     oci_registry: RegistryProcess,
     registry_backend: OciBackend,
@@ -98,9 +105,7 @@ def test_pull_reassembles_byte_identical_and_reuses_the_cached_version(
     local_home: Path,
     tmp_path: Path,
 ) -> None:
-    name = f"{oci_registry.host}/big-model"
-    for version in ("1.0.0", "1.0.1"):
-        lifecycle.push(registry_backend, parse_ref(name), versions[version])
+    name = _push_first_two(oci_registry, registry_backend, versions)
     out = tmp_path / "first.mpkg"
     lifecycle.pull(registry_backend, parse_ref(f"{name}:1.0.0"), out, allow_unsigned=True)
     assert _sha(out) == _sha(versions["1.0.0"])  # the same file, byte for byte
@@ -124,9 +129,7 @@ def test_a_damaged_cached_piece_is_downloaded_instead(
 ) -> None:
     """Attack: the package cache poisoned (a weight byte flipped in the cached previous version).
     Local pieces are re-hashed while copied; the bad one is downloaded, the result is exact."""
-    name = f"{oci_registry.host}/big-model"
-    for version in ("1.0.0", "1.0.1"):
-        lifecycle.push(registry_backend, parse_ref(name), versions[version])
+    name = _push_first_two(oci_registry, registry_backend, versions)
     policy = FetchPolicy.from_paths(allow_unsigned=True, insecure=True, home=local_home)
     _, cached = fetch(f"{name}:1.0.0", policy)
     with cached.open("r+b") as fh:
