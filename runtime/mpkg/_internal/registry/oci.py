@@ -13,6 +13,7 @@ from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+
 from mpkg.errors import RegistryError
 
 from . import transport

@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpcore
 import httpx
+
 from mpkg.errors import RegistryError
 
 from .auth import Challenge, Credentials, parse_challenge
