@@ -57,6 +57,17 @@ def test_allow_unsigned_keyword_is_gone(built) -> None:  # type: ignore[no-untyp
         verify_or_raise(built.unsigned["iris-mlp"], allow_unsigned=True)  # type: ignore[call-arg]
 
 
+def test_keys_are_given_once(built) -> None:  # type: ignore[no-untyped-def]
+    """``keys=`` is the shorthand issue 12 promises (``mpkg.load(REF, keys=...)``); given with a
+    Policy or with positional keys it is refused rather than one of them being ignored."""
+    assert verify(built.signed["iris-mlp"], keys=[built.pub]).ok
+    assert not verify(built.unsigned["iris-mlp"], keys=[built.pub]).ok
+    with pytest.raises(TypeError, match="once"):
+        verify(built.signed["iris-mlp"], Policy.unsafe_allow_unsigned(), keys=[built.pub])
+    with pytest.raises(TypeError, match="once"):
+        verify(built.signed["iris-mlp"], [built.pub], keys=[built.pub])
+
+
 def test_signed_and_unsigned_builds_share_the_digest(built) -> None:  # type: ignore[no-untyped-def]
     for name in built.signed:
         assert read_manifest(built.signed[name]).digest == read_manifest(built.unsigned[name]).digest

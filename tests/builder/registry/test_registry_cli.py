@@ -87,7 +87,10 @@ def test_cli_lifecycle_on_a_registry(
     assert manifest["artifactType"] == "application/vnd.mpkg.package.v1"
     assert manifest["annotations"]["dev.mpkg.package.digest"] == read_info(v1).digest
     assert manifest["annotations"]["dev.mpkg.package.version"] == "1.0.0"
-    assert manifest["layers"][0]["mediaType"] == "application/vnd.mpkg.package.v1.tar"
+    # stored in pieces whose concatenation is the .mpkg file (spec/registry.md §2.1)
+    assert manifest["layers"][0]["mediaType"] == "application/vnd.mpkg.package.v1.tar.part"
+    assert sum(layer["size"] for layer in manifest["layers"]) == v1.stat().st_size
+    assert manifest["annotations"]["dev.mpkg.package.size"] == str(v1.stat().st_size)
 
     assert run(capsys, "promote", f"{name}:1.0.0", "--to", "production", "--insecure")[0] == 0
     code, out, err = run(

@@ -282,17 +282,33 @@ def load(
     path: str | os.PathLike[str],
     policy: Policy | Sequence[str | os.PathLike[str]] = (),
     *,
+    keys: Sequence[str | os.PathLike[str]] | None = None,
     strict_env: bool = False,
+    insecure: bool = False,
 ) -> Model:
     """Verify the package exactly as ``mpkg verify`` does (fail closed), then load it.
 
-    ``policy`` may be given as public-key paths; unsigned packages load only under
-    ``Policy.unsafe_allow_unsigned()``. Raises VerificationError (or FormatError/SignatureError)
-    for a package that does not verify, EnvironmentMismatch with ``strict_env`` when this
-    environment differs from the lockfile. Package code is imported only after verification passed."""
-    with verified(path, as_policy(policy)) as (pkg, result):  # hashes every byte once, on this open file
+    Trust is one policy: a :class:`Policy`, or public-key paths (positionally or as ``keys=``) for
+    the fail-closed ``Policy.from_paths``; unsigned packages load only under
+    ``Policy.unsafe_allow_unsigned()``. ``path`` may also be a registry or local-store reference
+    (``host:5000/fraud:production``, ``fraud:1.2.0``, ``…@sha256:…``): it is pulled with ``mpkg
+    pull``'s checks into the cache under ``MPKG_HOME`` once (registries need the ``mpkg[registry]``
+    extra; ``insecure``: plain HTTP). Raises VerificationError (or FormatError/SignatureError) for a
+    package that does not verify, EnvironmentMismatch with ``strict_env`` when this environment
+    differs from the lockfile. Package code is imported only after verification passed."""
+    trust = as_policy(policy, keys)
+    expected = None
+    if not isinstance(path, str) or not path.endswith(".mpkg"):
+        from mpkg._internal.registry.fetch import FetchPolicy, locate
+
+        path, expected = locate(path, FetchPolicy(trust, insecure=insecure))
+    with verified(path, trust) as (pkg, result):  # hashes every byte once, on this open file
         result.raise_for_errors()
         assert pkg is not None
+        if expected is not None:
+            from mpkg._internal.registry.fetch import require_digest
+
+            require_digest(str(result.digest), expected, os.fspath(path))
         return from_verified(pkg, result, strict_env)
 
 

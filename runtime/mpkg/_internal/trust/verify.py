@@ -60,8 +60,13 @@ def policy_for(keys: KeyPaths, *, allow_unsigned: bool) -> Policy:
     return Policy.unsafe_allow_unsigned(keys) if allow_unsigned else Policy.from_paths(keys)
 
 
-def as_policy(policy: Policy | KeyPaths) -> Policy:
-    """A policy, or public-key paths as shorthand for the fail-closed ``Policy.from_paths``."""
+def as_policy(policy: Policy | KeyPaths, keys: KeyPaths | None = None) -> Policy:
+    """A policy, or public-key paths (``policy`` or ``keys=``, not both) as shorthand for the
+    fail-closed ``Policy.from_paths``: one way in, so nothing given is silently ignored."""
+    if keys is not None:
+        if isinstance(policy, Policy) or tuple(policy):
+            raise TypeError("give trusted keys once: keys=[...] or a Policy, not both")
+        return Policy.from_paths(keys)
     return policy if isinstance(policy, Policy) else Policy.from_paths(policy)
 
 
@@ -102,12 +107,13 @@ def verify(
     path: str | os.PathLike[str],
     policy: Policy | Sequence[str | os.PathLike[str]] = (),
     *,
+    keys: Sequence[str | os.PathLike[str]] | None = None,
     progress: Progress | None = None,
 ) -> VerificationResult:
     """Verify a package completely: layout, manifest, signatures, every byte of every file.
-    ``policy`` may be given as public-key paths (fail closed); unsigned packages pass only
-    under ``Policy.unsafe_allow_unsigned()``."""
-    with verified(path, as_policy(policy), progress) as (_, result):
+    ``policy`` may be given as public-key paths (or ``keys=``; fail closed); unsigned packages
+    pass only under ``Policy.unsafe_allow_unsigned()``."""
+    with verified(path, as_policy(policy, keys), progress) as (_, result):
         return result
 
 
