@@ -17,10 +17,11 @@ from mpkg.cli import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import UsageError
 
 from . import lifecycle
+from .aliases import is_alias
 from .auth import Credentials
 from .backend import Backend
 from .local import LOCAL_ORIGIN, default_home
-from .refs import STAGES, Reference, is_digest, parse_ref
+from .refs import Reference, is_digest, parse_ref
 from .report import HistoryReport
 from .trust import UNAUTHENTICATED_WARNING, HistoryPolicy
 
@@ -121,13 +122,15 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("promote", help="move a stage tag to a package, if its gates pass")
     p.add_argument("ref", metavar="REF")
-    p.add_argument("--to", required=True, choices=STAGES, dest="stage")
+    p.add_argument(
+        "--to", required=True, dest="stage", metavar="ALIAS", help="staging, production or any alias (champion, canary)"
+    )
     p.add_argument(
         "--require",
         action="append",
         default=[],
         metavar="GATE",
-        help="e.g. 'f1>=production+0.005', 'loss<=staging', 'accuracy>=0.9'",
+        help="e.g. 'f1>=production+0.005', 'loss<=staging', 'f1>=champion', 'accuracy>=0.9'",
     )
     p.add_argument("--require-signature", metavar="PUB", help="the package must carry a valid signature by this key")
     p.add_argument(
@@ -143,7 +146,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("rollback", help="move a stage back to its previous holder")
     p.add_argument("name", metavar="NAME", help="[HOST[:PORT]/]REPO")
-    p.add_argument("--stage", required=True, choices=STAGES)
+    p.add_argument("--stage", required=True, metavar="ALIAS", help="the alias to move back (production, champion, ...)")
     p.add_argument("--key", metavar="NAME.key", help="sign the history entry with this key")
     _trust_option(p)
     _registry_options(p)
@@ -210,7 +213,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     ref = parse_ref(args.ref)
     keys = trusted_keys(args)
     policy = _policy(ref, keys)
-    stage = ref.digest is None and ref.tag in STAGES
+    stage = ref.digest is None and is_alias(ref.tag)
     with contextlib.ExitStack() as bars:
 
         def bar(total: int) -> Any:

@@ -28,6 +28,7 @@ from mpkg._internal.trust.signatures import Envelope, SignatureEntry, TrustedKey
 from mpkg.errors import MpkgError
 
 from ..signing import load_private_key, sign_payload
+from .aliases import is_alias
 from .backend import (
     DSSE_LAYER_TYPE,
     EMPTY_DATA,
@@ -40,7 +41,7 @@ from .backend import (
     check_depth,
     digest_bytes,
 )
-from .refs import STAGES, is_digest, is_tag
+from .refs import is_digest, is_tag
 
 EVENT_TAG_PREFIX = "_mpkg-event-"
 EVENT_SCHEMA = "dev.mpkg.event.v1"
@@ -155,7 +156,7 @@ class Event:
         if (
             not (tag is None or (isinstance(tag, str) and is_tag(tag)))
             or not (key is None or isinstance(key, str))
-            or not (stage is None or stage in STAGES)
+            or not (stage is None or is_alias(stage))
             or not (voids is None or (isinstance(voids, str) and is_digest(voids)))
             or not isinstance(notes, list)
             or not all(isinstance(n, str) for n in notes)

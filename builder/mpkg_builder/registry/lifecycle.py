@@ -22,16 +22,17 @@ from typing import Any, BinaryIO, cast
 from mpkg._internal.io.atomic import Temporary, temporary
 from mpkg.errors import Problem, RegistryError, UsageError, VerificationError
 
+from .aliases import ARCHIVE_PREFIX, is_alias
 from .artifact import Expected, check_identity, package_manifest, package_ref
 from .auth import Credentials
 from .backend import Backend, Progress, digest_bytes, sha256_file
 from .gc import GcResult, gc
-from .history import EVENT_TAG_PREFIX, PackageRef, load_signer
+from .history import EVENT_TAG_PREFIX, MOVES, PackageRef, load_signer
 from .local import LocalBackend
-from .moves import ARCHIVE_PREFIX, MovePlan, MoveResult, apply_move, plan_promotion, plan_rollback, promote, rollback
+from .moves import MovePlan, MoveResult, apply_move, plan_promotion, plan_rollback, promote, rollback
 from .refs import STAGES, Reference, version_tag
 from .report import HistoryReport, history
-from .trust import UNAUTHENTICATED, HistoryPolicy, load_history, resolve_trusted
+from .trust import UNAUTHENTICATED, History, HistoryPolicy, load_history, resolve_trusted
 
 __all__ = [
     "GcResult",
@@ -71,6 +72,13 @@ def open_backend(
 
     creds = credentials or docker_credentials(ref.host)
     return OciBackend(ref.host, insecure=insecure, credentials=creds)
+
+
+def _check_not_alias(history: History, tag: str, where: str) -> None:
+    """Refuse a history with problems, and a tag the history records as an alias (it moves; pushed tags never do)."""
+    history.require_ok(where)
+    if any(r.event.action in MOVES and r.event.stage == tag for r in history.events):
+        raise UsageError(f"{tag!r} is an alias (promoted to before); push a version tag and use `mpkg promote`", "REF")
 
 
 def _reserved(tag: str) -> bool:
@@ -157,6 +165,8 @@ def push(
     data = package_manifest(manifest, blob, size)
     digest = digest_bytes(data)
     with backend.lock(repo):
+        if is_alias(tag):  # a name a promotion may have made an alias: those move, pushed tags never do
+            _check_not_alias(load_history(backend, repo, policy), tag, ref.name)
         existing = backend.get_manifest(repo, tag)
         if existing is not None and existing.digest != digest:
             other = package_ref(existing, str(tagged_ref))

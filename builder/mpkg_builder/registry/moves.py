@@ -20,10 +20,11 @@ from typing import Any
 
 from mpkg.errors import Problem, RegistryError, UsageError, VerificationError
 
+from .aliases import ARCHIVE_PREFIX, archives, check_alias, known_aliases
 from .artifact import check_identity, metrics_annotation
 from .backend import Backend, Manifest
 from .compat import Compatibility, check_compatibility
-from .gates import GateResult, evaluate, parse_gate
+from .gates import Gate, GateResult, evaluate, parse_gate
 from .history import (
     MOVES,
     Event,
@@ -37,9 +38,16 @@ from .history import (
     write_event,
 )
 from .refs import STAGES, Reference, version_tag
-from .trust import UNAUTHENTICATED, HistoryPolicy, StageState, load_history, load_state, resolve_trusted
-
-ARCHIVE_PREFIX = "archived-"
+from .trust import (
+    UNAUTHENTICATED,
+    History,
+    HistoryPolicy,
+    RepositoryState,
+    StageState,
+    load_history,
+    load_state,
+    resolve_trusted,
+)
 
 
 def archive_tag(ref: PackageRef) -> str:
@@ -95,10 +103,22 @@ class MoveResult:
         }
 
 
-def _check_stage(stage: str) -> str:
-    if stage not in STAGES:
-        raise UsageError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}", "--to")
-    return stage
+def _check_not_pushed(history: History, alias: str, where: str) -> None:
+    """An alias moves; a pushed tag never does: refuse to move a name ``mpkg push`` recorded."""
+    if any(r.event.action == "push" and r.event.tag == alias for r in history.events):
+        raise UsageError(
+            f"{alias!r} is a tag pushed with `mpkg push` (immutable), so it cannot be an alias; choose another name",
+            where,
+        )
+
+
+def _check_gate_aliases(state: RepositoryState, stage: str, gates: Sequence[Gate]) -> None:
+    """A gate against an alias no move ever named is a typo (``produciton``), not "no holder yet"."""
+    for gate in gates:
+        other = gate.stage
+        if other is not None and other not in STAGES and other != stage and not state.stages[other].recorded:
+            known = ", ".join(s for s, v in state.stages.items() if s in STAGES or v.recorded)
+            raise UsageError(f"{gate}: {other!r} is no alias of this repository (its aliases: {known})", "--require")
 
 
 def _holder_manifest(backend: Backend, repo: str, state: StageState) -> Manifest | None:
@@ -158,12 +178,14 @@ def plan_promotion(
     policy: HistoryPolicy = UNAUTHENTICATED,
 ) -> MovePlan:
     """Read the stage tags (first) and the history, and check compatibility, gates and signature."""
-    _check_stage(stage)
+    check_alias(stage, "--to")
     gates = [parse_gate(text) for text in requires]
     repo = ref.repository
     manifest, target = resolve_trusted(backend, ref, policy)
-    state = load_state(backend, repo, policy)
+    state = load_state(backend, repo, policy, known_aliases([stage, *(g.stage for g in gates)]))
     state.history.require_ok(ref.name)
+    _check_not_pushed(state.history, stage, "--to")
+    _check_gate_aliases(state, stage, gates)
     current = state.stages[stage]
     holder, holder_manifest = current.holder, _holder_manifest(backend, repo, current)
     compat = None
@@ -207,7 +229,7 @@ def plan_promotion(
 
 def plan_rollback(backend: Backend, ref: Reference, stage: str, *, policy: HistoryPolicy = UNAUTHENTICATED) -> MovePlan:
     """The previous holder: the ``from`` of the newest promotion that put the holder there."""
-    _check_stage(stage)
+    check_alias(stage, "--stage")
     repo = ref.repository
     state = load_state(backend, repo, policy, (stage,))
     history = state.history
@@ -305,7 +327,7 @@ def apply_move(
             f"{repo}:{stage}",
         )
     archived = None
-    if stage == "production" and plan.source is not None and plan.source_manifest is not None:
+    if archives(stage) and plan.source is not None and plan.source_manifest is not None:
         archived = archive_tag(plan.source)
         backend.put_manifest(repo, archived, plan.source_manifest)
     backend.put_manifest(repo, stage, plan.target_manifest)
