@@ -11,6 +11,7 @@ of the package moves) and again on the verified package (:func:`check_identity`)
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +38,10 @@ ANNOTATION_DIGEST = "dev.mpkg.package.digest"
 ANNOTATION_METRICS = "dev.mpkg.package.metrics"
 
 
-def package_manifest(package: PackageManifest, blob: str, size: int) -> bytes:
-    """The package's OCI manifest: same package, same bytes (no timestamps)."""
+def package_manifest(
+    package: PackageManifest, blob: str, size: int, annotations: Mapping[str, str] | None = None
+) -> bytes:
+    """The package's OCI manifest: same package, same bytes (no timestamps); ``annotations`` added (.annotations)."""
     name, version = package.name, package.version
     layer = {
         "mediaType": PACKAGE_LAYER_TYPE,
@@ -57,7 +60,8 @@ def package_manifest(package: PackageManifest, blob: str, size: int) -> bytes:
             ANNOTATION_METRICS: json.dumps(package.metrics, sort_keys=True, separators=(",", ":")),
             "org.opencontainers.image.title": name,
             "org.opencontainers.image.version": version,
-        },
+        }
+        | dict(annotations or {}),
         config,
     )
 

@@ -1,4 +1,4 @@
-"""`mpkg push|pull|promote|rollback|history|gc`: thin argparse handlers over :mod:`.lifecycle`."""
+"""`mpkg push|pull|promote|rollback|history|gc|ls`: thin argparse handlers over :mod:`.lifecycle` (ls: .ls_command)."""
 
 from __future__ import annotations
 
@@ -186,6 +186,10 @@ def register(sub: Any) -> None:
     _trust_option(p)
     _registry_options(p)
     p.set_defaults(handler=cmd_gc)
+
+    from .ls_command import register as register_ls
+
+    register_ls(sub, _registry_options)
 
 
 def cmd_push(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from mpkg._internal.io.atomic import Temporary, temporary
 from mpkg.errors import Problem, RegistryError, UsageError, VerificationError
 
 from .aliases import ARCHIVE_PREFIX, is_alias
+from .annotations import listing_annotations
 from .artifact import Expected, check_identity, package_manifest, package_ref
 from .auth import Credentials
 from .backend import Backend, Progress, digest_bytes, sha256_file
@@ -162,7 +163,7 @@ def push(
     _check_push_target(tagged_ref, manifest.name, manifest.version)
     repo, package_digest = ref.repository, str(manifest.digest)
     blob, size = sha256_file(package)
-    data = package_manifest(manifest, blob, size)
+    data = package_manifest(manifest, blob, size, listing_annotations(package, manifest))
     digest = digest_bytes(data)
     with backend.lock(repo):
         if is_alias(tag):  # a name a promotion may have made an alias: those move, pushed tags never do
