@@ -54,6 +54,17 @@ def _trust_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def history_key_option(p: argparse.ArgumentParser) -> None:
+    """Trusted keys for the history on read-only commands (history, ls), where --key is a public key."""
+    p.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="PUB",
+        help="trusted public key for entry signatures (repeatable; also $MPKG_KEYS)",
+    )
+
+
 def _env_keys() -> list[str]:
     return [p for p in os.environ.get("MPKG_KEYS", "").split(os.pathsep) if p]
 
@@ -154,13 +165,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("history", help="every push, stage move and delete, checked")
     p.add_argument("name", metavar="NAME", help="[HOST[:PORT]/]REPO")
-    p.add_argument(
-        "--key",
-        action="append",
-        default=[],
-        metavar="PUB",
-        help="trusted public key for entry signatures (repeatable; also $MPKG_KEYS)",
-    )
+    history_key_option(p)
     p.add_argument(
         "--require-signed", action="store_true", help="fail unless keys are given and every entry is signed by one"
     )
@@ -189,7 +194,7 @@ def register(sub: Any) -> None:
 
     from .ls_command import register as register_ls
 
-    register_ls(sub, _registry_options)
+    register_ls(sub)
 
 
 def cmd_push(args: argparse.Namespace) -> int:

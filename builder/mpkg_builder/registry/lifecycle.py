@@ -1,8 +1,9 @@
 """push, pull, promote, rollback, history, gc: the model lifecycle over any :class:`Backend`.
 
-This module holds push and pull and is the public face of the lifecycle: stage moves live in
-:mod:`.moves`, the history report in :mod:`.report`, garbage collection in :mod:`.gc`. Every
-command that reads the history reads it through :mod:`.trust` under a :class:`HistoryPolicy`.
+This module holds the transfer pair, push and pull, and is the public face of the lifecycle; one
+verb per module otherwise: :mod:`.promote`, :mod:`.rollback` (both applied by the race protocol
+in :mod:`.race`), :mod:`.report` (history), :mod:`.gc`, :mod:`.listing` (ls). Every command
+that reads the history reads it through :mod:`.trust` under a :class:`HistoryPolicy`.
 
 Pull writes nothing unless the package is exactly what the reference asked for: the blob
 matches its descriptor, the package verifies under the caller's keys, its digest is the one
@@ -30,9 +31,11 @@ from .backend import Backend, Progress, digest_bytes, sha256_file
 from .gc import GcResult, gc
 from .history import EVENT_TAG_PREFIX, MOVES, PackageRef, load_signer
 from .local import LocalBackend
-from .moves import MovePlan, MoveResult, apply_move, plan_promotion, plan_rollback, promote, rollback
+from .promote import plan_promotion, promote
+from .race import MovePlan, MoveResult, apply_move
 from .refs import STAGES, Reference, version_tag
 from .report import HistoryReport, history
+from .rollback import plan_rollback, rollback
 from .trust import UNAUTHENTICATED, History, HistoryPolicy, load_history, resolve_trusted
 
 __all__ = [

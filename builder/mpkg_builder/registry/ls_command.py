@@ -9,6 +9,7 @@ from typing import Any
 from mpkg.cli import emit_json, info, trusted_keys
 
 from .backend import Backend
+from .cli import _policy, _registry_options, _run, _warn_unauthenticated, history_key_option
 from .listing import VersionList, VersionRow, list_versions
 from .query import parse_where, sort_rows
 from .refs import parse_ref
@@ -31,8 +32,8 @@ def _dash_values(parser: argparse.ArgumentParser) -> None:
     parser.__class__ = Parser
 
 
-def register(sub: Any, registry_options: Any) -> None:
-    """Add `mpkg ls` to the command line (``registry_options``: the registry flags every command shares)."""
+def register(sub: Any) -> None:
+    """Add `mpkg ls` to the command line."""
     p = sub.add_parser("ls", help="list every version with its metrics, params, datasets and aliases; pulls nothing")
     p.add_argument("name", metavar="NAME", help="[HOST[:PORT]/]REPO")
     p.add_argument(
@@ -44,14 +45,8 @@ def register(sub: Any, registry_options: Any) -> None:
         "'param.lr<0.01'",
     )
     p.add_argument("--sort", metavar="KEY", help="a metric, param.NAME, version or pushed; -KEY descends (e.g. -f1)")
-    p.add_argument(
-        "--key",
-        action="append",
-        default=[],
-        metavar="PUB",
-        help="trusted public key for the history (repeatable; also $MPKG_KEYS)",
-    )
-    registry_options(p)
+    history_key_option(p)
+    _registry_options(p)
     _dash_values(p)
     p.set_defaults(handler=cmd_ls)
 
@@ -82,8 +77,6 @@ def _print_table(rows: list[VersionRow]) -> None:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """List, filter and sort a repository's versions from their annotations."""
-    from .cli import _policy, _run, _warn_unauthenticated
-
     ref = parse_ref(args.name, allow_tag=False, allow_digest=False)
     wheres = [parse_where(text) for text in args.where]
     sort_rows([], args.sort)  # a bad key is a usage error before any request
