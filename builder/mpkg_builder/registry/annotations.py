@@ -118,11 +118,11 @@ def _data_digest(item: Mapping[str, Any]) -> str | None:
 
 def listing_annotations(package: Path, manifest: PackageManifest) -> dict[str, str]:
     """The annotations ``mpkg ls`` reads, derived from the package file (same file, same values)."""
-    metrics = {k: v for k, v in manifest.metrics.items() if _NAME.match(k)}
+    metrics = manifest.metrics  # names as the manifest allows them: the history page charts every one
     params, params_cut = _flatten(manifest.lineage.get("params") or {})
     data = sorted({d for item in manifest.lineage.get("data") or [] if (d := _data_digest(item)) is not None})
     fields: dict[str, Any] = {METRICS: metrics, PARAMS: params, DATA: data, SIGNERS: _signers(package)}
-    cut = ["metrics"] if len(metrics) < len(manifest.metrics) else []
+    cut: list[str] = []
     cut += ["params"] if params_cut else []
     out = {LISTING: LISTING_VERSION}
     for key, value in fields.items():
@@ -172,7 +172,7 @@ def read_listing(annotations: Any) -> Listing:
     data = _parse(annotations.get(DATA), DATA, problems) or []
     signers = _parse(annotations.get(SIGNERS), SIGNERS, problems) or []
     if not isinstance(metrics, dict) or not all(
-        isinstance(k, str) and _NAME.match(k) and _scalar(v) and not isinstance(v, str | bool)
+        isinstance(k, str) and _printable(k) and _scalar(v) and not isinstance(v, str | bool)
         for k, v in metrics.items()
     ):
         problems.append(f"annotation {METRICS} is not an object of finite numbers; ignored")

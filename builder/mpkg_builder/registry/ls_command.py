@@ -45,6 +45,7 @@ def register(sub: Any) -> None:
         "'param.lr<0.01'",
     )
     p.add_argument("--sort", metavar="KEY", help="a metric, param.NAME, version or pushed; -KEY descends (e.g. -f1)")
+    p.add_argument("--html", metavar="OUT.html", help="also write the listed versions as a self-contained HTML page")
     history_key_option(p)
     _registry_options(p)
     _dash_values(p)
@@ -80,15 +81,27 @@ def cmd_ls(args: argparse.Namespace) -> int:
     ref = parse_ref(args.name, allow_tag=False, allow_digest=False)
     wheres = [parse_where(text) for text in args.where]
     sort_rows([], args.sort)  # a bad key is a usage error before any request
+    if args.html is not None:
+        from mpkg.report import require
+
+        require()
     policy = _policy(ref, trusted_keys(args))
 
     def listing(b: Backend) -> VersionList:
-        return list_versions(b, ref, policy=policy)
+        found = list_versions(b, ref, policy=policy)
+        kept = [r for r in found.rows if all(w.matches(r, found.rows) for w in wheres)]
+        rows = sort_rows(kept, args.sort)
+        if args.html is not None:
+            from ..report.history import write_versions_report
+            from .report import history
 
-    found: VersionList = _run(args, ref, listing)
-    kept = [r for r in found.rows if all(w.matches(r, found.rows) for w in wheres)]
-    rows = sort_rows(kept, args.sort)
-    shown = VersionList(found.repository, tuple(rows), found.warnings, found.authenticated)
+            report = history(b, ref, policy=policy)
+            write_versions_report(args.html, b, ref.name, report, [r.manifest for r in rows])
+            info(f"wrote {args.html}")
+        return VersionList(found.repository, tuple(rows), found.warnings, found.authenticated)
+
+    shown: VersionList = _run(args, ref, listing)
+    rows = list(shown.rows)
     if args.json:
         emit_json(shown.to_json())
     else:

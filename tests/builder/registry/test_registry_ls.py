@@ -200,3 +200,6 @@ def test_ls_through_the_cli(run_mpkg: RunMpkg, make_package: MakePackage, tmp_pa
     assert [v["version"] for v in doc["versions"]] == ["1.1.0"] and doc["authenticated"] is False
     bad = run_mpkg("ls", REPO, "--where", "accuracy>>1", env=env, expect=2)
     assert bad.stderr.count("\n") == 1 and "is not a filter" in bad.stderr
+    run_mpkg("ls", REPO, "--where", "accuracy>=0.95", "--html", tmp_path / "ls.html", env=env, expect=0)
+    html = (tmp_path / "ls.html").read_text()
+    assert "1.1.0" in html and "champion" in html and ">1.0.0<" not in html
