@@ -8,29 +8,18 @@ repository's history is a :class:`mpkg._internal.registry.trust.HistoryPolicy`; 
 
 from __future__ import annotations
 
+from mpkg._internal.registry.pull import PullResult, pull
 from mpkg._internal.registry.refs import Reference, parse_ref
 from mpkg._internal.registry.trust import UNAUTHENTICATED, HistoryPolicy
 
 from .backend import Backend
-from .lifecycle import (
-    GcResult,
-    HistoryReport,
-    MovePlan,
-    MoveResult,
-    PullResult,
-    PushResult,
-    apply_move,
-    gc,
-    history,
-    open_backend,
-    plan_promotion,
-    plan_rollback,
-    promote,
-    pull,
-    push,
-    rollback,
-)
+from .gc import GcResult, gc
+from .lifecycle import PushResult, open_backend, push
 from .local import LocalBackend
+from .promote import plan_promotion, promote
+from .race import MovePlan, MoveResult, apply_move
+from .report import HistoryReport, history
+from .rollback import plan_rollback, rollback
 
 __all__ = [
     "UNAUTHENTICATED",

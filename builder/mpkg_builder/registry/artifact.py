@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,8 +60,9 @@ def push_pieces(backend: Backend, repo: str, pieces: Pieces, progress: Progress 
     return sent
 
 
-def package_manifest(package: PackageManifest, pieces: Pieces) -> bytes:
-    """The package's OCI manifest, in pieces: same package file, same bytes (no timestamps)."""
+def package_manifest(package: PackageManifest, pieces: Pieces, annotations: Mapping[str, str] | None = None) -> bytes:
+    """The package's OCI manifest, in pieces: same package file, same bytes (no timestamps);
+    ``annotations`` (what `mpkg ls` reads) added to its own."""
     name, version = package.name, package.version
     config = {"mediaType": PACKAGE_CONFIG_TYPE, "digest": str(package.digest), "size": len(package.encoded)}
     return artifact_manifest(
@@ -75,6 +77,7 @@ def package_manifest(package: PackageManifest, pieces: Pieces) -> bytes:
             ANNOTATION_SIZE: str(pieces.size),
             "org.opencontainers.image.title": name,
             "org.opencontainers.image.version": version,
-        },
+        }
+        | dict(annotations or {}),
         config,
     )

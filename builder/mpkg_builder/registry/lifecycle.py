@@ -1,9 +1,10 @@
 """push, pull, promote, rollback, history, gc: the model lifecycle over any :class:`Backend`.
 
 This module holds push and is the public face of the lifecycle: pull is the runtime's
-(:mod:`mpkg._internal.registry.pull`), stage moves live in :mod:`.moves`, the history report in
-:mod:`.report`, garbage collection in :mod:`.gc`. Every command that reads the history reads it
-through :mod:`mpkg._internal.registry.trust` under a :class:`HistoryPolicy`.
+(:mod:`mpkg._internal.registry.pull`); one verb per module otherwise: :mod:`.promote`,
+:mod:`.rollback` (both applied by the race protocol in :mod:`.race`), :mod:`.report` (history),
+:mod:`.gc`, :mod:`.listing` (ls). Every command that reads the history reads it through
+:mod:`mpkg._internal.registry.trust` under a :class:`HistoryPolicy`.
 """
 
 from __future__ import annotations
@@ -12,22 +13,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.registry.aliases import ARCHIVE_PREFIX, is_alias
 from mpkg._internal.registry.artifact import Expected, package_ref
 from mpkg._internal.registry.auth import Credentials
-from mpkg._internal.registry.history import EVENT_TAG_PREFIX, PackageRef
+from mpkg._internal.registry.history import EVENT_TAG_PREFIX, MOVES, PackageRef
 from mpkg._internal.registry.pull import ProgressFactory, PullResult, pull
 from mpkg._internal.registry.refs import STAGES, Reference, version_tag
 from mpkg._internal.registry.store import digest_bytes
-from mpkg._internal.registry.trust import UNAUTHENTICATED, HistoryPolicy, load_history
+from mpkg._internal.registry.trust import UNAUTHENTICATED, History, HistoryPolicy, load_history
 from mpkg.errors import RegistryError, UsageError
 
+from .annotations import listing_annotations
 from .artifact import cut_package, package_manifest, push_pieces
 from .backend import Backend
 from .gc import GcResult, gc
 from .local import LocalBackend
-from .moves import ARCHIVE_PREFIX, MovePlan, MoveResult, apply_move, plan_promotion, plan_rollback, promote, rollback
+from .promote import plan_promotion, promote
+from .race import MovePlan, MoveResult, apply_move
 from .record import append_event, load_signer
 from .report import HistoryReport, history
+from .rollback import plan_rollback, rollback
 
 __all__ = [
     "GcResult",
@@ -66,6 +71,13 @@ def open_backend(
 
     creds = credentials or docker_credentials(ref.host)
     return OciBackend(ref.host, insecure=insecure, credentials=creds)
+
+
+def _check_not_alias(history: History, tag: str, where: str) -> None:
+    """Refuse a history with problems, and a tag the history records as an alias (it moves; pushed tags never do)."""
+    history.require_ok(where)
+    if any(r.event.action in MOVES and r.event.stage == tag for r in history.events):
+        raise UsageError(f"{tag!r} is an alias (promoted to before); push a version tag and use `mpkg promote`", "REF")
 
 
 def _reserved(tag: str) -> bool:
@@ -154,9 +166,11 @@ def push(
     repo, package_digest = ref.repository, str(manifest.digest)
     pieces = cut_package(package)
     blob, size = pieces.digest, pieces.size
-    data = package_manifest(manifest, pieces)
+    data = package_manifest(manifest, pieces, listing_annotations(package, manifest))
     digest = digest_bytes(data)
     with backend.lock(repo):
+        if is_alias(tag):  # a name a promotion may have made an alias: those move, pushed tags never do
+            _check_not_alias(load_history(backend, repo, policy), tag, ref.name)
         existing = backend.get_manifest(repo, tag)
         if existing is not None and existing.digest != digest:
             other = package_ref(existing, str(tagged_ref))

@@ -222,16 +222,31 @@ def history_page(
     )
 
 
-def write_history_report(out: str | os.PathLike[str], backend: Backend, name: str, report: HistoryReport) -> None:
-    """Write the page, unless the policy refused the history: a page drawn from events the
-    policy refuses (forged, altered, untrusted, rolled back) would present them as the record,
-    so nothing is written and the refusal is raised, one line per problem. Stage and version
-    tags that disagree with an accepted history are listed first on the page instead."""
+def _refuse(out: str | os.PathLike[str], name: str, report: HistoryReport) -> None:
+    """No page from a history the policy refused: it would present forged events as the record."""
     if report.refusals:
         raise RegistryError(
             [Problem(name, p) for p in report.refusals]
             + [Problem(str(out), "no report written: the history was refused; `mpkg history` without --html lists it")]
         )
+
+
+def write_versions_report(
+    out: str | os.PathLike[str], backend: Backend, name: str, report: HistoryReport, manifests: Sequence[str]
+) -> None:
+    """`mpkg ls --html`: the versions part of the history page, for the listed versions in their order."""
+    _refuse(out, name, report)
+    by_manifest = {v.manifest: v for v in collect_versions(backend, report)}
+    versions = [by_manifest[m] for m in manifests if m in by_manifest]
+    page.write(out, history_page(name, versions, holders=report.holders, authenticated=report.authenticated))
+
+
+def write_history_report(out: str | os.PathLike[str], backend: Backend, name: str, report: HistoryReport) -> None:
+    """Write the page, unless the policy refused the history: a page drawn from events the
+    policy refuses (forged, altered, untrusted, rolled back) would present them as the record,
+    so nothing is written and the refusal is raised, one line per problem. Stage and version
+    tags that disagree with an accepted history are listed first on the page instead."""
+    _refuse(out, name, report)
     versions = collect_versions(backend, report)
     html = history_page(
         name, versions, event_views(report), report.problems, report.holders, authenticated=report.authenticated
@@ -239,4 +254,12 @@ def write_history_report(out: str | os.PathLike[str], backend: Backend, name: st
     page.write(out, html)
 
 
-__all__ = ["EventView", "Signed", "VersionView", "collect_versions", "history_page", "write_history_report"]
+__all__ = [
+    "EventView",
+    "Signed",
+    "VersionView",
+    "collect_versions",
+    "history_page",
+    "write_history_report",
+    "write_versions_report",
+]

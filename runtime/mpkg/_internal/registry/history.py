@@ -23,7 +23,8 @@ from mpkg._internal.format import canonical
 from mpkg._internal.trust.signatures import Envelope, TrustedKey, check_envelope
 from mpkg.errors import MpkgError
 
-from .refs import STAGES, is_digest, is_tag
+from .aliases import is_alias
+from .refs import is_digest, is_tag
 from .store import DSSE_LAYER_TYPE, EVENT_ARTIFACT_TYPE, EVENT_LAYER_TYPE, Manifest, Store, check_depth
 
 EVENT_TAG_PREFIX = "_mpkg-event-"
@@ -139,7 +140,7 @@ class Event:
         if (
             not (tag is None or (isinstance(tag, str) and is_tag(tag)))
             or not (key is None or isinstance(key, str))
-            or not (stage is None or stage in STAGES)
+            or not (stage is None or is_alias(stage))
             or not (voids is None or (isinstance(voids, str) and is_digest(voids)))
             or not isinstance(notes, list)
             or not all(isinstance(n, str) for n in notes)

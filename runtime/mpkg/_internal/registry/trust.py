@@ -30,6 +30,7 @@ from typing import Protocol
 from mpkg._internal.trust.signatures import TrustedKey, load_public_keys
 from mpkg.errors import Problem, RegistryError, UsageError
 
+from .aliases import is_alias
 from .artifact import check_identity, package_ref, resolve
 from .cache import DiskCache
 from .history import MOVES, ContentCache, PackageRef, RecordedEvent, ancestors, next_sequence, read_events, tips, voided
@@ -231,13 +232,15 @@ def resolve_trusted(
     """The artifact ``ref`` names, if it is what ``ref`` asks for: the repository's package, the
     version a version tag names, and for a stage exactly what the history's newest move put there
     (read under ``policy``; a history with problems is refused). What pull and promote act on."""
-    stage = ref.tag if ref.digest is None and ref.tag in STAGES else None
+    stage = ref.tag if ref.digest is None and is_alias(ref.tag) else None
     if stage is None:
         return resolve(backend, ref)
     for attempt in range(2):
         state = load_state(backend, ref.repository, policy, (stage,))
         state.history.require_ok(ref.name)
         current = state.stages[stage]
+        if stage not in STAGES and not current.recorded:
+            return resolve(backend, ref)  # no move ever named it: a pushed tag, not an alias
         problem = current.mismatch(ref.name)
         if problem is None:
             break
