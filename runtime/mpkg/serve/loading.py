@@ -51,15 +51,10 @@ def _default_loader(path: str, keys: Sequence[str], allow_unsigned: bool) -> Ser
 
 
 def mpkg_version() -> str:
-    """The installed mpkg's version, for ``GET /v2``."""
-    from importlib.metadata import PackageNotFoundError, version
+    """The running mpkg's version, for ``GET /v2`` (``mpkg.__version__``: no importlib.metadata at start)."""
+    import mpkg
 
-    try:
-        return version("mpkg")
-    except PackageNotFoundError:
-        import mpkg
-
-        return str(getattr(mpkg, "__version__", "0+unknown"))
+    return str(mpkg.__version__)
 
 
 def one_line(exc: BaseException) -> str:

@@ -22,7 +22,6 @@ from .loading import load_models
 from .logs import Log
 from .options import Loader, ServeOptions
 from .registry import Split
-from .supervise import supervise
 from .worker import run_worker
 
 __all__ = ["Loader", "ServeOptions", "bind", "load_models", "run", "serve"]
@@ -87,6 +86,8 @@ def run(options: ServeOptions) -> None:
             if failure is not None:
                 raise failure
         else:
+            from .supervise import supervise  # multiprocessing only for --workers N
+
             supervise(options, sock, log)
     finally:
         sock.close()

@@ -30,7 +30,6 @@ from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.digests import hash_bytes
 from mpkg._internal.format.manifest import ENTRY_POINTS, FileEntry, Manifest
 from mpkg._internal.load.codeimport import PackageCode, private_prefix
-from mpkg._internal.load.environment import require_environment
 from mpkg._internal.load.weights import TensorMap, map_safetensors, onnx_external_tensors
 from mpkg._internal.trust.verify import Policy, VerificationResult, payload_bytes, verified
 from mpkg.errors import ContractError, FormatError, MpkgError, Problem, VerificationError
@@ -133,7 +132,7 @@ class _OnnxRunner:
                 f"the ONNX graph has no input {unknown[0]!r}; its inputs are {self.input_names}",
                 self.where,
             )
-        arrays = {k: np.ma.getdata(v) if isinstance(v, np.ma.MaskedArray) else v for k, v in feeds.items()}
+        arrays = {k: np.ma.getdata(v) if enforce.is_masked(v) else v for k, v in feeds.items()}
         try:
             results = self.session.run(None, arrays)
         except Exception as exc:  # onnxruntime's InvalidArgument, Fail, ...
@@ -458,6 +457,8 @@ def from_verified(pkg: PackageFile, result: VerificationResult, strict_env: bool
     manifest = result.manifest
     assert manifest is not None
     if strict_env:
+        from mpkg._internal.load.environment import require_environment  # packaging: only when asked
+
         require_environment(manifest)
     mm = pkg.mmap()
     try:
