@@ -13,13 +13,9 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-import pytest
-from mpkg_builder.build import build_package
-from mpkg_builder.signing import keygen
+from tests.conftest import Built
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 NOT_FOR_SERVING = ("numpy.ma", "packaging", "importlib.metadata", "mpkg.serve.supervise")
 
 PROBE = textwrap.dedent(
@@ -39,17 +35,8 @@ PROBE = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def signed_iris(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("launch")
-    pair = keygen(folder / "k")
-    package = folder / "iris.mpkg"
-    build_package(EXAMPLES / "iris-mlp", package, key=pair.private_path)
-    return package, pair.public_path
-
-
-def test_serving_a_package_imports_nothing_it_does_not_use(signed_iris: tuple[Path, Path]) -> None:
-    package, key = signed_iris
+def test_serving_a_package_imports_nothing_it_does_not_use(built: Built) -> None:
+    package, key = built.signed["iris-mlp"], built.pub
     argv = [sys.executable, "-c", PROBE, str(package), str(key), ",".join(NOT_FOR_SERVING)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
