@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from mpkg._internal.contract.dtypes import NUMPY_OF_ONNX_ELEM
+from mpkg._internal.contract.enforce import is_masked
 from mpkg._internal.load.parts import OnnxModel
 from mpkg._internal.load.weights import onnx_external_tensors
 from mpkg.errors import FormatError, MpkgError
@@ -67,7 +68,7 @@ class OnnxRunner:
                 f"the ONNX graph has no input {unknown[0]!r}; its inputs are {self.input_names}",
                 self.where,
             )
-        arrays = {k: np.ma.getdata(v) if isinstance(v, np.ma.MaskedArray) else v for k, v in feeds.items()}
+        arrays = {k: np.ma.getdata(v) if is_masked(v) else v for k, v in feeds.items()}
         try:
             results = self.session.run(None, arrays)
         except Exception as exc:  # onnxruntime's InvalidArgument, Fail, ...
