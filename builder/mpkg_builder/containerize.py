@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mpkg
+from mpkg._internal.commandline import add_key_options, emit_json, info, trusted_keys
 from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.manifest import Manifest
 from mpkg._internal.io.atomic import temporary
 from mpkg._internal.trust.keyfiles import PUBLIC, pem_blocks, read_key_file
 from mpkg._internal.trust.signatures import load_public_keys
 from mpkg._internal.trust.verify import Policy, payload_bytes, verified
-from mpkg.cli import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import MpkgError, UsageError
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import parse_wheel_filename

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mpkg._internal.commandline import add_key_options, emit_json, exit_code, info, trusted_keys
 from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.manifest import Manifest
 from mpkg._internal.format.package import manifest_of
@@ -12,7 +13,6 @@ from mpkg._internal.io.progress import progress_bar
 from mpkg._internal.trust.signatures import Envelope, SignatureCheck
 from mpkg._internal.trust.verify import Policy, VerificationResult, verified
 
-from .cli import add_key_options, emit_json, exit_code, info, trusted_keys
 from .errors import EXIT_FAILED, MpkgError, UsageError, printable
 
 
@@ -147,7 +147,7 @@ def describe_manifest(manifest: Manifest, size: int) -> dict[str, Any]:
 
 def add_html_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", metavar="OUT.html", help="also write the package as a self-contained HTML report")
-    p.add_argument("--key", action="append", default=[], metavar="PUB", help="with --html: check signatures against it")
+    add_key_options(p, help="with --html: check signatures against it (also $MPKG_KEYS)", allow_unsigned=False)
     p.add_argument("--base", action="append", default=[], metavar="PKG", help="with --html: follow the base chain")
 
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.commandline import add_key_options, emit_json, info, trusted_keys
 from mpkg._internal.io.progress import progress_bar
-from mpkg.cli import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import UsageError
 
 from . import lifecycle
