@@ -45,6 +45,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    """`mpkg build`: the package, its warnings, and what was written."""
     from .build import build_package  # onnx and friends load only when building
 
     with contextlib.ExitStack() as stack:
@@ -66,6 +67,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    """`mpkg sign`: add a signature in place; the digest stays."""
     keyid = sign(args.package, args.key)
     if args.json:
         emit_json({"ok": True, "path": args.package, "keyid": keyid})
@@ -75,6 +77,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    """`mpkg keygen`: a key pair, the private half 0600."""
     pair = keygen(Path(args.name), args.algorithm, force=args.force)
     doc = {
         "private_key": str(pair.private_path),

@@ -32,7 +32,8 @@ _RUNTIME_COMMANDS = {
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse prints usage; keep it one line + exit 2
+    def error(self, message: str) -> Any:
+        """A usage error: one line and exit 2 (argparse would print the whole usage first)."""
         self.exit(EXIT_USAGE, f"mpkg: {message} (see `{self.prog} --help`)\n")
 
 

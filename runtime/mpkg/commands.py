@@ -17,6 +17,7 @@ from .errors import EXIT_FAILED, MpkgError, UsageError, printable
 
 
 def register(sub: Any) -> None:
+    """Add verify, inspect and unpack to the `mpkg` parser."""
     p = sub.add_parser("verify", help="verify a package: layout, digests, signatures")
     p.add_argument("package")
     add_key_options(p)
@@ -44,6 +45,7 @@ def _policy(args: argparse.Namespace) -> Policy:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """`mpkg verify`: every step of spec/format.md §10, then optionally the environment and a run."""
     policy = _policy(args)
     total = _size(args.package)
     with (
@@ -111,6 +113,7 @@ def _size(path: str) -> int:
 
 
 def describe(pkg: PackageFile, manifest: Manifest) -> dict[str, Any]:
+    """What `mpkg inspect --json` shows: the manifest and the signatures' key ids (unverified)."""
     doc = describe_manifest(manifest, pkg.size)
     if pkg.signatures_bytes is not None:
         try:
@@ -146,12 +149,14 @@ def describe_manifest(manifest: Manifest, size: int) -> dict[str, Any]:
 
 
 def add_html_options(p: argparse.ArgumentParser) -> None:
+    """--html and the options that only mean something with it."""
     p.add_argument("--html", metavar="OUT.html", help="also write the package as a self-contained HTML report")
     add_key_options(p, help="with --html: check signatures against it (also $MPKG_KEYS)", allow_unsigned=False)
     p.add_argument("--base", action="append", default=[], metavar="PKG", help="with --html: follow the base chain")
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    """`mpkg inspect`: what a package says it holds, without verifying it."""
     if args.html is None and (args.key or args.base):
         raise UsageError("--key and --base only apply with --html OUT.html", "--key" if args.key else "--base")
     if args.html is not None:
@@ -245,6 +250,7 @@ def _flat(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def cmd_unpack(args: argparse.Namespace) -> int:
+    """`mpkg unpack`: verify, then write the files into a new folder."""
     from mpkg._internal.unpack import unpack
 
     result = unpack(args.package, args.directory, _policy(args))

@@ -232,6 +232,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
 
 
 def handle(args: argparse.Namespace) -> int:
+    """`mpkg serve`: run until SIGTERM has drained the requests in flight."""
     import gc
 
     # Startup only allocates what lives as long as the server (modules, the model), so
