@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpkg._internal.contract.contract import Contract
 from mpkg._internal.format.safetensors import SafetensorsInfo, parse_safetensors
@@ -19,8 +19,10 @@ from .card import Card, parse_card
 from .jsonfile import load_json_strict
 from .lineage import collect_lineage
 from .lockfile import Lockfile, parse_lockfile
-from .onnx_model import OnnxInfo, compare_contract, inspect_onnx
 from .pickle import sniff_code_executing
+
+if TYPE_CHECKING:  # onnx loads only for an ONNX source: a safetensors build never pays for it
+    from .onnx_model import OnnxInfo
 
 
 @dataclass(frozen=True)
@@ -120,12 +122,16 @@ def validate_source(src: Path) -> ValidatedSource:
         if rel in flagged:
             continue  # already refused as code-executing: do not parse it as a model too
         if cfg.model.format == "onnx":
+            from .onnx_model import inspect_onnx
+
             onnx_info = attempt(inspect_onnx, src / rel, src, rel)
         else:
             info = attempt(parse_safetensors, src / rel, rel, SourceError)
             if info is not None:
                 st_infos.append((rel, info))
     if onnx_info is not None and declared is not None:
+        from .onnx_model import compare_contract
+
         problems.extend(compare_contract(declared, onnx_info.contract, cfg.contract or "contract"))
     contract = declared if declared is not None else (onnx_info.contract if onnx_info else None)
 

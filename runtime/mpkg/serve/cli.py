@@ -7,11 +7,10 @@ top-level CLI imports every command's ``register`` on each invocation.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from mpkg.cli import add_key_options, trusted_keys
+from mpkg._internal.commandline import add_key_options, emit_json, trusted_keys
 from mpkg.errors import EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -198,6 +197,12 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="longest wait for in-flight requests after SIGTERM (default 30)",
     )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="the outcome as one JSON object on stdout (a refusal, or what was served at exit); "
+        "the request log stays on stderr (see --log-format)",
+    )
     p.set_defaults(handler=handle)
 
 
@@ -244,6 +249,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
 
 
 def handle(args: argparse.Namespace) -> int:
+    """`mpkg serve`: run until SIGTERM has drained the requests in flight."""
     import gc
 
     # Startup only allocates what lives as long as the server (modules, the model), so
@@ -253,6 +259,6 @@ def handle(args: argparse.Namespace) -> int:
     from .server import run
 
     run(options_from_args(args))
-    if getattr(args, "json", False):
-        print(json.dumps({"ok": True, "served": list(args.packages)}, sort_keys=True))
+    if args.json:
+        emit_json({"ok": True, "served": list(args.packages)})
     return EXIT_OK
