@@ -19,6 +19,7 @@ import orjson
 from mpkg._internal.format.manifest import SEMVER_RE
 from mpkg.errors import UsageError
 
+from .metrics import escape_label
 from .tensors import InputSpec, RequestError, input_specs, tensor_metadata
 from .types import ArrowServable, ServableModel
 
@@ -76,17 +77,14 @@ class ModelEntry:
     name: str
     version: str
     digest: str
-    index: int  # metric slot
+    index: int  # this loaded package's key among the server's runners (never reused)
+    slot: int  # its metrics slot (metrics.py; the same package swapped back in gets the same)
     specs: dict[str, InputSpec]
     output_names: tuple[str, ...]
     arrow: bool  # tabular and offers predict_arrow
     metadata_body: bytes
     ready_body: bytes
     labels: str  # Prometheus label set, pre-escaped
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class _Chooser:
@@ -114,7 +112,16 @@ class ModelSet:
         seed: int | None = None,
         platform: str = "mpkg",
         server_version: str = "0",
+        indexes: Sequence[int] | None = None,
+        slots: Sequence[int] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        indexes = range(len(models)) if indexes is None else indexes
+        slots = indexes if slots is None else slots
+        self.models = tuple(models)
+        self.splits = tuple(splits)
+        self._platform = platform
+        self._server_version = server_version
         versions_of: dict[str, list[str]] = {}
         for model in models:
             seen = versions_of.setdefault(model.name, [])
@@ -125,8 +132,8 @@ class ModelSet:
             seen.sort(key=version_key)
         by_name: dict[str, dict[str, ModelEntry]] = {}
         entries: list[ModelEntry] = []
-        for model in models:
-            entry = self._entry(model, len(entries), platform, versions_of[model.name])
+        for model, index, slot in zip(models, indexes, slots, strict=True):
+            entry = self._entry(model, index, slot, platform, versions_of[model.name])
             by_name.setdefault(model.name, {})[model.version] = entry
             entries.append(entry)
         self.entries: tuple[ModelEntry, ...] = tuple(entries)
@@ -134,7 +141,7 @@ class ModelSet:
         self.default: dict[str, ModelEntry] = {
             name: versions[max(versions, key=version_key)] for name, versions in by_name.items()
         }
-        rng = random.Random(seed)
+        self.rng = rng = rng if rng is not None else random.Random(seed)
         self.choosers: dict[str, _Chooser] = {}
         for split in splits:
             if split.name in self.choosers:
@@ -160,24 +167,41 @@ class ModelSet:
             }
         )
 
+    def replace(self, position: int, model: ServableModel, index: int, slot: int) -> ModelSet:
+        """This set with the package at ``position`` replaced (a swap, spec/runtime.md §9); raises
+        UsageError when the result is not servable (a version served twice, a split left without
+        one of its versions), so a bad candidate never replaces a good set."""
+        models = list(self.models)
+        models[position] = model
+        indexes = [e.index for e in self.entries]
+        indexes[position] = index
+        slots = [e.slot for e in self.entries]
+        slots[position] = slot
+        return ModelSet(models, self.splits, None, self._platform, self._server_version, indexes, slots, rng=self.rng)
+
     @staticmethod
-    def _entry(model: ServableModel, index: int, platform: str, versions: list[str]) -> ModelEntry:
+    def _entry(model: ServableModel, index: int, slot: int, platform: str, versions: list[str]) -> ModelEntry:
         contract = model.contract
         metadata = {
             "name": model.name,
+            "version": model.version,  # which package answers here now (it changes with a swap)
             "versions": versions,
             "platform": getattr(model, "platform", platform),
             "digest": model.digest,
             "inputs": tensor_metadata(contract.inputs),
             "outputs": tensor_metadata(contract.outputs),
         }
-        labels = f'model="{_escape(model.name)}",version="{_escape(model.version)}",digest="{_escape(model.digest)}"'
+        labels = (
+            f'model="{escape_label(model.name)}",version="{escape_label(model.version)}",'
+            f'digest="{escape_label(model.digest)}"'
+        )
         return ModelEntry(
             model=model,
             name=model.name,
             version=model.version,
             digest=model.digest,
             index=index,
+            slot=slot,
             specs=input_specs(contract),
             output_names=tuple(f.name for f in contract.outputs),
             arrow=contract.is_tabular and isinstance(model, ArrowServable),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import gc
 import multiprocessing
 import multiprocessing.connection
@@ -44,6 +45,7 @@ from .limits import DEFAULT_MAX_BODY_BYTES, Limits, raise_open_files
 from .logs import Log
 from .metrics import Metrics
 from .registry import ModelSet, Split
+from .swap import Swapper
 from .types import ServableModel
 from .watch import PackageWatch, ignore_lease_signals
 
@@ -174,6 +176,13 @@ def _url_host(host: str) -> str:
 
 def load_models(options: ServeOptions, worker: int = 0) -> ModelSet:
     """Load every package, smoke-test each, and validate the split settings."""
+    models = [load_package(options, path) for path in options.packages]
+    seed = None if options.split_seed is None else options.split_seed + worker
+    return ModelSet(models, options.splits, seed=seed, server_version=mpkg_version())
+
+
+def load_package(options: ServeOptions, path: str) -> ServableModel:
+    """Load one package under the server's policy and smoke-test it; MpkgError says why not."""
     loader = options.loader or _default_loader
     if options.isolate and options.loader is None:
         from .isolate import RemoteModel
@@ -181,25 +190,24 @@ def load_models(options: ServeOptions, worker: int = 0) -> ModelSet:
         def loader(path: str, keys: Sequence[str], allow_unsigned: bool) -> ServableModel:
             return RemoteModel(path, keys, allow_unsigned, options.limits.max_inflight)
 
-    models: list[ServableModel] = []
-    for path in options.packages:
-        try:
-            model = loader(path, options.keys, options.allow_unsigned)
-        except MpkgError as exc:
-            raise type(exc)(f"cannot serve: {'; '.join(exc.reasons())}", path) from None
-        except Exception as exc:
-            raise MpkgError(f"cannot load ({type(exc).__name__}: {_one_line(exc)})", path) from None
-        try:
-            model.smoke_test()
-        except MpkgError as exc:
+    try:
+        model = loader(path, options.keys, options.allow_unsigned)
+    except MpkgError as exc:
+        raise type(exc)(f"cannot serve: {'; '.join(exc.reasons())}", path) from None
+    except Exception as exc:
+        raise MpkgError(f"cannot load ({type(exc).__name__}: {_one_line(exc)})", path) from None
+    try:
+        model.smoke_test()
+    except Exception as exc:
+        close = getattr(model, "close", None)
+        if callable(close):
+            close()
+        if isinstance(exc, MpkgError):
             raise MpkgError(f"smoke test failed, refusing to serve: {'; '.join(exc.reasons())}", path) from None
-        except Exception as exc:
-            raise MpkgError(
-                f"smoke test crashed ({type(exc).__name__}: {_one_line(exc)}); refusing to serve", path
-            ) from None
-        models.append(model)
-    seed = None if options.split_seed is None else options.split_seed + worker
-    return ModelSet(models, options.splits, seed=seed, server_version=mpkg_version())
+        raise MpkgError(
+            f"smoke test crashed ({type(exc).__name__}: {_one_line(exc)}); refusing to serve", path
+        ) from None
+    return model
 
 
 def _default_loader(path: str, keys: Sequence[str], allow_unsigned: bool) -> ServableModel:
@@ -241,6 +249,7 @@ class _Server(uvicorn.Server):
         self.metrics_path = metrics_path
         self.failure: MpkgError | None = None
         self.watch: PackageWatch | None = None
+        self.swapper: Swapper | None = None
         self._drain_deadline = 0.0
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -251,7 +260,16 @@ class _Server(uvicorn.Server):
     def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             models = load_models(self.options, self.worker)
-            metrics = Metrics([e.labels for e in models.entries], self.metrics_path, self.worker, self.options.workers)
+            entries = models.entries
+            metrics = Metrics(
+                [e.labels for e in entries],
+                self.metrics_path,
+                self.worker,
+                self.options.workers,
+                [e.name for e in entries],
+            )
+            if metrics.initial != tuple(e.slot for e in entries):
+                raise MpkgError(f"metrics slots {metrics.initial} disagree with the packages; restart the server")
             if any(e.arrow for e in models.entries):
                 with contextlib.suppress(ImportError):
                     import pyarrow.ipc  # noqa: F401  # warm the import off the request path
@@ -282,7 +300,11 @@ class _Server(uvicorn.Server):
     def _ready(self, models: ModelSet, metrics: Metrics) -> None:
         state = self.state
         state.install(models, metrics)
+        self.swapper = Swapper(
+            state, functools.partial(load_package, self.options), asyncio.get_running_loop(), None, self.worker
+        )
         self.watch = self._watch(models)
+        self.swapper.set_watch(self.watch)
         state.log.event(
             "info",
             "ready",
@@ -293,7 +315,7 @@ class _Server(uvicorn.Server):
     def _watch(self, models: ModelSet) -> PackageWatch:
         """Quarantine a model whose package file changes (watch.py); runs on the loop thread."""
         state = self.state
-        watch = PackageWatch(asyncio.get_running_loop(), state.quarantine, lambda i: state.runners[i].pending)
+        watch = PackageWatch(asyncio.get_running_loop(), state.quarantine, self._busy, self._replaced)
         ignore_lease_signals()
         for entry, path in zip(models.entries, self.options.packages, strict=True):
             package_fd = getattr(entry.model, "package_fd", None)
@@ -310,6 +332,17 @@ class _Server(uvicorn.Server):
                 )
         watch.start()
         return watch
+
+    def _busy(self, index: int) -> int:
+        runner = self.state.runners.get(index)
+        return runner.pending if runner is not None else 0
+
+    def _replaced(self, index: int, path: str) -> None:
+        """A new file at a served path: try it in place of the package served from it (swap.py)."""
+        models = self.state.models
+        position = next((i for i, e in enumerate(models.entries) if e.index == index), None) if models else None
+        if position is not None and self.swapper is not None:
+            self.swapper.submit(position, path, f"{path} was replaced")
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Unlike uvicorn, do not re-raise the signal after shutdown: a drained stop exits 0.
