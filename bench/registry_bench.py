@@ -28,15 +28,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mpkg._internal.registry.cache import DiskCache
+from mpkg._internal.registry.history import Event, now_text, read_events
+from mpkg._internal.registry.refs import parse_ref
+from mpkg._internal.registry.seen import SeenHeads
+from mpkg._internal.registry.trust import HistoryPolicy, load_history
 from mpkg._internal.trust.signatures import load_public_keys
-from mpkg_builder.registry.cache import DiskCache
-from mpkg_builder.registry.history import Event, Signer, now_text, read_events, write_event
 from mpkg_builder.registry.local import LocalBackend
 from mpkg_builder.registry.oci import OciBackend
-from mpkg_builder.registry.refs import parse_ref
+from mpkg_builder.registry.record import Signer, write_event
 from mpkg_builder.registry.report import history
-from mpkg_builder.registry.seen import SeenHeads
-from mpkg_builder.registry.trust import HistoryPolicy, load_history
 from mpkg_builder.signing import keygen
 
 HERE = Path(__file__).resolve().parent

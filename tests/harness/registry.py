@@ -32,11 +32,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from mpkg._internal.registry.refs import Reference, parse_ref
+from mpkg._internal.registry.trust import HistoryPolicy
 from mpkg_builder.registry.backend import Backend
 from mpkg_builder.registry.local import LocalBackend
 from mpkg_builder.registry.oci import OciBackend
-from mpkg_builder.registry.refs import Reference, parse_ref
-from mpkg_builder.registry.trust import HistoryPolicy
 
 from tests.harness.process import stop
 

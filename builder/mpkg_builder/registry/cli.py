@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from mpkg._internal.io.progress import progress_bar
+from mpkg._internal.registry.auth import Credentials
+from mpkg._internal.registry.local import LOCAL_ORIGIN, default_home
+from mpkg._internal.registry.refs import STAGES, Reference, is_digest, parse_ref
+from mpkg._internal.registry.trust import UNAUTHENTICATED_WARNING, HistoryPolicy
 from mpkg.cli import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import UsageError
 
 from . import lifecycle
-from .auth import Credentials
 from .backend import Backend
-from .local import LOCAL_ORIGIN, default_home
-from .refs import STAGES, Reference, is_digest, parse_ref
 from .report import HistoryReport
-from .trust import UNAUTHENTICATED_WARNING, HistoryPolicy
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

@@ -21,9 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from mpkg._internal.registry.refs import STAGES
 from mpkg.errors import UsageError
-
-from .refs import STAGES
 
 _NUM = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _GATE = re.compile(

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.registry.history import MOVES, PackageRef, RecordedEvent
+from mpkg._internal.registry.refs import Reference
+from mpkg._internal.registry.trust import UNAUTHENTICATED, HistoryPolicy, load_history, load_state
+
 from .backend import Backend
-from .history import MOVES, PackageRef, RecordedEvent, load_signer
-from .refs import Reference
-from .trust import UNAUTHENTICATED, HistoryPolicy, load_history, load_state
+from .record import append_event, load_signer
 
 
 @dataclass(frozen=True)
@@ -91,5 +93,5 @@ def gc(
                 history = load_history(backend, repo, policy)
                 history.require_ok(ref.name)
                 note = f"gc: older than {older_than}, never staged"
-                history.append(backend, "delete", signer, target=target, notes=(note,))
+                append_event(history, backend, "delete", signer, target=target, notes=(note,))
     return GcResult(repo, yes, tuple(candidates), tuple(kept))

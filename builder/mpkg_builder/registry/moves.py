@@ -18,26 +18,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.registry.artifact import check_identity, metrics_annotation
+from mpkg._internal.registry.history import MOVES, Event, PackageRef, concurrent_moves, descendants, now_text, voided
+from mpkg._internal.registry.refs import STAGES, Reference, version_tag
+from mpkg._internal.registry.store import Manifest
+from mpkg._internal.registry.trust import (
+    UNAUTHENTICATED,
+    HistoryPolicy,
+    StageState,
+    load_history,
+    load_state,
+    resolve_trusted,
+)
 from mpkg.errors import Problem, RegistryError, UsageError, VerificationError
 
-from .artifact import check_identity, metrics_annotation
-from .backend import Backend, Manifest
+from .backend import Backend
 from .compat import Compatibility, check_compatibility
 from .gates import GateResult, evaluate, parse_gate
-from .history import (
-    MOVES,
-    Event,
-    PackageRef,
-    concurrent_moves,
-    current_user,
-    descendants,
-    load_signer,
-    now_text,
-    voided,
-    write_event,
-)
-from .refs import STAGES, Reference, version_tag
-from .trust import UNAUTHENTICATED, HistoryPolicy, StageState, load_history, load_state, resolve_trusted
+from .record import current_user, load_signer, write_event
 
 ARCHIVE_PREFIX = "archived-"
 
@@ -127,22 +125,22 @@ def _check_candidate(
 ) -> dict[str, float]:
     """Download the candidate (gates need its own metrics; a required signature needs the package)."""
     from mpkg._internal.format.package import read_info
-
-    from .lifecycle import _download, _verify
+    from mpkg._internal.registry.pull import check_package, download
+    from mpkg._internal.trust.verify import Policy
 
     with tempfile.TemporaryDirectory(prefix="mpkg-promote-") as tmp:
-        download = _download(backend, ref.repository, target, Path(tmp), "candidate.mpkg")
+        fetched = download(backend, ref.repository, target, Path(tmp), "candidate.mpkg")
         try:
-            info = read_info(download.path)
+            info = read_info(fetched.path)
             if info.digest != target.package:
                 raise VerificationError(
                     f"package digest {info.digest} differs from the artifact's annotation {target.package}", str(ref)
                 )
             check_identity(ref, info.name, info.version, verified=True)
             if require_signature is not None:
-                _verify(download.path, [require_signature], False, target, ref)
+                check_package(fetched.path, Policy.from_paths([require_signature]), target, ref)
         finally:
-            download.release()
+            fetched.release()
     return info.metrics
 
 

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mpkg._internal.registry.history import PackageRef, RecordedEvent, concurrent_moves
+from mpkg._internal.registry.refs import Reference
+from mpkg._internal.registry.trust import UNAUTHENTICATED, HistoryPolicy, load_state
 from mpkg.errors import UsageError
 
 from .backend import Backend
-from .history import PackageRef, RecordedEvent, concurrent_moves
-from .refs import Reference
-from .trust import UNAUTHENTICATED, HistoryPolicy, load_state
 
 
 @dataclass(frozen=True)

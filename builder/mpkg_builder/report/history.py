@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup
+from mpkg._internal.registry.artifact import ANNOTATION_METRICS
+from mpkg._internal.registry.history import MOVES, RecordedEvent, voided
 from mpkg.errors import Problem, RegistryError
 from mpkg.report import page
 from mpkg.report.charts import Point, trend
 from mpkg.report.views import numeric
 
-from ..registry.artifact import ANNOTATION_METRICS
 from ..registry.backend import Backend
-from ..registry.history import MOVES, RecordedEvent, voided
 from ..registry.report import HistoryReport
 from . import TEMPLATE_PACKAGES
 from .timeline import Mark, Span, timeline

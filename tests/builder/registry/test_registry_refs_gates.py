@@ -6,12 +6,12 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from mpkg._internal.registry.history import Event, now_text
+from mpkg._internal.registry.refs import Reference, check_tag, is_digest, is_tag, parse_ref, version_tag
 from mpkg.errors import UsageError
 from mpkg_builder.registry.cli import parse_duration
 from mpkg_builder.registry.gates import evaluate, parse_gate
-from mpkg_builder.registry.history import Event, now_text
 from mpkg_builder.registry.local import LocalBackend
-from mpkg_builder.registry.refs import Reference, check_tag, is_digest, is_tag, parse_ref, version_tag
 
 D = "sha256:" + "ab" * 32
 

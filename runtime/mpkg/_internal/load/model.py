@@ -438,16 +438,30 @@ def load(
     keys: Sequence[str | os.PathLike[str]] | Policy = (),
     allow_unsigned: bool = False,
     strict_env: bool = False,
+    *,
+    insecure: bool = False,
 ) -> Model:
     """Verify the package exactly as ``mpkg verify`` does (fail closed), then load it.
 
+    ``path`` may also be a registry or local-store reference (``host:5000/fraud:production``,
+    ``fraud:1.2.0``, ``…@sha256:…``): it is pulled with ``mpkg pull``'s checks into the cache under
+    ``MPKG_HOME`` once (registries need the ``mpkg[registry]`` extra; ``insecure``: plain HTTP).
     Raises VerificationError (or FormatError/SignatureError) for a package that does not
     verify, EnvironmentMismatch with ``strict_env`` when this environment differs from the
     lockfile. Package code is imported only after verification passed."""
     policy = keys if isinstance(keys, Policy) else Policy.from_paths(keys, allow_unsigned)
+    expected = None
+    if not isinstance(path, str) or not path.endswith(".mpkg"):
+        from mpkg._internal.registry.fetch import FetchPolicy, locate
+
+        path, expected = locate(path, FetchPolicy(policy, insecure=insecure))
     with verified(path, policy) as (pkg, result):  # hashes every byte once, on this open file
         result.raise_for_errors()
         assert pkg is not None
+        if expected is not None:
+            from mpkg._internal.registry.fetch import require_digest
+
+            require_digest(str(result.digest), expected, os.fspath(path))
         return from_verified(pkg, result, strict_env)
 
 
