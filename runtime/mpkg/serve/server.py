@@ -40,6 +40,7 @@ import uvicorn
 from mpkg.errors import MpkgError, UsageError
 
 from .app import App, ServerState
+from .follow import start_followers
 from .http import protocol_for
 from .limits import DEFAULT_MAX_BODY_BYTES, Limits, raise_open_files
 from .logs import Log
@@ -70,6 +71,9 @@ class ServeOptions:
     drain_timeout: float = 30.0
     loader: Loader | None = None  # None: mpkg.load; must be a module-level function
     isolate: bool = False  # each package in its own process (isolate.py)
+    references: tuple[str | None, ...] = ()  # the reference each package came from, if any
+    follow_interval: float | None = None  # --follow: poll each reference this often (follow.py)
+    insecure: bool = False  # plain HTTP to the registries the references name
 
     def check(self) -> None:
         """Refuse impossible settings before binding anything."""
@@ -84,6 +88,12 @@ class ServeOptions:
             raise UsageError("must be text or json", "--log-format")
         if self.drain_timeout < 0:
             raise UsageError("must be >= 0 seconds", "--drain-timeout")
+        if self.follow_interval is not None and not any(self.references):
+            raise UsageError(
+                "follows a registry or local-store reference (HOST/REPO:TAG or REPO:TAG); "
+                "a served file is watched without it (spec/runtime.md §7)",
+                "--follow",
+            )
 
 
 def serve(
@@ -305,6 +315,7 @@ class _Server(uvicorn.Server):
         )
         self.watch = self._watch(models)
         self.swapper.set_watch(self.watch)
+        start_followers(self.options, self.swapper, state, self.worker)
         state.log.event(
             "info",
             "ready",

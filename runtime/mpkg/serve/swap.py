@@ -179,6 +179,12 @@ class Swapper:
         # closing drops an onnxruntime session and unmaps weights: not on the loop
         threading.Thread(target=_release, args=(old.model,), name="mpkg-retire", daemon=True).start()
 
+    def refuse(self, position: int, origin: str, reason: str) -> SwapResult:
+        """Record a candidate refused before it reached the swapper (it failed to fetch verified)."""
+        models = self._state.models
+        assert models is not None
+        return self._refused(models.entries[position], origin, reason)
+
     def _refused(self, old: ModelEntry, origin: str, reason: str) -> SwapResult:
         state = self._state
         state.log.event(

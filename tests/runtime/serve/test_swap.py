@@ -18,7 +18,8 @@ import pytest
 from conftest import ModelSource, ServerProcess, server_env
 from conftest import reference_probabilities as expected
 from servepkgs import OFFSET_ENV
-from traffic import Answer, Traffic, X
+
+from tests.harness.traffic import Answer, Traffic, X
 
 StartServer = Callable[..., ServerProcess]
 _WAIT = 60.0  # an upper bound for a busy shared machine, not a performance assertion

@@ -1,4 +1,5 @@
-"""A client load for swap tests: threads sending inferences throughout, recording every answer."""
+"""A client load for swap and follow tests: threads sending inferences throughout, recording every answer
+(a 1x4 float32 ``features`` input, what the iris test packages and examples/iris-mlp take)."""
 
 from __future__ import annotations
 
