@@ -221,7 +221,14 @@ class App:
             raise RequestError(503, state.starting_message)
         if state.draining:
             raise RequestError(503, "server is draining for shutdown; retry on another replica")
-        entry = models.resolve(name, version)
+        key = None
+        header = models.split_header
+        if header is not None and version is None:  # a sticky split (splits.py): its key, if sent
+            for k, v in scope["headers"]:
+                if k == header:
+                    key = v or None
+                    break
+        entry = models.resolve(name, version, key)
         try:
             return await self._infer_entry(scope, receive, entry)
         except Exception as exc:

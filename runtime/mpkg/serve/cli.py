@@ -54,10 +54,19 @@ def parse_duration(text: str) -> float:
 
 
 def _split(text: str) -> Any:
-    from .registry import parse_split
+    from .splits import parse_split
 
     try:
         return parse_split(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.problems[0].reason) from None
+
+
+def _split_key(text: str) -> Any:
+    from .splits import parse_split_key
+
+    try:
+        return parse_split_key(text)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(exc.problems[0].reason) from None
 
@@ -133,6 +142,14 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="NAME=V:W,V:W",
         help="weighted split of unversioned requests, e.g. fraud=1.0.0:90,1.1.0:10",
+    )
+    p.add_argument(
+        "--split-key",
+        type=_split_key,
+        default=None,
+        metavar="header:NAME",
+        help="make splits sticky: each value of this request header (a user id) always gets the same "
+        "version; requests without it are drawn at random (spec/runtime.md §5)",
     )
     p.add_argument(
         "--split-seed", type=int, default=None, metavar="N", help="seed the split's random choice (reproducible tests)"
@@ -257,6 +274,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         workers=args.workers,
         splits=tuple(args.split),
         split_seed=args.split_seed,
+        split_key=args.split_key,
         limits=Limits(
             max_body_bytes=args.max_body_bytes,
             max_inflight=args.max_inflight,

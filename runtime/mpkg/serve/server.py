@@ -45,7 +45,8 @@ from .http import protocol_for
 from .limits import DEFAULT_MAX_BODY_BYTES, Limits, raise_open_files
 from .logs import Log
 from .metrics import Metrics
-from .registry import ModelSet, Split
+from .registry import ModelSet
+from .splits import Split, SplitKey
 from .swap import Swapper
 from .types import ServableModel
 from .watch import PackageWatch, ignore_lease_signals
@@ -66,6 +67,7 @@ class ServeOptions:
     workers: int = 1
     splits: tuple[Split, ...] = ()
     split_seed: int | None = None
+    split_key: SplitKey | None = None  # --split-key: sticky splits (splits.py)
     limits: Limits = field(default_factory=Limits)
     log_format: str = "text"
     drain_timeout: float = 30.0
@@ -84,6 +86,8 @@ class ServeOptions:
         if not 0 <= self.port <= 65535:
             raise UsageError(f"{self.port} is not a TCP port (0-65535)", "--port")
         self.limits.check()
+        if self.split_key is not None and not self.splits:
+            raise UsageError("makes a --split sticky; give a --split too", "--split-key")
         if self.log_format not in ("text", "json"):
             raise UsageError("must be text or json", "--log-format")
         if self.drain_timeout < 0:
@@ -188,7 +192,7 @@ def load_models(options: ServeOptions, worker: int = 0) -> ModelSet:
     """Load every package, smoke-test each, and validate the split settings."""
     models = [load_package(options, path) for path in options.packages]
     seed = None if options.split_seed is None else options.split_seed + worker
-    return ModelSet(models, options.splits, seed=seed, server_version=mpkg_version())
+    return ModelSet(models, options.splits, seed=seed, server_version=mpkg_version(), split_key=options.split_key)
 
 
 def load_package(options: ServeOptions, path: str) -> ServableModel:

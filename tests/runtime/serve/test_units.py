@@ -23,7 +23,8 @@ from mpkg.serve.body import decompress
 from mpkg.serve.cli import parse_size, register
 from mpkg.serve.http import set_nodelay
 from mpkg.serve.metrics import Metrics
-from mpkg.serve.registry import ModelSet, Split, parse_split, version_key
+from mpkg.serve.registry import ModelSet, version_key
+from mpkg.serve.splits import Split, parse_split
 from mpkg.serve.tensors import (
     RequestError,
     encode_infer_response,
