@@ -5,9 +5,7 @@ while the old package keeps answering, once, not once per poll."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -20,45 +18,20 @@ from mpkg._internal.registry.refs import parse_ref
 from mpkg_builder.registry import lifecycle
 from mpkg_builder.registry.oci import OciBackend
 
-from tests.harness.process import stop
 from tests.harness.registry import RegistryProcess, trusting
+from tests.harness.server import MPKG_SERVE, ServerProcess, server_env
 from tests.harness.traffic import Traffic
 
 Keys = dict[str, tuple[Path, Path]]
 INTERVAL = 0.5  # seconds between the server's polls in these tests
 _WAIT = 120.0  # a bound for a busy shared machine, not a performance assertion
-_LISTENING = re.compile(r"listening on (http://[0-9.:]+)")
 
 
-class Followed:
+class Followed(ServerProcess):
     """A real ``mpkg serve REF --follow`` subprocess with its own MPKG_HOME."""
 
     def __init__(self, args: list[str], tmp: Path) -> None:
-        self.log_path = tmp / "serve.log"
-        env = {k: v for k, v in os.environ.items() if k != "MPKG_KEYS"}
-        env.update(MPKG_HOME=str(tmp / "server-home"), PYTHONUNBUFFERED="1")
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mpkg", "serve", *args, "--host", "127.0.0.1", "--port", "0"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        self.url = ""
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self) -> str:
-        deadline = time.monotonic() + _WAIT
-        while time.monotonic() < deadline:
-            m = _LISTENING.search(self.log())
-            if m and httpx.get(m.group(1) + "/v2/health/ready", timeout=10).status_code == 200:
-                self.url = m.group(1)
-                return self.url
-            assert self.proc.poll() is None, self.log()
-            time.sleep(0.05)
-        raise AssertionError(self.log())
+        super().__init__(MPKG_SERVE, args, tmp / "serve.log", server_env(MPKG_HOME=str(tmp / "server-home")))
 
     def answering(self) -> tuple[str, str]:
         """(version, digest) /v2/models/iris-mlp reports now."""
@@ -74,17 +47,11 @@ class Followed:
         return time.monotonic() - start
 
     def metric(self, line: str) -> float:
+        """The value of the metric line that starts with ``line``."""
         text = httpx.get(self.url + "/metrics", timeout=30).text
         m = re.search(rf"^{re.escape(line)} (\S+)$", text, re.M)
         assert m, text
         return float(m.group(1))
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=60)
-        finally:
-            stop(self.proc, 5)
 
 
 @pytest.fixture

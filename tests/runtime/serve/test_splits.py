@@ -102,6 +102,8 @@ def test_server_answers_each_user_with_one_version(model_source: ModelSource, st
         httpx.post(url + "/v2/models/iris/infer", content=BODY, timeout=30).json()["model_version"] for _ in range(60)
     }
     assert without == {"1.0.0", "1.1.0"}  # no header: drawn at random, as without --split-key
-    pinned = httpx.post(url + "/v2/models/iris/versions/1.0.0/infer", content=BODY, headers={"X-User-Id": "u1"})
+    pinned = httpx.post(
+        url + "/v2/models/iris/versions/1.0.0/infer", content=BODY, headers={"X-User-Id": "u1"}, timeout=30
+    )
     assert pinned.json()["model_version"] == "1.0.0"  # an explicit version wins over the split
     assert server.stop() == 0, server.log()
