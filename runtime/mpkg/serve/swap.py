@@ -113,8 +113,15 @@ class Swapper:
         except RuntimeError:  # the loop closed: the server is stopping
             _close(model)
             return self._refused(old, origin, "the server is stopping")
-        new = done.result()
-        return SwapResult("swapped", new.name, new.version, new.digest)
+        while True:
+            try:
+                new = done.result(timeout=1.0)
+            except concurrent.futures.TimeoutError:
+                if self._loop.is_running():
+                    continue
+                _close(model)  # the loop stopped before installing it: the server is stopping
+                return self._refused(old, origin, "the server is stopping")
+            return SwapResult("swapped", new.name, new.version, new.digest)
 
     def _check(
         self, old: ModelEntry, position: int, model: ServableModel, expected_digest: str | None
