@@ -16,6 +16,7 @@ import httpx
 import pytest
 from mpkg._internal.registry.refs import parse_ref
 from mpkg_builder.registry import lifecycle
+from mpkg_builder.registry.local import LocalBackend
 from mpkg_builder.registry.oci import OciBackend
 
 from tests.harness.registry import RegistryProcess, trusting
@@ -174,3 +175,42 @@ def test_follow_needs_a_reference(tmp_path: Path, make_package: Callable[..., Pa
         timeout=120,
     )
     assert proc.returncode == 2 and "--follow" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_follow_keeps_serving_while_the_store_is_out_of_reach(
+    make_package: Callable[..., Path], keys: Keys, tmp_path: Path
+) -> None:
+    """The local store's repository gone for a while (as a registry down): every poll fails, the
+    package answering keeps answering, the polls are counted and logged once, and following
+    resumes when it is back."""
+    priv, pub = keys["alice"]
+    home = tmp_path / "server-home"  # the server's MPKG_HOME holds the local store
+    store = LocalBackend(home)
+    try:
+        lifecycle.push(store, parse_ref("team/iris-mlp"), make_package("1.0.0", key=priv), key=priv)
+        lifecycle.promote(store, parse_ref("team/iris-mlp:1.0.0"), "production", key=priv, policy=trusting(pub))
+    finally:
+        store.close()
+    server = Followed(
+        ["team/iris-mlp:production", "--follow", "--interval", f"{INTERVAL}s", "--key", str(pub)], tmp_path
+    )
+    server.wait_ready()
+    repo, away = home / "repositories" / "team", home / "repositories" / "team.away"
+    try:
+        with Traffic(server.url, "/v2/models/iris-mlp/infer") as traffic:
+            repo.rename(away)
+            deadline = time.monotonic() + _WAIT
+            while server.metric('mpkg_follow_errors_total{model="iris-mlp"}') < 3:
+                assert time.monotonic() < deadline, server.log()
+                time.sleep(0.05)
+            away.rename(repo)
+            while "following team/iris-mlp:production again" not in server.log():
+                assert time.monotonic() < deadline, server.log()
+                time.sleep(0.05)
+        assert not traffic.failures() and traffic.count(), traffic.failures()[:3]
+        assert {a.version for a in traffic.answers} == {"1.0.0"}
+        warnings = [ln for ln in server.log().splitlines() if "cannot follow team/iris-mlp:production" in ln]
+        assert len(warnings) == 1 and "WARNING" in warnings[0], server.log()
+        assert httpx.get(server.url + "/v2/health/ready").status_code == 200
+    finally:
+        assert server.stop() == 0, server.log()
