@@ -21,7 +21,7 @@ from .limits import DEFAULT_MAX_BODY_BYTES, Limits
 from .loading import load_models
 from .logs import Log
 from .options import Loader, ServeOptions
-from .registry import Split
+from .splits import Split
 from .worker import run_worker
 
 __all__ = ["Loader", "ServeOptions", "bind", "load_models", "run", "serve"]

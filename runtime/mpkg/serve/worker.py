@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import gc
 import signal
 import socket
@@ -28,13 +29,15 @@ import uvicorn
 from mpkg.errors import MpkgError
 
 from .app import App, ServerState
+from .follow import start_followers
 from .http import protocol_for
 from .limits import raise_open_files
-from .loading import load_models, one_line
+from .loading import load_models, load_package, one_line
 from .logs import Log
 from .metrics import Metrics
 from .options import ServeOptions
 from .registry import ModelSet
+from .swap import Swapper
 from .watch import PackageWatch, ignore_lease_signals
 
 SWITCH_INTERVAL = 0.001  # seconds; CPython's default is 0.005
@@ -58,6 +61,7 @@ class WorkerServer(uvicorn.Server):
         self.metrics_path = metrics_path
         self.failure: MpkgError | None = None
         self.watch: PackageWatch | None = None
+        self.swapper: Swapper | None = None
         self._drain_deadline = 0.0
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -69,7 +73,16 @@ class WorkerServer(uvicorn.Server):
     def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             models = load_models(self.options, self.worker)
-            metrics = Metrics([e.labels for e in models.entries], self.metrics_path, self.worker, self.options.workers)
+            entries = models.entries
+            metrics = Metrics(
+                [e.labels for e in entries],
+                self.metrics_path,
+                self.worker,
+                self.options.workers,
+                [e.name for e in entries],
+            )
+            if metrics.initial != tuple(e.slot for e in entries):
+                raise MpkgError(f"metrics slots {metrics.initial} disagree with the packages; restart the server")
             if any(e.arrow for e in models.entries):
                 with contextlib.suppress(ImportError):
                     import pyarrow.ipc  # noqa: F401  # warm the import off the request path
@@ -100,7 +113,12 @@ class WorkerServer(uvicorn.Server):
     def _ready(self, models: ModelSet, metrics: Metrics) -> None:
         state = self.state
         state.install(models, metrics)
+        self.swapper = Swapper(
+            state, functools.partial(load_package, self.options), asyncio.get_running_loop(), None, self.worker
+        )
         self.watch = self._watch(models)
+        self.swapper.set_watch(self.watch)
+        start_followers(self.options, self.swapper, state, self.worker)
         state.log.event(
             "info",
             "ready",
@@ -111,7 +129,7 @@ class WorkerServer(uvicorn.Server):
     def _watch(self, models: ModelSet) -> PackageWatch:
         """Quarantine a model whose package file changes (watch.py); runs on the loop thread."""
         state = self.state
-        watch = PackageWatch(asyncio.get_running_loop(), state.quarantine, lambda i: state.runners[i].pending)
+        watch = PackageWatch(asyncio.get_running_loop(), state.quarantine, self._busy, self._replaced)
         ignore_lease_signals()
         for entry, path in zip(models.entries, self.options.packages, strict=True):
             package_fd = getattr(entry.model, "package_fd", None)
@@ -128,6 +146,17 @@ class WorkerServer(uvicorn.Server):
                 )
         watch.start()
         return watch
+
+    def _busy(self, index: int) -> int:
+        runner = self.state.runners.get(index)
+        return runner.pending if runner is not None else 0
+
+    def _replaced(self, index: int, path: str) -> None:
+        """A new file at a served path: try it in place of the package served from it (swap.py)."""
+        models = self.state.models
+        position = next((i for i, e in enumerate(models.entries) if e.index == index), None) if models else None
+        if position is not None and self.swapper is not None:
+            self.swapper.submit(position, path, f"{path} was replaced")
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """First signal: drain (readiness false, finish in-flight); a second Ctrl+C: stop now."""
