@@ -17,7 +17,12 @@ def _sources() -> list[Path]:
     files = [REPO / name for name in ("README.md", "ARCHITECTURE.md", "Makefile", "pyproject.toml")]
     for top in SCANNED:
         files.extend(p for p in (REPO / top).rglob("*") if p.is_file() and p.suffix in SUFFIXES)
-    return [p for p in files if p.is_file() and "__pycache__" not in p.parts]
+    # Only this repository's files: not a virtualenv the benchmarks create under bench/.
+    return [
+        p
+        for p in files
+        if p.is_file() and "__pycache__" not in p.parts and not any(part.startswith(".venv") for part in p.parts)
+    ]
 
 
 def test_every_spec_path_named_exists() -> None:
