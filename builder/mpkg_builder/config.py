@@ -85,6 +85,7 @@ class SourceConfig:
     lineage: LineageSection
     example: ExampleSection | None
     diff_rules: RuleSet = DEFAULT_RULES  # [diff.rules]: re-levelled rules for `build --base`
+    contract_extra: str = "refuse"  # [contract].extra: what requests' inputs the contract lacks get
 
     def path(self, rel: str) -> Path:
         """Absolute path of a source-relative path named in this config."""
@@ -99,7 +100,7 @@ _TABLES: dict[str, tuple[set[str], set[str]]] = {
     "model": ({"format", "files"}, set()),
     "code": ({"root", "module"}, set()),
     "environment": ({"lockfile"}, set()),
-    "contract": ({"file"}, set()),
+    "contract": (set(), {"file", "extra"}),
     "card": ({"file"}, set()),
     "lineage": (set(), {"metrics", "params", "data", "origin"}),
     "example": ({"file"}, {"rtol", "atol"}),
@@ -179,6 +180,12 @@ def _check_version(v: str) -> str | None:
     if SEMVER_RE.match(v):
         return None
     return f"{v!r} is not a SemVer 2.0.0 version (MAJOR.MINOR.PATCH[-pre][+build], no leading zeros)"
+
+
+def _check_extra(v: str) -> str | None:
+    if v in ("refuse", "ignore"):
+        return None
+    return f"{v!r} is not 'refuse' (the default: inputs the contract does not name are refused) or 'ignore' (dropped)"
 
 
 def _check_module(v: str) -> str | None:
@@ -262,7 +269,8 @@ def load_config(src: Path) -> SourceConfig:
 
     lockfile = readers.get("environment", empty).str_("lockfile")
     contract = readers["contract"].str_("file") if "contract" in readers else None
-    if fmt == "safetensors" and "contract" not in doc:
+    extra = readers["contract"].str_("extra", _check_extra) if "contract" in readers else None
+    if fmt == "safetensors" and "file" not in (readers["contract"].raw if "contract" in readers else {}):
         problems.add(
             f"{CONFIG_NAME}: [contract].file",
             "is required for safetensors models (no graph to derive it from); add a contract.json",
@@ -332,6 +340,7 @@ def load_config(src: Path) -> SourceConfig:
         lineage=lineage,
         example=example,
         diff_rules=diff_rules,
+        contract_extra=extra if extra in ("refuse", "ignore") else "refuse",
     )
 
 

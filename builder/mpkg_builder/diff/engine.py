@@ -281,6 +281,9 @@ def _diff_contract(d: _Differ, old_doc: object, new_doc: object) -> None:
         common_new = [f.name for f in news if f.name in by_old]
         if common_old != common_new:
             d.add("contract-order-changed", side, common_old, common_new, f"{side} were reordered")
+    if old.extra != new.extra:
+        rule = R.INPUT_EXTRA_IGNORED if new.extra == "ignore" else R.INPUT_EXTRA_REFUSED
+        d.add(rule, "contract.extra", old.extra, new.extra, f"inputs the contract does not name: {new.extra}d")
 
 
 def _brief(f: Field) -> str:
@@ -439,7 +442,7 @@ def _diff_model(d: _Differ, old: Mapping[str, Any], new: Mapping[str, Any]) -> N
         return
     if om.get("format") == "onnx":
         known = {"kind", "ir_version", "opsets", "opset_imports", "operators", "graph_digest", "initializers"}
-        known |= {"weights_digest", "structure_digest", "class_labels", "producer"}
+        known |= {"weights_digest", "structure_digest", "class_labels", "producer", "interface"}
         split = _onnx_split(old, new)
         _diff_onnx(d, oa, na, old.get("contract"), new.get("contract"), split)
         if _onnx_weights_digests(old, new) and oa["weights_digest"] != na["weights_digest"]:
@@ -526,7 +529,22 @@ def _diff_onnx(d: _Differ, oa: Mapping[str, Any], na: Mapping[str, Any], oc: obj
             and _init_layout(oa, split) == _init_layout(na, split)
             and oa.get("ir_version") == na.get("ir_version")
         )
-        if graph_same and _contract(oc) != _contract(nc):
+        # With the graph's interface recorded on both sides (package code may adapt it to the
+        # contract), a change of that interface alone is internal when the contract held still.
+        moved = (
+            _contract(oa["interface"]) != _contract(na["interface"])
+            if "interface" in oa and "interface" in na
+            else None
+        )
+        if graph_same and moved and _contract(oc) == _contract(nc):
+            d.add(
+                R.GRAPH_INTERFACE_INTERNAL,
+                "graph.interface",
+                _signature(oa["interface"]),
+                _signature(na["interface"]),
+                "the graph's inputs or outputs changed behind the same contract (package code adapts them)",
+            )
+        elif graph_same and moved is not False and _contract(oc) != _contract(nc):
             d.add(
                 R.GRAPH_INTERFACE_CHANGED,
                 "graph.structure",
@@ -544,6 +562,12 @@ def _diff_onnx(d: _Differ, oa: Mapping[str, Any], na: Mapping[str, Any], oc: obj
                 if not split
                 else "ONNX graph structure changed (operators, wiring or structural attributes)",
             )
+
+
+def _signature(interface: object) -> list[str]:
+    """A graph interface as one short entry per input and output, for the finding's old/new."""
+    c = _contract(interface)
+    return [f"{side} {f.name!r} {_brief(f)}" for side, fs in (("input", c.inputs), ("output", c.outputs)) for f in fs]
 
 
 def _init_layout(arch: Mapping[str, Any], split: bool) -> list[Any]:

@@ -15,7 +15,7 @@ import os
 import re
 import stat
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,8 +302,10 @@ def derive_contract(model: ModelProto, where: str = "model") -> Contract:
     return Contract(inputs=tuple(f for f in inputs if f), outputs=tuple(f for f in outputs if f))
 
 
-def compare_contract(declared: Contract, derived: Contract, where: str = "contract.json") -> list[Problem]:
-    """Disagreements between an author's contract and the one derived from the graph.
+def compare_contract(
+    declared: Contract, derived: Contract, where: str = "contract.json", sides: Sequence[str] = ("inputs", "outputs")
+) -> list[Problem]:
+    """Disagreements between an author's contract and the one derived from the graph, on ``sides``.
 
     The declared contract may add descriptions, enums, optional/nullable flags, and name
     dims the graph leaves dynamic (-1 or a dim_param of any name). Names, dtypes, ranks and
@@ -312,7 +314,7 @@ def compare_contract(declared: Contract, derived: Contract, where: str = "contra
     by several dims must map to a single declared name or size.
     """
     problems: list[Problem] = []
-    for side in ("inputs", "outputs"):
+    for side in sides:
         dec = {f.name: f for f in getattr(declared, side)}
         der = {f.name: f for f in getattr(derived, side)}
         for name in sorted(set(der) - set(dec)):
@@ -481,5 +483,7 @@ def inspect_onnx(path: Path, src: Path, where: str | None = None) -> OnnxInfo:
         contract=contract,
         external_data=tuple(sorted(locations)),
         opset=_opsets(model),
-        architecture=describe_architecture(model),
+        # The graph's interface is recorded apart from the package contract, which package code
+        # may adapt: diff tells a graph interface change behind the same contract (semver.md §4).
+        architecture={**describe_architecture(model), "interface": contract.to_json()},
     )

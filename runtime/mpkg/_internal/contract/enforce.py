@@ -458,6 +458,8 @@ def check_inputs(contract: Contract, inputs: Mapping[str, object]) -> tuple[dict
         )
     dims: Dims = {}
     origin: dict[str, str] = {}
+    if contract.extra == "ignore":  # [contract] extra = "ignore": drop what the contract does not name
+        inputs = {k: v for k, v in inputs.items() if contract.input(k) is not None}
     return _check_side(contract.inputs, inputs, "input", dims, origin), dims
 
 
@@ -603,6 +605,9 @@ def check_arrow_inputs(contract: Contract, data: object) -> tuple[dict[str, Arra
     if not contract.is_tabular:
         raise ContractError("this model's inputs are not all columns; pass a mapping of arrays", "inputs")
     if type(data).__module__.startswith("pandas"):
+        if contract.extra == "ignore":  # drop extra columns before converting what may not convert
+            frame: Any = data
+            data = frame.loc[:, [c for c in frame.columns if isinstance(c, str) and contract.input(c) is not None]]
         try:
             data = pa.Table.from_pandas(data, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
@@ -616,6 +621,8 @@ def check_arrow_inputs(contract: Contract, data: object) -> tuple[dict[str, Arra
     columns: dict[str, Array] = {}
     for name in names:
         field = contract.input(name)
+        if field is None and contract.extra == "ignore":
+            continue  # an extra column, dropped unread
         if field is None:
             problems.append(
                 Problem(

@@ -25,7 +25,7 @@ import numpy as np
 
 from mpkg._internal.contract import enforce
 from mpkg._internal.contract.contract import Contract
-from mpkg._internal.contract.dtypes import NUMPY_OF_ONNX_ELEM
+from mpkg._internal.contract.dtypes import DTYPE_OF_NUMPY, DTYPE_OF_ONNX, NUMPY_OF_ONNX_ELEM
 from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.digests import hash_bytes
 from mpkg._internal.format.manifest import ENTRY_POINTS, FileEntry, Manifest
@@ -122,23 +122,46 @@ class _OnnxRunner:
             self.session = ort.InferenceSession(onnx.model, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise FormatError(f"onnxruntime cannot load the model: {exc}", where) from None
-        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.inputs = {i.name: (DTYPE_OF_ONNX.get(i.type, i.type), list(i.shape)) for i in self.session.get_inputs()}
+        self.input_names = list(self.inputs)
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.where = where
 
-    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = [n for n in feeds if n not in self.input_names]
-        if unknown:
-            raise MpkgError(
-                f"the ONNX graph has no input {unknown[0]!r}; its inputs are {self.input_names}",
-                self.where,
-            )
+    def run(self, feeds: Mapping[str, Any], boundary: str = "contract → graph inputs") -> dict[str, Any]:
+        """Run the graph on ``feeds``; a feed the graph cannot take is refused naming ``boundary``
+        (what produced the feeds), the input, and what the graph takes."""
         arrays = {k: np.ma.getdata(v) if isinstance(v, np.ma.MaskedArray) else v for k, v in feeds.items()}
+        reasons = self._feed_problems(arrays)
+        if reasons:
+            raise MpkgError([Problem(f"{self.where}: {boundary}", r) for r in reasons])
         try:
             results = self.session.run(None, arrays)
         except Exception as exc:  # onnxruntime's InvalidArgument, Fail, ...
             raise MpkgError(f"onnxruntime failed: {exc}", self.where) from None
         return dict(zip(self.output_names, results, strict=True))
+
+    def _feed_problems(self, feeds: Mapping[str, Any]) -> list[str]:
+        """Names, dtypes, ranks and fixed dims of numpy feeds against the graph's inputs."""
+        reasons = [
+            f"{name!r} is not a graph input; the graph takes {self.input_names}"
+            for name in feeds
+            if name not in self.inputs
+        ]
+        for name, (dtype, dims) in self.inputs.items():
+            value = feeds.get(name)
+            if value is None:
+                reasons.append(f"graph input {name!r} ({dtype} {dims}) was not given")
+                continue
+            if not isinstance(value, np.ndarray):
+                continue  # onnxruntime converts what it can, and says what it cannot
+            kind = value.dtype.kind
+            got = "string" if kind in "OUS" else DTYPE_OF_NUMPY.get((kind, value.dtype.itemsize), str(value.dtype))
+            fixed_ok = value.ndim == len(dims) and all(
+                not isinstance(d, int) or d == n for d, n in zip(dims, value.shape, strict=True)
+            )
+            if got != dtype or not fixed_ok:
+                reasons.append(f"{name!r} is {got} {list(value.shape)}; the graph takes {dtype} {dims}")
+        return reasons
 
 
 class Model:
@@ -278,7 +301,12 @@ class Model:
         return enforce.outputs_to_arrow(self.contract, outputs)
 
     def _call(self, entry: str, *args: Any) -> Mapping[str, Any]:
-        result = self._functions[entry](*args)
+        try:
+            result = self._functions[entry](*args)
+        except MpkgError:
+            raise
+        except Exception as exc:  # the package's own code: say which entry point, keep the cause
+            raise MpkgError(f"{entry} raised {type(exc).__name__}: {exc}", f"{self.name}@{self.version}: code") from exc
         if not isinstance(result, Mapping):
             raise MpkgError(
                 f"{entry} returned {type(result).__name__}; it must return a dict of name -> array",
@@ -292,7 +320,9 @@ class Model:
         if "preprocess" in self._functions:
             x = self._call("preprocess", dict(x))
         if self._runner is not None:
-            y = self._runner.run(x)
+            y = self._runner.run(
+                x, "preprocess → graph inputs" if "preprocess" in self._functions else "contract → graph inputs"
+            )
         else:
             y = self._call("predict", self.weights, dict(x))
         if "postprocess" in self._functions:
@@ -305,8 +335,10 @@ class Model:
         """The example.json document for ``inputs`` (default: ``example_inputs(contract)``):
         the inputs and the outputs this model produces for them, as JSON-ready lists."""
         data = dict(inputs) if inputs is not None else enforce.example_inputs(self.contract)
-        arrays, dims = enforce.check_inputs(self.contract, data)
-        outputs = enforce.check_outputs(self.contract, self._run(arrays), dims)
+        arrays, dims = _at("example → contract inputs", enforce.check_inputs, self.contract, data)
+        produced = self._run(arrays)
+        last = next((e for e in ("postprocess", "predict") if e in self._functions), "graph outputs")
+        outputs = _at(f"{last} → contract outputs", enforce.check_outputs, self.contract, produced, dims)
         return {
             "inputs": {k: enforce.to_jsonable(v) for k, v in arrays.items()},
             "outputs": {k: enforce.to_jsonable(v) for k, v in outputs.items()},
@@ -380,6 +412,16 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<mpkg.Model {self.name}@{self.version} {self.digest[:19]}>"
+
+
+def _at(boundary: str, check: Callable[..., Any], *args: Any) -> Any:
+    """Run a contract check, naming the boundary of the chain where it failed."""
+    try:
+        return check(*args)
+    except ContractError as exc:
+        raise ContractError(
+            [Problem(f"{boundary}: {p.where}" if p.where else boundary, p.reason) for p in exc.problems]
+        ) from None
 
 
 class _OpenFile:
