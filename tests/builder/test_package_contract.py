@@ -103,6 +103,9 @@ def test_named_columns_init_build_verify_serve(run_mpkg: Any, tmp_path: Path) ->
 
     manifest = read_manifest(out)
     assert [f.name for f in manifest.contract.inputs] == columns
+    listing = run_mpkg("inspect", out, expect=0).stdout
+    assert "input  'mean radius': float64['batch']" in listing
+    assert "inputs the contract does not name: ignored" in listing
     interface = manifest.architecture["interface"]  # the graph's own interface, recorded apart
     assert [f["name"] for f in interface["inputs"]] == ["X"]
     assert interface["inputs"][0]["dtype"] == "float32"

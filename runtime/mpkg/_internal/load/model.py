@@ -25,7 +25,7 @@ import numpy as np
 
 from mpkg._internal.contract import enforce
 from mpkg._internal.contract.contract import Contract
-from mpkg._internal.contract.dtypes import DTYPE_OF_NUMPY, DTYPE_OF_ONNX, NUMPY_OF_ONNX_ELEM
+from mpkg._internal.contract.dtypes import DTYPE_OF_NUMPY, DTYPE_OF_ONNX, NUMPY_DTYPE, NUMPY_OF_ONNX_ELEM
 from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.digests import hash_bytes
 from mpkg._internal.format.manifest import ENTRY_POINTS, FileEntry, Manifest
@@ -123,6 +123,16 @@ class _OnnxRunner:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise FormatError(f"onnxruntime cannot load the model: {exc}", where) from None
         self.inputs = {i.name: (DTYPE_OF_ONNX.get(i.type, i.type), list(i.shape)) for i in self.session.get_inputs()}
+        # What a well-formed feed looks like, precomputed: the per-call check is a few compares.
+        self._expect = [
+            (
+                name,
+                np.dtype(NUMPY_DTYPE[dtype]) if dtype in NUMPY_DTYPE and dtype != "string" else None,
+                len(dims),
+                tuple((i, d) for i, d in enumerate(dims) if isinstance(d, int)),
+            )
+            for name, (dtype, dims) in self.inputs.items()
+        ]
         self.input_names = list(self.inputs)
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.where = where
@@ -131,14 +141,31 @@ class _OnnxRunner:
         """Run the graph on ``feeds``; a feed the graph cannot take is refused naming ``boundary``
         (what produced the feeds), the input, and what the graph takes."""
         arrays = {k: np.ma.getdata(v) if isinstance(v, np.ma.MaskedArray) else v for k, v in feeds.items()}
-        reasons = self._feed_problems(arrays)
-        if reasons:
-            raise MpkgError([Problem(f"{self.where}: {boundary}", r) for r in reasons])
+        if not self._feeds_fit(arrays):
+            reasons = self._feed_problems(arrays)
+            if reasons:
+                raise MpkgError([Problem(f"{self.where}: {boundary}", r) for r in reasons])
         try:
             results = self.session.run(None, arrays)
         except Exception as exc:  # onnxruntime's InvalidArgument, Fail, ...
             raise MpkgError(f"onnxruntime failed: {exc}", self.where) from None
         return dict(zip(self.output_names, results, strict=True))
+
+    def _feeds_fit(self, feeds: Mapping[str, Any]) -> bool:
+        """The fast path: every graph input given with its dtype, rank and fixed dims, nothing else."""
+        if len(feeds) != len(self._expect):
+            return False
+        for name, dtype, rank, fixed in self._expect:
+            value = feeds.get(name)
+            if not isinstance(value, np.ndarray) or value.ndim != rank:
+                return False
+            if (value.dtype != dtype) if dtype is not None else value.dtype.kind not in "OUS":
+                return False
+            shape = value.shape
+            for i, d in fixed:
+                if shape[i] != d:
+                    return False
+        return True
 
     def _feed_problems(self, feeds: Mapping[str, Any]) -> list[str]:
         """Names, dtypes, ranks and fixed dims of numpy feeds against the graph's inputs."""
@@ -155,12 +182,13 @@ class _OnnxRunner:
             if not isinstance(value, np.ndarray):
                 continue  # onnxruntime converts what it can, and says what it cannot
             kind = value.dtype.kind
-            got = "string" if kind in "OUS" else DTYPE_OF_NUMPY.get((kind, value.dtype.itemsize), str(value.dtype))
+            got = "string" if kind in "OUS" else DTYPE_OF_NUMPY.get((kind, value.dtype.itemsize))
             fixed_ok = value.ndim == len(dims) and all(
                 not isinstance(d, int) or d == n for d, n in zip(dims, value.shape, strict=True)
             )
-            if got != dtype or not fixed_ok:
-                reasons.append(f"{name!r} is {got} {list(value.shape)}; the graph takes {dtype} {dims}")
+            if (got != dtype and dtype in NUMPY_DTYPE) or not fixed_ok:  # bfloat16: onnxruntime decides
+                shown = got or str(value.dtype)
+                reasons.append(f"{name!r} is {shown} {list(value.shape)}; the graph takes {dtype} {dims}")
         return reasons
 
 
