@@ -308,7 +308,7 @@ x = gen.predict_inputs()
 if kind == "mpkg":
     import mpkg._internal.load.model
     t0 = time.perf_counter()
-    model = mpkg._internal.load.model.load(target, keys=[{pub!r}])
+    model = mpkg._internal.load.model.load(target, [{pub!r}])
     y = model.predict(x)["y"]
 else:
     import importlib.util

@@ -48,8 +48,7 @@ from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.manifest import Manifest
 from mpkg._internal.io.atomic import temporary
 from mpkg._internal.trust.keyfiles import PUBLIC, pem_blocks, read_key_file
-from mpkg._internal.trust.signatures import load_public_keys
-from mpkg._internal.trust.verify import Policy, payload_bytes, verified
+from mpkg._internal.trust.verify import payload_bytes, policy_for, verified
 from mpkg.cli import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import MpkgError, UsageError
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -101,7 +100,9 @@ class EngineUnavailable(MpkgError):
 
 
 @dataclass(frozen=True)
-class PackageRef:
+class ImagePackage:
+    """The package an image serves (the registry's ``PackageRef`` is another thing: an artifact)."""
+
     name: str
     version: str
     digest: str
@@ -113,7 +114,7 @@ class BuildContext:
     """A written build context and what it says about the image."""
 
     path: Path
-    package: PackageRef
+    package: ImagePackage
     base: str
     runtime_version: str
     lock_hashed: bool
@@ -126,7 +127,7 @@ class ContainerizeResult:
     tag: str
     image_id: str | None  # None with context_only
     context: Path | None  # the kept context (context_only), else None: it was temporary
-    package: PackageRef
+    package: ImagePackage
     labels: Mapping[str, str] = field(hash=False)
 
     @property
@@ -320,14 +321,14 @@ def staged_context(dest: Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def verified_copy(
     package: str | os.PathLike[str], keys: Sequence[str | os.PathLike[str]], allow_unsigned: bool, stage: Path
-) -> Iterator[tuple[PackageFile, Manifest, PackageRef]]:
+) -> Iterator[tuple[PackageFile, Manifest, ImagePackage]]:
     """Verify ``package`` once and copy the verified bytes to ``stage/package/``; the open,
     verified file is yielded for reading more of it (never reopened by name)."""
-    with verified(package, Policy(load_public_keys(keys), allow_unsigned)) as (pkg, result):
+    with verified(package, policy_for(keys, allow_unsigned=allow_unsigned)) as (pkg, result):
         result.raise_for_errors()
         assert pkg is not None and result.manifest is not None
         manifest = result.manifest
-        ref = PackageRef(
+        ref = ImagePackage(
             manifest.name, manifest.version, str(manifest.digest), f"{manifest.name}-{manifest.version}.mpkg"
         )
         (stage / "package").mkdir()
@@ -335,7 +336,7 @@ def verified_copy(
         yield pkg, manifest, ref
 
 
-def image_labels(ref: PackageRef, base: str, runtime_version: str) -> dict[str, str]:
+def image_labels(ref: ImagePackage, base: str, runtime_version: str) -> dict[str, str]:
     """OCI and mpkg labels: what is served, and from which digest, on which base."""
     base_name, base_digest = split_pinned(base) if is_pinned(base) else (base, "")
     return {
@@ -351,7 +352,7 @@ def image_labels(ref: PackageRef, base: str, runtime_version: str) -> dict[str, 
 
 
 def render_dockerfile(
-    ref: PackageRef,
+    ref: ImagePackage,
     base: str,
     labels: Mapping[str, str],
     key_names: Sequence[str],
@@ -869,7 +870,7 @@ __all__ = [
     "BuildContext",
     "ContainerizeResult",
     "EngineUnavailable",
-    "PackageRef",
+    "ImagePackage",
     "build_image",
     "build_runtime_wheel",
     "collect_wheels",

@@ -16,7 +16,8 @@ from typing import Any
 
 from mpkg._internal.contract.contract import Contract
 from mpkg._internal.format import canonical
-from mpkg._internal.load.model import Model, OnnxModel
+from mpkg._internal.load.model import Model
+from mpkg._internal.load.parts import ModelParts, OnnxModel
 from mpkg._internal.load.weights import open_safetensors
 from mpkg.errors import MpkgError, SourceError
 
@@ -27,13 +28,18 @@ DEFAULT_ATOL = 1e-6
 
 
 @dataclass(frozen=True)
-class Example:
-    data: bytes  # example.json as stored (canonical JSON)
+class ExampleFile:
+    """example/example.json as the package stores it, and the tolerances the manifest records:
+    what the build writes (the runtime parses it back as :class:`mpkg._internal.load.parts.Example`)."""
+
+    data: bytes  # canonical JSON
     rtol: float
     atol: float
 
 
-def record_example(source: ValidatedSource, document: Mapping[str, Any]) -> Example:
+def record_example(source: ValidatedSource, document: Mapping[str, Any]) -> ExampleFile:
+    """Run the model from source on the example inputs and record its outputs, so a package that
+    later computes something else is refused."""
     cfg = source.config
     where = cfg.example.file if cfg.example else "example (generated from the contract)"
     rtol = cfg.example.rtol if cfg.example and cfg.example.rtol is not None else DEFAULT_RTOL
@@ -51,7 +57,7 @@ def record_example(source: ValidatedSource, document: Mapping[str, Any]) -> Exam
         data = canonical.dumps(doc)
     except (TypeError, ValueError) as exc:
         raise SourceError(f"the example's values have no JSON form ({exc})", where) from None
-    return Example(data, float(rtol), float(atol))
+    return ExampleFile(data, float(rtol), float(atol))
 
 
 def _model_from_source(source: ValidatedSource, document: Mapping[str, Any]) -> Model:
@@ -74,16 +80,18 @@ def _model_from_source(source: ValidatedSource, document: Mapping[str, Any]) -> 
         weights = OnnxModel(cfg.path(rel).read_bytes(), external)
     else:
         weights = open_safetensors([cfg.path(rel) for rel in cfg.model.files])
-    return Model.from_parts(
-        name=document["name"],
-        version=document["version"],
-        digest="",
-        contract=contract,
-        model_format=cfg.model.format,
-        weights=weights,
-        code_files=code_files or None,
-        code_module=code["module"] if code else None,
-        entry_points=code["entry_points"] if code else None,
+    return Model(
+        ModelParts(
+            name=document["name"],
+            version=document["version"],
+            digest="",
+            contract=contract,
+            model_format=cfg.model.format,
+            weights=weights,
+            code_files=code_files,
+            code_module=code["module"] if code else None,
+            entry_points=code["entry_points"] if code else None,
+        )
     )
 
 
@@ -95,4 +103,4 @@ def _map(path: Path) -> mmap.mmap | bytes:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-__all__ = ["Example", "record_example"]
+__all__ = ["ExampleFile", "record_example"]

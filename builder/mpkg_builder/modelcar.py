@@ -25,8 +25,8 @@ from pathlib import Path
 from .containerize import (
     LABEL_RUNTIME,
     RUNTIME_UID,
+    ImagePackage,
     Log,
-    PackageRef,
     check_base,
     image_labels,
     staged_context,
@@ -44,7 +44,7 @@ class ModelcarContext:
     """A written modelcar build context."""
 
     path: Path
-    package: PackageRef
+    package: ImagePackage
     base: str
     labels: Mapping[str, str] = field(hash=False)
 
@@ -73,7 +73,7 @@ def write_modelcar_context(
     return ModelcarContext(dest, ref, base, labels)
 
 
-def render_modelcar_dockerfile(ref: PackageRef, base: str, labels: Mapping[str, str]) -> str:
+def render_modelcar_dockerfile(ref: ImagePackage, base: str, labels: Mapping[str, str]) -> str:
     check = (
         "command -v ln >/dev/null && command -v sleep >/dev/null"
         " || { echo 'mpkg containerize: the modelcar base needs sh, ln and sleep (KServe runs them);"

@@ -37,6 +37,8 @@ PASSPHRASE_ENV = "MPKG_KEY_PASSPHRASE"
 
 @dataclass(frozen=True)
 class KeyPair:
+    """A key pair keygen wrote, and the key id verifiers will show."""
+
     private_path: Path
     public_path: Path
     keyid: str
@@ -69,6 +71,7 @@ def keygen(name: str | Path, algorithm: str = "ed25519", force: bool = False) ->
 
 
 def load_private_key(path: str | Path) -> PrivateKey:
+    """Read the one private key of a PEM file (passphrase from MPKG_KEY_PASSPHRASE)."""
     where = str(path)
     blocks = pem_blocks(read_key_file(path), PRIVATE, where)
     if len(blocks) != 1:
@@ -96,6 +99,7 @@ def sign_payload(key: PrivateKey, payload_type: str, payload: bytes) -> Signatur
 
 
 def sign_statement(key: PrivateKey, payload: bytes) -> SignatureEntry:
+    """Sign an in-toto statement as a DSSE payload."""
     return sign_payload(key, PAYLOAD_TYPE, payload)
 
 
@@ -111,7 +115,8 @@ def sign(package: str | Path, key_path: str | Path) -> str:
     """Add a signature in place; returns the signer's key id. The package digest does not change."""
     key = load_private_key(key_path)
     # One open file: what is verified is what gets copied into the signed package.
-    with verified(package, Policy(allow_unsigned=True)) as (pkg, result):
+    # Integrity, not trust, is checked here: whoever signs vouches for the package.
+    with verified(package, Policy.unsafe_allow_unsigned()) as (pkg, result):
         result.raise_for_errors()
         assert pkg is not None and result.manifest is not None
         existing = Envelope.from_bytes(pkg.signatures_bytes) if pkg.signatures_bytes else None

@@ -26,6 +26,7 @@ def toml_string(value: str) -> str:
 
 
 def toml_list(values: Sequence[str]) -> str:
+    """A TOML array of strings, each escaped as TOML requires."""
     return "[" + ", ".join(toml_string(v) for v in values) + "]"
 
 

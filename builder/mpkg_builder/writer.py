@@ -151,6 +151,7 @@ class ArchiveWriter:
             dst_at += copied
 
     def add_bytes(self, path: str, data: bytes, role: str) -> FileEntry:
+        """Add a small in-memory member, hashing it as it is written."""
         self._check_order(path)
         hasher = new_file_hasher()
         hasher.update(data)
@@ -169,6 +170,7 @@ class ArchiveWriter:
 
     @property
     def offset(self) -> int:
+        """Bytes written so far, for progress and the signature member's place."""
         return self._offset
 
 

@@ -10,7 +10,7 @@ from mpkg._internal.format.manifest import Manifest
 from mpkg._internal.format.package import manifest_of
 from mpkg._internal.io.progress import progress_bar
 from mpkg._internal.trust.signatures import Envelope, SignatureCheck
-from mpkg._internal.trust.verify import Policy, VerificationResult, verified
+from mpkg._internal.trust.verify import Policy, VerificationResult, policy_for, verified
 
 from .cli import add_key_options, emit_json, exit_code, info, trusted_keys
 from .errors import EXIT_FAILED, MpkgError, UsageError, printable
@@ -40,7 +40,8 @@ def register(sub: Any) -> None:
 
 
 def _policy(args: argparse.Namespace) -> Policy:
-    return Policy.from_paths(trusted_keys(args), args.allow_unsigned)
+    """The trust policy of ``--key``/``--allow-unsigned``."""
+    return policy_for(trusted_keys(args), allow_unsigned=args.allow_unsigned)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

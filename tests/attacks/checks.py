@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from craft import tree
-from mpkg._internal.trust.verify import Policy, VerificationResult, verify
+from mpkg._internal.trust.verify import VerificationResult, policy_for, verify
 from mpkg._internal.unpack import unpack
 from mpkg.errors import MpkgError
 from mpkg_builder.signing import PrivateKey
@@ -30,7 +30,7 @@ def refused(
     path: Path, *expected: str, keys: tuple[Path, ...] = (), allow_unsigned: bool = False
 ) -> VerificationResult:
     """verify() must refuse ``path``, every reason one line, each ``expected`` in some reason."""
-    result = verify(path, Policy.from_paths(keys, allow_unsigned))
+    result = verify(path, policy_for(keys, allow_unsigned=allow_unsigned))
     assert not result.ok, f"{path.name} was accepted"
     assert result.errors and all("\n" not in e and e.strip() for e in result.errors), result.errors
     for text in expected:
@@ -47,7 +47,7 @@ def unpack_refused(
     target = tmp / "jail" / "a" / "b" / "unpacked"
     before = tree(tmp)
     with pytest.raises(MpkgError) as info:
-        unpack(path, target, Policy.from_paths(keys, allow_unsigned))
+        unpack(path, target, policy_for(keys, allow_unsigned=allow_unsigned))
     assert not target.exists() and not target.is_symlink()
     assert tree(tmp) == before
     text = info.value.diagnostics()

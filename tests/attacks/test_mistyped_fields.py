@@ -18,7 +18,7 @@ from craft import archive, base_files, manifest_doc, member, package, pax_header
 from hypothesis import HealthCheck, given, settings
 from mpkg._internal.format import canonical, layout
 from mpkg._internal.format.manifest import MANIFEST_NAME, Manifest
-from mpkg._internal.trust.verify import verify
+from mpkg._internal.trust.verify import Policy, verify
 from mpkg.errors import MpkgError
 
 from tests.conftest import RunMpkg
@@ -128,7 +128,7 @@ def test_mistyped_field(run_mpkg: RunMpkg, tmp_path: Path, keys: Keys, good: Pat
 @pytest.mark.parametrize("attack", sorted(MALFORMED_NUMBERS))
 def test_malformed_pax_number(run_mpkg: RunMpkg, tmp_path: Path, keys: Keys, good: Path, attack: str) -> None:
     pkg = _malformed_number(tmp_path, keys, attack)
-    result = verify(pkg, allow_unsigned=True)  # never raises
+    result = verify(pkg, Policy.unsafe_allow_unsigned())  # never raises
     assert result.errors == (f"{pkg} (member at byte 0): has a malformed PAX size (not 1-20 ASCII digits)",)
     with pytest.raises(MpkgError, match="malformed PAX size"):
         _load(pkg, keys.a.pub)

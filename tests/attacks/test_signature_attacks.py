@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from mpkg._internal.format import canonical
 from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
 from mpkg._internal.trust.signatures import load_public_key
-from mpkg._internal.trust.verify import verify
+from mpkg._internal.trust.verify import Policy, verify
 from mpkg.errors import SignatureError
 from mpkg_builder.signing import load_private_key
 
@@ -46,7 +46,7 @@ def test_signature_stripping_cve_2022_35929(tmp_path: Path, keys: Keys, run_mpkg
     stripped = _replace_envelope(signed, None, tmp_path / "stripped.mpkg")
     refused(stripped, "the package is not signed", keys=(keys.a.pub,))
     refused(stripped, "the package is not signed")
-    assert verify(stripped, [keys.a.pub], allow_unsigned=True).ok  # only when the caller says so
+    assert verify(stripped, Policy.unsafe_allow_unsigned([keys.a.pub])).ok  # only when the caller says so
     proc = run_mpkg("verify", stripped, "--key", keys.a.pub, expect=1)
     assert "the package is not signed" in proc.stderr
     unpack_refused(stripped, tmp_path, "not signed", keys=(keys.a.pub,), allow_unsigned=False)

@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mpkg._internal.registry.history import Event, PackageRef, now_text, read_events, tips
 from mpkg.cli import main
 from mpkg.report import page
 from mpkg_builder.diff import diff_manifests
-from mpkg_builder.registry.history import Event, PackageRef, now_text, read_events, tips, write_event
 from mpkg_builder.registry.oci import OciBackend
+from mpkg_builder.registry.record import write_event
 from mpkg_builder.report.diff import diff_page
 
 from tests.browser.report_packages import ReportPackages

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 from mpkg._internal.format.package import read_manifest
+from mpkg._internal.registry.refs import parse_ref
 from mpkg_builder.registry import lifecycle
 from mpkg_builder.registry.oci import OciBackend
-from mpkg_builder.registry.refs import parse_ref
 
 from tests.browser.report_packages import ReportPackages
 from tests.conftest import RunMpkg

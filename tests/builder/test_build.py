@@ -5,7 +5,6 @@ Sources are copies of examples/ outside git (see tests/conftest.py), so lineage.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -24,22 +23,13 @@ from mpkg.cli import main
 from mpkg.errors import SourceError
 from mpkg_builder.build import build_package
 
+from tests.scenarios import catalog
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
 
-def _catalog():  # type: ignore[no-untyped-def]
-    name = "mpkg_scenarios_catalog"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "scenarios" / "catalog.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-SCENARIOS: dict[str, str] = _catalog().SCENARIOS
+SCENARIOS: dict[str, str] = catalog.SCENARIOS
 
 
 def _same(a: object, b: object) -> bool:
@@ -143,7 +133,7 @@ def _build_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_refused_source(scenario: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Every scenario in tests/scenarios: exit 1, one line naming the problem, nothing written."""
-    src = _catalog().materialise(scenario, tmp_path / "src")
+    src = catalog.materialise(scenario, tmp_path / "src")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     code, stdout, stderr = _build_cli(["build", str(src), "-o", str(out_dir / "pkg.mpkg")], capsys)
@@ -154,7 +144,7 @@ def test_refused_source(scenario: str, tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_refused_source_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    src = _catalog().materialise("unpinned-lockfile", tmp_path / "src")
+    src = catalog.materialise("unpinned-lockfile", tmp_path / "src")
     code, stdout, _ = _build_cli(["build", str(src), "-o", str(tmp_path / "p.mpkg"), "--json"], capsys)
     doc = json.loads(stdout)
     assert code == 1 and doc["ok"] is False and SCENARIOS["unpinned-lockfile"] in doc["errors"][0]

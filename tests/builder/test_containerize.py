@@ -636,7 +636,7 @@ def test_image_builds_verifies_and_serves_inference(
         import mpkg
         import numpy as np
 
-        expected = mpkg.load(pkg, keys=[keypair[1]]).predict({"features": np.asarray(features, dtype=np.float32)})
+        expected = mpkg.load(pkg, [keypair[1]]).predict({"features": np.asarray(features, dtype=np.float32)})
         np.testing.assert_allclose(
             np.asarray(probs, dtype=np.float32).reshape(3, 3),
             expected["probabilities"],

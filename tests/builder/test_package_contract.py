@@ -141,14 +141,14 @@ def test_extra_columns_refused_by_default_and_dropped_when_ignored(run_mpkg: Any
     assert "extra" not in read_manifest(refusing).raw["contract"]  # the default is not written
 
     frame = _rows(columns).assign(**{"patient id": ["a", "b", "c"]})
-    with mpkg.load(refusing, allow_unsigned=True) as model:
+    with mpkg.load(refusing, mpkg.Policy.unsafe_allow_unsigned()) as model:
         with pytest.raises(ContractError) as exc:
             model.predict(frame)
         assert "input 'patient id': is not an input of this model" in exc.value.diagnostics()
         with pytest.raises(ContractError):
             model.predict({c: frame[c].to_numpy() for c in frame.columns})
         expected = model.predict(frame[columns])
-    with mpkg.load(ignoring, allow_unsigned=True) as model:
+    with mpkg.load(ignoring, mpkg.Policy.unsafe_allow_unsigned()) as model:
         for given in (frame, {c: frame[c].to_numpy() for c in frame.columns}):
             got = model.predict(given)
             assert list(got["diagnosis"]) == list(expected["diagnosis"])

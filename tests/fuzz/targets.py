@@ -94,7 +94,8 @@ def envelope(data: bytes) -> None:
 def enforce(data: bytes) -> None:
     """First byte picks a contract; the rest is a JSON document of inputs (or outputs)."""
     import orjson
-    from mpkg._internal.contract import enforce as enf
+    from mpkg._internal.contract.enforce import check_inputs, check_outputs
+    from mpkg._internal.contract.examples import to_jsonable
     from mpkg.errors import ContractError
 
     if not data:
@@ -107,15 +108,15 @@ def enforce(data: bytes) -> None:
     if not isinstance(doc, dict):
         return
     try:
-        arrays, dims = enf.check_inputs(contract, doc)
+        arrays, dims = check_inputs(contract, doc)
     except ContractError:
         return
     for name, arr in arrays.items():
-        enf.to_jsonable(arr)
+        to_jsonable(arr)
         if contract.input(name) is None:
             raise InvariantBroken(f"input {name!r} is not in the contract")
     with contextlib.suppress(ContractError):
-        enf.check_outputs(contract, {f.name: arrays.get(f.name) for f in contract.outputs}, dims)
+        check_outputs(contract, {f.name: arrays.get(f.name) for f in contract.outputs}, dims)
 
 
 def v2_request(data: bytes) -> None:

@@ -1,12 +1,13 @@
 """Rebuild the golden packages of format v1 from examples/ (deliberately; see README.md).
 
     .venv/bin/python tests/golden/regenerate.py            # shows what would change
-    .venv/bin/python tests/golden/regenerate.py --write    # rewrites tests/golden/v1/
+    .venv/bin/python tests/golden/regenerate.py --write    # rewrites tests/golden/rebuild/
 
 Each example is copied to a temporary folder outside git first, so ``lineage.git`` is
 absent and the digest depends only on the example and the builder (mpkg version, Python
 feature version, platform: recorded in DIGESTS.json). The TEST-ONLY key pairs in v1/
-are created once and reused, so regenerating does not change who signed.
+are created once and reused, so regenerating does not change who signed. ``v1/``'s packages,
+as format v1 first wrote them, are never rewritten.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-V1 = HERE / "v1"
+V1 = HERE / "v1"  # keys, and the first-written packages (never rewritten)
+REBUILD = HERE / "rebuild"
 EXAMPLES = HERE.parents[1] / "examples"
 
 # file name -> (example, key pair name or None, algorithm)
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="replace the golden packages and DIGESTS.json")
     args = parser.parse_args(argv)
     V1.mkdir(exist_ok=True)
-    old_path = V1 / "DIGESTS.json"
+    REBUILD.mkdir(exist_ok=True)
+    old_path = REBUILD / "DIGESTS.json"
     old = json.loads(old_path.read_text()) if old_path.exists() else {"packages": {}}
     with tempfile.TemporaryDirectory(prefix="mpkg-golden-out-") as tmp:
         doc = build_all(Path(tmp))
@@ -83,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             status = "unchanged" if before == rec["digest"] else f"CHANGED (was {before})"
             print(f"{name}: {rec['digest']} {status}", file=sys.stderr)
         if not args.write:
-            print("dry run; pass --write to replace tests/golden/v1", file=sys.stderr)
+            print("dry run; pass --write to replace tests/golden/rebuild", file=sys.stderr)
             return 0
         for name in doc["packages"]:  # type: ignore[attr-defined]
-            shutil.copyfile(Path(tmp) / name, V1 / name)
+            shutil.copyfile(Path(tmp) / name, REBUILD / name)
     old_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {V1}", file=sys.stderr)
+    print(f"wrote {REBUILD}", file=sys.stderr)
     return 0
 
 

@@ -32,16 +32,16 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from mpkg._internal.registry.refs import Reference, parse_ref
+from mpkg._internal.registry.trust import HistoryPolicy
 from mpkg_builder.registry.backend import Backend
 from mpkg_builder.registry.local import LocalBackend
 from mpkg_builder.registry.oci import OciBackend
-from mpkg_builder.registry.refs import Reference, parse_ref
-from mpkg_builder.registry.trust import HistoryPolicy
 
 from tests.harness.process import stop
 
 REGISTRY_BIN = shutil.which("docker-registry")
-_ACCESS = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
+_ACCESS = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d{3}) (\d+|-)')
 TOKEN_USER = "alice"
 TOKEN_PASSWORD = "s3cret-pw"
 
@@ -51,6 +51,7 @@ class Request:
     method: str
     path: str
     status: int
+    size: int = 0  # bytes of the answer's body
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class RegistryProcess:
         for line in self.log.read_text(errors="replace").splitlines():
             m = _ACCESS.search(line)
             if m:
-                out.append(Request(m.group(1), m.group(2), int(m.group(3))))
+                out.append(Request(m.group(1), m.group(2), int(m.group(3)), int(m.group(4).replace("-", "0"))))
         return out
 
 

@@ -105,7 +105,7 @@ def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     Run in a child so a regression shows as a failure, not a hung suite."""
     fifo = tmp_path / "pipe.mpkg"
     os.mkfifo(fifo)
-    code = "import sys; import mpkg; r = mpkg.verify(sys.argv[1], allow_unsigned=True); print(r.errors)"
+    code = "import sys; import mpkg; r = mpkg.verify(sys.argv[1], mpkg.Policy.unsafe_allow_unsigned()); print(r.errors)"
     try:
         proc = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=20)
     except subprocess.TimeoutExpired:

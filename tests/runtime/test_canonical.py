@@ -105,6 +105,26 @@ def _as_doubles(value: object) -> object:
     return {k: _as_doubles(v) for k, v in value.items()}
 
 
+@given(json_values)
+def test_fast_and_exact_canonical_checks_agree(value: object) -> None:
+    """The json C-encoder shortcut in loads_canonical accepts exactly what the exact encoder does,
+    both for canonical bytes and for json.dumps' own (sometimes non-canonical) rendering."""
+    import json
+
+    assert canonical.loads_canonical(canonical.dumps(value), "doc") is not None or value is None
+    try:
+        python_form = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    except (TypeError, ValueError):
+        return
+    exact = python_form == canonical.dumps(value)
+    try:
+        canonical.loads_canonical(python_form, "doc")
+        accepted = True
+    except FormatError:
+        accepted = False
+    assert accepted == exact
+
+
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_float_text_round_trips_exactly(value: float) -> None:
     text = canonical.dumps(value).decode()
@@ -127,6 +147,10 @@ def test_unencodable_numbers_are_refused(bad: float) -> None:
         (b'{"a": 1}', "canonical"),
         (b'{"b":1,"a":2}', "canonical"),
         (b'{"a":1.0}', "canonical"),
+        # What json.dumps writes where RFC 8785 differs, so the C-encoder fast path must not accept it:
+        (b'{"a":1e-07}', "canonical"),  # Python's float repr; RFC 8785 writes 1e-7
+        ('{"\ufffd":1,"\U0001f600":2}'.encode(), "canonical"),  # code-point order; UTF-16 puts the emoji first
+        (b'{"a":"\\ud800"}', "canonical"),  # a lone surrogate has no UTF-8 form
     ],
 )
 def test_strict_parse_refuses(data: bytes, reason: str) -> None:

@@ -9,16 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from mpkg._internal.contract.contract import Contract
-from mpkg._internal.contract.enforce import (
-    check_arrow_inputs,
-    check_inputs,
-    check_outputs,
-    convert,
-    example_inputs,
-    max_deviation,
-    outputs_to_arrow,
-    to_jsonable,
-)
+from mpkg._internal.contract.convert import convert
+from mpkg._internal.contract.enforce import check_inputs, check_outputs
+from mpkg._internal.contract.examples import example_inputs, max_deviation, to_jsonable
+from mpkg._internal.contract.tabular import check_arrow_inputs, outputs_to_arrow
 from mpkg.errors import ContractError
 
 TENSOR = Contract.from_json(
@@ -395,3 +389,25 @@ def test_ignored_dataframe_columns_are_dropped_before_conversion() -> None:
     frame = pd.DataFrame({"mean radius": [1.0, 2.0], "raw": [{"a": 1}, object()]})
     arrays, _ = check_arrow_inputs(_columns("ignore"), frame)
     assert list(arrays) == ["mean radius"]
+
+
+def test_example_of_an_enum_the_dtype_cannot_hold_is_a_contract_error() -> None:
+    """The parser takes an enum of strings on an int64 field; the example generator used to let a
+    private exception escape (``mpkg build`` then blamed the package code). Now it names the input."""
+    contract = Contract.from_json(
+        {
+            "inputs": [{"name": "x", "dtype": "int64", "shape": [-1], "enum": ["a", "b"]}],
+            "outputs": [{"name": "y", "dtype": "float32", "shape": [-1]}],
+        }
+    )
+    with pytest.raises(ContractError) as exc:
+        example_inputs(contract)
+    assert str(exc.value.problems[0]) == "input 'x': expected int64, got strings"
+
+
+def test_refusals_of_several_fields_are_raised_together() -> None:
+    """One error path: conversion, shape and enum problems of different fields come back in one ContractError."""
+    with pytest.raises(ContractError) as exc:
+        check_inputs(TABLE, {"tenure": ["x"], "plan": ["gold"], "charges": [[1.0]], "extra": [1]})
+    wheres = [p.where for p in exc.value.problems]
+    assert wheres == ["input 'extra'", "input 'tenure'", "input 'calls'", "input 'plan'", "input 'charges'"]

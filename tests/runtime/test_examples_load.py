@@ -27,7 +27,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_iris_loads_smoke_tests_and_predicts(built: dict[str, Path]) -> None:
-    model = mpkg.load(built["iris-mlp"], keys=[built["pub"]])
+    model = mpkg.load(built["iris-mlp"], [built["pub"]])
     assert model.name == "iris-mlp"
     model.smoke_test()
     out = model.predict({"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]})
@@ -38,7 +38,7 @@ def test_iris_loads_smoke_tests_and_predicts(built: dict[str, Path]) -> None:
 
 
 def test_churn_takes_arrow_with_nulls(built: dict[str, Path]) -> None:
-    model = mpkg.load(built["churn-tabular"], keys=[built["pub"]])
+    model = mpkg.load(built["churn-tabular"], [built["pub"]])
     model.smoke_test()
     table = pa.table(
         {

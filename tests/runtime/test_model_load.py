@@ -10,7 +10,8 @@ import mpkg
 import numpy as np
 import pyarrow as pa
 import pytest
-from mpkg._internal.load.model import Model, OnnxModel, example_inputs, load
+from mpkg._internal.load.model import Model, example_inputs, load
+from mpkg._internal.load.parts import ModelParts, OnnxModel
 from mpkg._internal.load.weights import open_safetensors
 from mpkg.errors import ContractError, EnvironmentMismatch, MpkgError, VerificationError
 from pkgfactory import gemm_onnx, make_key, safetensors_bytes, write_package
@@ -74,7 +75,7 @@ def gemm_package(
 def test_onnx_package_loads_verifies_and_predicts(tmp_path: Path, keys: tuple[Path, Path, Path]) -> None:
     private, public, _ = keys
     pkg = gemm_package(tmp_path / "gemm.mpkg", private)
-    model = mpkg.load(pkg, keys=[public])
+    model = mpkg.load(pkg, [public])
     assert isinstance(model, Model)
     assert (model.name, model.version) == ("gemm", "1.0.0")
     assert model.digest == str(mpkg.verify(pkg, [public]).digest)
@@ -92,7 +93,7 @@ def test_inline_onnx_unsigned_needs_allow_unsigned(tmp_path: Path) -> None:
     pkg = gemm_package(tmp_path / "u.mpkg", None, external=False)
     with pytest.raises(VerificationError, match=r"not signed"):
         load(pkg)
-    model = load(pkg, allow_unsigned=True)
+    model = load(pkg, mpkg.Policy.unsafe_allow_unsigned())
     assert model.mapped_initializers == []
     np.testing.assert_allclose(model.predict({"x": np.ones((1, 4), np.float32)})["y"], expected_y([[1, 1, 1, 1]]))
 
@@ -108,7 +109,7 @@ def test_code_never_runs_when_the_signature_check_fails(tmp_path: Path, keys: tu
     code = {"pipeline.py": MARKER_CODE.format(marker=str(marker)).encode()}
     pkg = gemm_package(tmp_path / "m.mpkg", private, code=code)
     with pytest.raises(VerificationError, match=r"no signature by a trusted key"):
-        load(pkg, keys=[other])
+        load(pkg, [other])
     with pytest.raises(VerificationError, match=r"no trusted keys given"):
         load(pkg)
     assert not marker.exists()
@@ -120,10 +121,10 @@ def test_code_never_runs_when_the_signature_check_fails(tmp_path: Path, keys: tu
     tampered = tmp_path / "t.mpkg"
     tampered.write_bytes(bytes(data))
     with pytest.raises(VerificationError, match=r"model/model.onnx.data: content does not match its digest"):
-        load(tampered, keys=[public])
+        load(tampered, [public])
     assert not marker.exists()
     # the untouched package with the right key: the code is imported
-    load(pkg, keys=[public]).close()
+    load(pkg, [public]).close()
     assert marker.read_text() == "imported"
 
 
@@ -139,7 +140,7 @@ def test_inputs_are_checked_before_package_code_runs(tmp_path: Path, keys: tuple
             "    return inputs\n"
         ).encode()
     }
-    model = load(gemm_package(tmp_path / "c.mpkg", private, code=code), keys=[public])
+    model = load(gemm_package(tmp_path / "c.mpkg", private, code=code), [public])
     with pytest.raises(ContractError, match=r"input 'x': expected dtype float32, got float64"):
         model.predict({"x": np.zeros((2, 4))})
     with pytest.raises(ContractError, match=r"input 'x': dim 1 must be 4"):
@@ -163,9 +164,9 @@ def test_two_packages_with_the_same_module_name_side_by_side(tmp_path: Path, key
     }
     pa_ = gemm_package(tmp_path / "a.mpkg", private, code=code_a)
     pb_ = gemm_package(tmp_path / "b.mpkg", private, code=code_b, example_y=expected_y(np.asarray(X) * 2))
-    load(pa_, keys=[public]).close()  # warm up: first-time imports of numpy/onnxruntime internals
+    load(pa_, [public]).close()  # warm up: first-time imports of numpy/onnxruntime internals
     path_before, modules_before = list(sys.path), set(sys.modules)
-    a, b = load(pa_, keys=[public]), load(pb_, keys=[public])
+    a, b = load(pa_, [public]), load(pb_, [public])
     assert a.digest != b.digest
     x = np.ones((1, 4), np.float32)
     np.testing.assert_allclose(a.predict({"x": x})["y"], expected_y(x), rtol=1e-6)
@@ -187,7 +188,7 @@ def test_smoke_test_failure_names_the_output_and_deviation(tmp_path: Path, keys:
     private, public, _ = keys
     wrong = expected_y(X)
     wrong[1, 2] += 0.25
-    model = load(gemm_package(tmp_path / "s.mpkg", private, example_y=wrong), keys=[public])
+    model = load(gemm_package(tmp_path / "s.mpkg", private, example_y=wrong), [public])
     with pytest.raises(VerificationError) as exc:
         model.smoke_test()
     text = exc.value.diagnostics()
@@ -199,8 +200,8 @@ def test_strict_env_refuses_a_mismatched_environment(tmp_path: Path, keys: tuple
     private, public, _ = keys
     pkg = gemm_package(tmp_path / "e.mpkg", private, packages=[{"name": "numpy", "version": "0.0.1"}])
     with pytest.raises(EnvironmentMismatch, match=r"numpy: the lockfile pins 0.0.1"):
-        load(pkg, keys=[public], strict_env=True)
-    load(pkg, keys=[public]).close()  # not strict: loads
+        load(pkg, [public], strict_env=True)
+    load(pkg, [public]).close()  # not strict: loads
 
 
 CHURN_CONTRACT = {
@@ -246,7 +247,7 @@ def churn(tmp_path: Path, keys: tuple[Path, Path, Path]) -> Model:
         entry_points={"predict": ["weights", "inputs"]},
         key=private,
     )
-    return load(pkg, keys=[public])
+    return load(pkg, [public])
 
 
 def test_safetensors_package_weights_are_mapped_read_only(churn: Model) -> None:
@@ -302,7 +303,7 @@ def test_predict_arrow_returns_a_record_batch(tmp_path: Path, keys: tuple[Path, 
         entry_points={"predict": ["weights", "inputs"]},
         key=private,
     )
-    model = load(pkg, keys=[public])
+    model = load(pkg, [public])
     batch = pa.table({"tenure": [1.0, 2.0], "plan": ["basic", "premium"], "charges": [5.0, None]})
     out = model.predict_arrow(batch)
     assert isinstance(out, pa.RecordBatch) and out.schema.names == ["p"]
@@ -329,52 +330,58 @@ def test_bad_outputs_from_package_code_are_contract_errors(tmp_path: Path, keys:
         entry_points={"predict": ["weights", "inputs"]},
         key=private,
     )
-    model = load(pkg, keys=[public])
+    model = load(pkg, [public])
     with pytest.raises(ContractError) as exc:
         model.predict({"x": [1.0, 2.0]})
     text = exc.value.diagnostics()
     assert "output 'p': expected dtype int64, got float32" in text
 
 
-def test_from_parts_runs_a_model_from_source(tmp_path: Path) -> None:
+def test_model_from_parts_runs_a_model_from_source(tmp_path: Path) -> None:
     """The builder's route: no package, no digest yet; record the example it will store."""
     (tmp_path / "w.safetensors").write_bytes(safetensors_bytes({"coef": COEF, "fill": np.array([50.0])}))
     contract = mpkg._internal.contract.contract.Contract.from_json(
         {"inputs": CHURN_CONTRACT["inputs"], "outputs": [CHURN_CONTRACT["outputs"][0]]}
     )
     code = CHURN_CODE.replace(b', "writeable": np.array(w.flags.writeable)', b"")
-    model = Model.from_parts(
-        name="churn",
-        version="0.1.0",
-        digest="",
-        contract=contract,
-        model_format="safetensors",
-        weights=open_safetensors([tmp_path / "w.safetensors"]),
-        code_files={"churn.py": code},
-        code_module="churn",
+    model = Model(
+        ModelParts(
+            name="churn",
+            version="0.1.0",
+            digest="",
+            contract=contract,
+            model_format="safetensors",
+            weights=open_safetensors([tmp_path / "w.safetensors"]),
+            code_files={"churn.py": code},
+            code_module="churn",
+        )
     )
     doc = model.record_example()
     assert doc["inputs"]["plan"] == ["basic", "basic"]
     assert len(doc["outputs"]["p"]) == 2
     assert set(example_inputs(contract)) == {"tenure", "plan", "charges"}
-    onnx_model = Model.from_parts(
-        name="g",
-        version="1.0.0",
-        digest="",
-        contract=mpkg._internal.contract.contract.Contract.from_json(GEMM_CONTRACT),
-        model_format="onnx",
-        weights=OnnxModel(gemm_onnx(W, B)[0]),
+    onnx_model = Model(
+        ModelParts(
+            name="g",
+            version="1.0.0",
+            digest="",
+            contract=mpkg._internal.contract.contract.Contract.from_json(GEMM_CONTRACT),
+            model_format="onnx",
+            weights=OnnxModel(gemm_onnx(W, B)[0]),
+        )
     )
     assert onnx_model.record_example({"x": X})["outputs"]["y"] == expected_y(X).tolist()
 
 
 def test_safetensors_without_predict_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MpkgError, match=r"needs a code module defining predict"):
-        Model.from_parts(
-            name="n",
-            version="1.0.0",
-            digest="",
-            contract=mpkg._internal.contract.contract.Contract.from_json(GEMM_CONTRACT),
-            model_format="safetensors",
-            weights=open_safetensors([]),
+        Model(
+            ModelParts(
+                name="n",
+                version="1.0.0",
+                digest="",
+                contract=mpkg._internal.contract.contract.Contract.from_json(GEMM_CONTRACT),
+                model_format="safetensors",
+                weights=open_safetensors([]),
+            )
         )

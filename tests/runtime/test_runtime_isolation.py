@@ -37,7 +37,7 @@ PROBE = textwrap.dedent(
 
     package, key = sys.argv[1], sys.argv[2]
     assert mpkg.verify(package, [key]).ok
-    model = mpkg.load(package, keys=[key])
+    model = mpkg.load(package, [key])
     out = model.predict({"features": np.ones((2, 4), dtype=np.float32)})
     assert out["probabilities"].shape == (2, 3), out
     model.smoke_test()

@@ -63,7 +63,7 @@ def test_refuses_unverified_and_writes_nothing(built, tmp_path: Path) -> None:  
 
 
 def test_unsigned_with_explicit_opt_in(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert unpack(built.unsigned["churn-tabular"], tmp_path / "out", Policy(allow_unsigned=True)).ok
+    assert unpack(built.unsigned["churn-tabular"], tmp_path / "out", Policy.unsafe_allow_unsigned()).ok
     assert (tmp_path / "out" / "model" / "weights.safetensors").read_bytes() == (
         built.sources["churn-tabular"] / "weights.safetensors"
     ).read_bytes()

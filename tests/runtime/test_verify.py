@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 from mpkg._internal.format.package import read_info, read_manifest
-from mpkg._internal.trust.verify import Policy, verify, verify_or_raise
+from mpkg._internal.trust.verify import Policy, policy_for, verify, verify_or_raise
 from mpkg.errors import SignatureError, VerificationError
 
 
@@ -28,11 +29,43 @@ def test_policy_fails_closed(built) -> None:  # type: ignore[no-untyped-def]
     signed, unsigned = built.signed["iris-mlp"], built.unsigned["iris-mlp"]
     assert not verify(signed).ok  # signed, but no key given
     assert "no trusted keys given" in verify(signed).errors[0]
-    assert verify(signed, allow_unsigned=True).ok  # explicitly not checking signatures
+    assert verify(signed, Policy.unsafe_allow_unsigned()).ok  # explicitly not checking signatures
     assert not verify(unsigned, [built.pub]).ok
     assert "the package is not signed" in verify(unsigned).errors[0]
-    assert verify(unsigned, allow_unsigned=True).ok
+    assert verify(unsigned, Policy.unsafe_allow_unsigned()).ok
     assert verify(signed, Policy.from_paths([built.pub])).ok
+
+
+def test_policy_is_frozen_and_only_the_unsafe_factory_opens_it(built) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TypeError):
+        Policy(allow_unsigned=True)  # type: ignore[call-arg]  # no quiet way out
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Policy().allow_unsigned = True  # type: ignore[misc]
+    unsafe = Policy.unsafe_allow_unsigned([built.pub])
+    assert unsafe.allow_unsigned and "allow_unsigned=True" in repr(unsafe) and len(unsafe.keys) == 1
+    assert not dataclasses.replace(unsafe, keys=()).allow_unsigned  # a copy fails closed again
+    assert not Policy.from_paths([built.pub]).allow_unsigned
+    assert policy_for([built.pub], allow_unsigned=False) == Policy.from_paths([built.pub])
+    assert policy_for([], allow_unsigned=True) == Policy.unsafe_allow_unsigned()
+
+
+def test_allow_unsigned_keyword_is_gone(built) -> None:  # type: ignore[no-untyped-def]
+    """The policy is the one way in: a keyword that a Policy argument used to silently override is refused."""
+    with pytest.raises(TypeError, match="allow_unsigned"):
+        verify(built.unsigned["iris-mlp"], allow_unsigned=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="allow_unsigned"):
+        verify_or_raise(built.unsigned["iris-mlp"], allow_unsigned=True)  # type: ignore[call-arg]
+
+
+def test_keys_are_given_once(built) -> None:  # type: ignore[no-untyped-def]
+    """``keys=`` is the shorthand issue 12 promises (``mpkg.load(REF, keys=...)``); given with a
+    Policy or with positional keys it is refused rather than one of them being ignored."""
+    assert verify(built.signed["iris-mlp"], keys=[built.pub]).ok
+    assert not verify(built.unsigned["iris-mlp"], keys=[built.pub]).ok
+    with pytest.raises(TypeError, match="once"):
+        verify(built.signed["iris-mlp"], Policy.unsafe_allow_unsigned(), keys=[built.pub])
+    with pytest.raises(TypeError, match="once"):
+        verify(built.signed["iris-mlp"], [built.pub], keys=[built.pub])
 
 
 def test_signed_and_unsigned_builds_share_the_digest(built) -> None:  # type: ignore[no-untyped-def]
@@ -44,7 +77,7 @@ def test_signed_and_unsigned_builds_share_the_digest(built) -> None:  # type: ig
 
 def test_progress_reports_every_member(built) -> None:  # type: ignore[no-untyped-def]
     seen: list[int] = []
-    assert verify(built.unsigned["churn-tabular"], allow_unsigned=True, progress=seen.append).ok
+    assert verify(built.unsigned["churn-tabular"], Policy.unsafe_allow_unsigned(), progress=seen.append).ok
     assert len(seen) == len(read_manifest(built.unsigned["churn-tabular"]).files) and all(n >= 0 for n in seen)
 
 
@@ -52,7 +85,7 @@ def test_verify_never_raises_for_bad_input(tmp_path: Path) -> None:
     (tmp_path / "empty.mpkg").write_bytes(b"")
     (tmp_path / "noise.mpkg").write_bytes(bytes(range(256)) * 100)
     for path in (tmp_path / "empty.mpkg", tmp_path / "noise.mpkg", tmp_path / "missing.mpkg", tmp_path):
-        result = verify(path, allow_unsigned=True)
+        result = verify(path, Policy.unsafe_allow_unsigned())
         assert not result.ok and result.digest is None and result.manifest is None
         assert len(result.errors) == 1 and str(path) in result.errors[0]
 

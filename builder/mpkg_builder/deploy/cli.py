@@ -72,6 +72,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    """`mpkg deploy`: write manifests for a package; never talks to a cluster."""
     options = DeployOptions(
         target=args.target,
         image=args.image,

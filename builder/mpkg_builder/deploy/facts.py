@@ -54,6 +54,8 @@ class PackageFacts:
 
 @dataclass(frozen=True)
 class Sizing:
+    """What a pod needs, derived from the package so manifests follow the model's size."""
+
     memory_bytes: int
     startup_seconds: int
 
@@ -86,6 +88,7 @@ def read_facts(package: str | os.PathLike[str], policy: Policy) -> PackageFacts:
 
 
 def sizing(facts: PackageFacts) -> Sizing:
+    """Memory request and startup budget from the weights and package size (spec/deploy.md)."""
     memory = BASE_MEMORY + WEIGHTS_FACTOR * facts.weights_bytes
     memory = math.ceil(memory / MEMORY_STEP) * MEMORY_STEP
     startup = STARTUP_FIXED_SECONDS + math.ceil(facts.package_bytes / STARTUP_BYTES_PER_SECOND)
@@ -108,6 +111,7 @@ def digest_label(digest: str) -> str:
 
 
 def is_label_value(text: str) -> bool:
+    """Whether ``text`` is a valid Kubernetes label value as it stands."""
     return bool(_LABEL_VALUE.match(text))
 
 

@@ -47,16 +47,20 @@ MODES = {"standard": STANDARD, "knative": KNATIVE}
 
 @dataclass(frozen=True)
 class KServeOptions:
+    """What the KServe target adds to a workload: canary share, cluster runtime, deployment mode."""
+
     canary_percent: int | None = None
     cluster_runtime: bool = False
     mode: str = STANDARD
 
 
 def runtime_name(w: Workload) -> str:
+    """The ServingRuntime's name, one per package name so versions share it."""
     return f"mpkg-{w.name}"
 
 
 def resources_for(w: Workload, options: KServeOptions) -> list[Doc]:
+    """Every KServe document for the workload, in apply order."""
     docs = [keys_configmap(w), serving_runtime(w, options), inference_service(w, options)]
     return [d for d in docs if d is not None]
 
@@ -69,6 +73,7 @@ def model_format(w: Workload) -> Doc:
 
 def serving_runtime(w: Workload, options: KServeOptions) -> Doc:
     # KServe's own scrape settings for the runtime (its Prometheus aggregation reads these).
+    """The (Cluster)ServingRuntime that runs the mpkg image with the V2 protocol."""
     scrape = {"prometheus.kserve.io/port": str(w.settings.port), "prometheus.kserve.io/path": METRICS_PATH}
     meta = metadata(w, runtime_name(w), namespaced=not options.cluster_runtime, extra=scrape)
     return {
@@ -89,6 +94,7 @@ def serving_runtime(w: Workload, options: KServeOptions) -> Doc:
 
 
 def serving_container(w: Workload, options: KServeOptions) -> Doc:
+    """The runtime's container; Knative mode drops the hook Knative refuses."""
     doc = container(w, CONTAINER_NAME, port_name=None)
     if options.mode == KNATIVE:
         del doc["lifecycle"]  # Knative refuses lifecycle hooks; its queue-proxy drains the pod
@@ -96,6 +102,7 @@ def serving_container(w: Workload, options: KServeOptions) -> Doc:
 
 
 def inference_service(w: Workload, options: KServeOptions) -> Doc:
+    """The InferenceService naming the runtime and where the package comes from."""
     model: Doc = {
         "modelFormat": model_format(w),
         "runtime": runtime_name(w),

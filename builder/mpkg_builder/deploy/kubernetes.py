@@ -35,6 +35,7 @@ def resources_for(w: Workload) -> list[Doc]:
 
 
 def deployment(w: Workload) -> Doc:
+    """The Deployment running the serving image with probes, limits and a locked-down pod."""
     serving = container(w, CONTAINER_NAME, PORT_NAME)
     serving["resources"] = resources(w)
     return {
@@ -65,6 +66,7 @@ def deployment(w: Workload) -> Doc:
 
 
 def service(w: Workload) -> Doc:
+    """The ClusterIP Service in front of the serving pods."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -78,6 +80,7 @@ def service(w: Workload) -> Doc:
 
 
 def autoscaler(w: Workload) -> Doc:
+    """The HorizontalPodAutoscaler over the Deployment, between the requested replicas."""
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",

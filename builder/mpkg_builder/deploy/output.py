@@ -49,17 +49,21 @@ class Document:
 
     @property
     def kind(self) -> str:
+        """The resource kind, for the file name and the summary."""
         return str(self.body["kind"])
 
     @property
     def name(self) -> str:
+        """The resource name, for the file name and the summary."""
         return str(self.body["metadata"]["name"])
 
     @property
     def filename(self) -> str:
+        """Ordered file name, so `kubectl apply -f DIR` applies in dependency order."""
         return f"{self.index:02d}-{self.kind.lower()}-{self.name}.yaml"
 
     def render(self, origin: str) -> str:
+        """YAML with a header naming the package, so an edited copy is recognisable."""
         text = yaml.dump(self.body, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096)
         return f"{MARKER} from {origin}; regenerate rather than edit.\n{text}"
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mpkg._internal.trust.verify import Policy
+from mpkg._internal.trust.verify import policy_for
 from mpkg.errors import ProblemCollector, UsageError
 
 from ..containerize import BASE_RE
@@ -60,6 +60,7 @@ class Plan:
 
     @property
     def origin(self) -> str:
+        """The package a manifest came from, written into every document's header."""
         return f"{self.facts.name} {self.facts.version} ({self.facts.digest})"
 
 
@@ -130,7 +131,7 @@ def check_options(options: DeployOptions, package_name: str | None = None) -> No
 def plan(package: str | os.PathLike[str], options: DeployOptions) -> Plan:
     """Check ``options``, verify ``package`` with the trusted keys, and build the documents."""
     check_options(options)
-    policy = Policy.from_paths(options.keys, options.allow_unsigned)
+    policy = policy_for(options.keys, allow_unsigned=options.allow_unsigned)
     facts = read_facts(package, policy)
     check_options(options, facts.name)
     assert options.image is not None  # check_options refused it
@@ -165,7 +166,7 @@ def _key_files(keys: Sequence[str]) -> tuple[tuple[str, bytes], ...]:
     """Each distinct key's bytes under a stable file name (key-1.pub, ...), as containerize names them."""
     seen: list[bytes] = []
     for key in keys:
-        data = Path(key).read_bytes()  # readable: Policy.from_paths loaded it already
+        data = Path(key).read_bytes()  # readable: policy_for loaded it already
         if data not in seen:
             seen.append(data)
     return tuple((f"key-{i}.pub", data) for i, data in enumerate(seen, start=1))

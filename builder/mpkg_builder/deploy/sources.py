@@ -30,6 +30,7 @@ class BakedPackage:
 
     @property
     def path(self) -> str:
+        """Where the package sits inside the serving image."""
         return f"{IMAGE_MODEL_DIR}/{self.filename}"
 
 
@@ -47,10 +48,12 @@ class ModelcarPackage:
 
     @property
     def storage_uri(self) -> str:
+        """KServe's reference to the modelcar image."""
         return f"oci://{self.image}"
 
     @property
     def path(self) -> str:
+        """Where KServe exposes the modelcar's package to the server."""
         return f"{KSERVE_MODEL_DIR}/{self.filename}"
 
 
@@ -74,6 +77,8 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class Invocation:
+    """How the container starts the server: command, arguments and environment."""
+
     command: tuple[str, ...]
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]

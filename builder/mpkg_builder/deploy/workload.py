@@ -34,6 +34,8 @@ Doc = dict[str, Any]
 
 @dataclass(frozen=True)
 class Replicas:
+    """The replica range, from ``--replicas MIN:MAX``."""
+
     minimum: int
     maximum: int
 
@@ -54,10 +56,12 @@ class Workload:
 
     @property
     def keys_configmap(self) -> str:
+        """The ConfigMap that carries the trusted public keys."""
         return f"{self.name}-keys"
 
     @property
     def grace_seconds(self) -> int:
+        """Termination grace longer than the server's drain, so in-flight requests finish."""
         return grace_period(self.settings.drain_timeout, PRE_STOP_SECONDS)
 
 
@@ -70,6 +74,7 @@ def selector_labels(w: Workload) -> Doc:
 
 
 def labels(w: Workload) -> Doc:
+    """Labels naming the package, its version and digest on every resource."""
     return {
         **selector_labels(w),
         "app.kubernetes.io/version": label_value(w.facts.version),
@@ -90,6 +95,7 @@ def identity_annotations(w: Workload) -> Doc:
 
 
 def scrape_annotations(w: Workload) -> Doc:
+    """Prometheus scrape annotations for the server's /metrics."""
     return {
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(w.settings.port),
@@ -98,6 +104,7 @@ def scrape_annotations(w: Workload) -> Doc:
 
 
 def metadata(w: Workload, name: str, *, namespaced: bool = True, extra: Doc | None = None) -> Doc:
+    """Metadata every resource carries: name, namespace, labels, identity annotations."""
     doc: Doc = {"name": name}
     if namespaced and w.namespace:
         doc["namespace"] = w.namespace
@@ -137,6 +144,7 @@ def probes(w: Workload) -> Doc:
 
 
 def container_security() -> Doc:
+    """The non-root, read-only, unprivileged security context the server runs under."""
     return {
         "runAsNonRoot": True,
         "runAsUser": RUNTIME_UID,
@@ -178,6 +186,7 @@ def volumes(w: Workload) -> list[Doc]:
 
 
 def volume_mounts(w: Workload) -> list[Doc]:
+    """Writable /tmp (the root filesystem is read-only) and the trusted keys."""
     out: list[Doc] = [{"name": "tmp", "mountPath": "/tmp"}]
     if w.keys:
         out.append({"name": "mpkg-keys", "mountPath": KEYS_DIR, "readOnly": True})

@@ -1,26 +1,21 @@
 """`mpkg diff` and version inference: which SemVer bump a change between packages requires.
 
-Rules are data (:mod:`.rules`, spec/semver.md); :mod:`.engine` matches manifest
-differences to rules; :mod:`.report` renders the result.
+Rules are data (:mod:`.rules`, spec/semver.md); :mod:`.engine` runs one differ per
+manifest section (:mod:`.sections`) over typed views of the two manifests (:mod:`.views`)
+into a :mod:`.report`, which :mod:`.render` renders; :mod:`.infer` picks a build's version.
 """
 
 from __future__ import annotations
 
-from .engine import (
-    Change,
-    DiffReport,
-    ManifestLike,
-    MetricDelta,
-    PlannedLike,
-    VersionDecision,
-    dependency_level,
-    diff_manifests,
-    diff_packages,
-    infer_version,
-)
-from .report import render_json, render_markdown, render_text, verdict
-from .rules import DEFAULT_RULES, RULES, Bump, Rule, RuleSet, load_rules, parse_overrides
+from .engine import diff_manifests, diff_packages
+from .infer import PlannedLike, VersionDecision, infer_version
+from .overrides import load_rules, parse_overrides
+from .render import render_json, render_markdown, render_text, verdict
+from .report import Change, DiffReport, MetricDelta
+from .rules import DEFAULT_RULES, RULES, Bump, Rule, RuleSet
+from .sections.environment import dependency_level
 from .versions import bump_version, level_of, precedes
+from .views import ManifestLike
 
 __all__ = [
     "DEFAULT_RULES",

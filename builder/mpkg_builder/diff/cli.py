@@ -9,13 +9,15 @@ from typing import Any
 from mpkg.errors import EXIT_FAILED, EXIT_OK
 
 from .engine import diff_packages
-from .report import render_markdown, render_text
-from .rules import DEFAULT_RULES, Bump, load_rules
+from .overrides import load_rules
+from .render import render_markdown, render_text
+from .rules import DEFAULT_RULES, Bump
 
 _LEVELS = ("major", "minor", "patch")
 
 
 def register(subparsers: Any) -> None:
+    """Add `mpkg diff` to the command line (found through the `mpkg.commands` entry points)."""
     p = subparsers.add_parser(
         "diff",
         help="classify the change between two packages as major, minor, patch or none",
@@ -45,6 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Diff, print in the chosen form, and exit 1 when --fail-on is reached."""
     if args.html is not None:
         from mpkg.report import require
 

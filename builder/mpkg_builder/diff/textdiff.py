@@ -19,7 +19,7 @@ from mpkg._internal.format.digests import hash_bytes
 from mpkg._internal.format.manifest import FileEntry, Manifest
 
 from . import rules as R
-from .engine import DiffReport
+from .report import DiffReport
 
 MAX_TEXT_BYTES = 1024 * 1024  # larger members are not diffed
 MAX_DIFF_LINES = 80

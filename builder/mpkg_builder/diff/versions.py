@@ -18,6 +18,8 @@ from .rules import Bump
 
 @dataclass(frozen=True)
 class SemVer:
+    """A parsed SemVer 2.0.0 version, so precedence and bumps are computed, not string-compared."""
+
     major: int
     minor: int
     patch: int
@@ -26,6 +28,7 @@ class SemVer:
 
     @classmethod
     def parse(cls, text: str) -> SemVer:
+        """The version ``text`` spells; ValueError says what a version looks like."""
         m = SEMVER_RE.match(text)
         if not m:
             raise ValueError(f"{text!r} is not a SemVer 2.0.0 version such as 1.2.3")

@@ -27,6 +27,7 @@ _MAX_TENSOR_ROWS = 200
 
 
 def not_stated(section: str) -> str:
+    """The card line for a section init cannot know, so `build` can warn about it."""
     return f"Not stated: {UNSTATED[section]}. `mpkg init` cannot know this; a person has to write it."
 
 
@@ -71,6 +72,7 @@ def complete(author_text: str, facts: Mapping[str, Sequence[str]] | None = None)
 
 
 def made_section(lines: Sequence[str]) -> str:
+    """The card's "how this package was made" section, from init's notes."""
     return "\n".join([f"## {MADE_HEADING}", "", *(f"- {line}" for line in lines)]) + "\n"
 
 

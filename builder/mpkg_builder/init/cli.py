@@ -11,6 +11,7 @@ from mpkg.cli import emit_json, info
 
 
 def register(sub: Any) -> None:
+    """Add `mpkg init` to the command line."""
     p = sub.add_parser(
         "init",
         help="write a package source folder from an .onnx, .safetensors, MLflow or Hugging Face model",
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    """`mpkg init DIR --from SOURCE`: write a source folder that builds as it is."""
     from . import init_source
     from .options import InitOptions
 

@@ -38,14 +38,16 @@ class DraftFile:
 
 @dataclass(frozen=True)
 class Lineage:
+    """Lineage files init writes (metrics, params, origin), each optional."""
+
     metrics: str | None = None
     params: str | None = None
     origin: str | None = None
 
 
 @dataclass(frozen=True)
-class Example:
-    """Inputs for example.json and a sentence for the card saying where they came from."""
+class DraftExample:
+    """Inputs init writes to example.json, and a sentence for the card saying where they came from."""
 
     inputs: Mapping[str, Any]
     origin: str
@@ -53,6 +55,8 @@ class Example:
 
 @dataclass(frozen=True)
 class Draft:
+    """Everything init learned from a source, before a file is written."""
+
     name: str
     description: str
     model_format: Literal["onnx", "safetensors"]
@@ -63,7 +67,7 @@ class Draft:
     files: tuple[DraftFile, ...]  # weights, code, contract, lineage files
     code_module: str | None = None  # under CODE_ROOT
     lineage: Lineage = field(default_factory=Lineage)
-    example: Example | None = None  # None: generated from the contract
+    example: DraftExample | None = None  # None: generated from the contract
     card_name: str = CARD_NAME
     notes: tuple[str, ...] = ()  # printed by init: what it decided or could not know
 
@@ -113,8 +117,8 @@ __all__ = [
     "EXAMPLE_NAME",
     "LOCK_NAME",
     "Draft",
+    "DraftExample",
     "DraftFile",
-    "Example",
     "Lineage",
     "package_name",
     "render_config",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from mpkg._internal.contract import enforce
 from mpkg._internal.contract.contract import Contract, Field
+from mpkg._internal.contract.examples import example_inputs, to_jsonable
 
 ROWS = 3
 OTHER_DIM = 2
@@ -61,7 +61,7 @@ def _values(field: Field, shape: tuple[int, ...], rng: np.random.Generator) -> A
     elif dtype.startswith(("float", "bfloat")):
         flat = [float(v) for v in np.round(rng.normal(0.0, 1.0, n), 3)]
     else:  # Arrow dates, timestamps and decimals: the runtime's deterministic values
-        return enforce.to_jsonable(enforce.example_inputs(Contract((field,), ()), ROWS)[field.name])
+        return to_jsonable(example_inputs(Contract((field,), ()), ROWS)[field.name])
     return np.array(flat, dtype=object).reshape(shape).tolist() if shape else flat[0]
 
 

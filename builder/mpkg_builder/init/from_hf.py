@@ -32,10 +32,12 @@ _CONFIG_KEYS = ("architectures", "model_type", "torch_dtype", "dtype", "transfor
 
 
 def is_hf_folder(folder: Path) -> bool:
+    """Whether ``folder`` is laid out as Hugging Face lays out a model."""
     return (folder / "config.json").is_file() and ((folder / INDEX_NAME).is_file() or any(folder.glob("*.safetensors")))
 
 
 def draft_from_hf(folder: Path, options: InitOptions) -> Draft:
+    """A draft from a Hugging Face folder: shards become weights, README the card."""
     require_code_and_contract(options, str(folder), f"{folder.name}/ (safetensors shards)")
     config = load_json(read_capped(folder / "config.json", f"{folder.name}/config.json", 4 * MiB), "config.json")
     if not isinstance(config, dict):

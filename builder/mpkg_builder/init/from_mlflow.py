@@ -22,7 +22,7 @@ from mpkg.errors import SourceError
 
 from ..sources.onnx_model import inspect_onnx
 from . import card as cards
-from .draft import Draft, DraftFile, Example, Lineage, package_name
+from .draft import Draft, DraftExample, DraftFile, Lineage, package_name
 from .examples import generated_inputs
 from .from_onnx import user_parts, with_descriptions
 from .interface import Port
@@ -50,6 +50,7 @@ class _Weights:
 
 
 def draft_from_mlflow(folder: Path, options: InitOptions) -> Draft:
+    """A draft from an MLflow model directory (onnx flavour, or sklearn converted)."""
     mlmodel = read_mlmodel(folder)
     notes: list[str] = []
     raw_example = read_example(mlmodel, notes)
@@ -189,7 +190,7 @@ def _map_example(raw: RawExample, ports: Sequence[Port]) -> dict[str, Any] | Non
     return None
 
 
-def _example(raw: RawExample | None, weights: _Weights, contract: Contract, notes: list[str]) -> Example | None:
+def _example(raw: RawExample | None, weights: _Weights, contract: Contract, notes: list[str]) -> DraftExample | None:
     if raw is None:
         return None
     ports = weights.ports or tuple(Port(f, f.name, f.dtype) for f in contract.inputs)
@@ -198,7 +199,7 @@ def _example(raw: RawExample | None, weights: _Weights, contract: Contract, note
         names = ", ".join(p.field.name for p in ports)
         notes.append(f"MLflow's input example does not name the package inputs ({names}); generated inputs instead")
         return None
-    return Example(mapped, EXAMPLE_ORIGIN)
+    return DraftExample(mapped, EXAMPLE_ORIGIN)
 
 
 def _run(mlmodel: MLModel, options: InitOptions, notes: list[str]) -> Run | None:

@@ -21,6 +21,7 @@ _DOC_MAX = 500
 
 
 def draft_from_onnx(path: Path, options: InitOptions) -> Draft:
+    """A draft from an .onnx file: the contract from the graph, the example generated."""
     info = inspect_onnx(path, path.parent, str(path))  # checker, external data kept inside its folder
     model = onnx.load(str(path), load_external_data=False)
     files = [DraftFile(path.name, source=path)]
@@ -77,6 +78,7 @@ def code_entry_points(code: tuple[DraftFile, str] | None) -> list[str]:
 
 
 def contract_json(contract: Contract) -> bytes:
+    """The contract as init writes it: indented UTF-8 JSON, names as they are."""
     return (json.dumps(contract.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 

@@ -19,6 +19,7 @@ from .options import InitOptions, code_file, contract_file, require_code_and_con
 
 
 def draft_from_safetensors(path: Path, options: InitOptions) -> Draft:
+    """A draft from a .safetensors file; needs --code and --contract (no stub predict)."""
     require_code_and_contract(options, str(path), f"{path.name} (safetensors)")
     info = parse_safetensors(path, str(path), SourceError)
     name = options.name or package_name(path.stem)

@@ -31,6 +31,7 @@ class RawExample:
 
 
 def read_example(mlmodel: MLModel, notes: list[str]) -> RawExample | None:
+    """The MLflow input example, if the model has one, or None with a note why not."""
     info = mlmodel.example_info
     if not info:
         return None

@@ -28,6 +28,8 @@ _METRIC_MAX = 64 * MiB
 
 @dataclass(frozen=True)
 class Run:
+    """What lineage needs from an MLflow run's files."""
+
     folder: Path
     run_id: str
     params: dict[str, str]
@@ -57,6 +59,7 @@ def find_run(model_folder: Path, run_id: str | None, run_dir: Path | None) -> Pa
 
 
 def read_run(folder: Path, run_id: str | None) -> Run:
+    """Read an MLflow run folder (meta.yaml, params/, metrics/) without MLflow."""
     notes: list[str] = []
     meta = {}
     if (folder / "meta.yaml").is_file():

@@ -49,6 +49,8 @@ _MAX_FIELDS = 10_000
 
 @dataclass(frozen=True)
 class ColumnSpec:
+    """One named column of a column-based MLflow signature."""
+
     name: str
     type: str  # an MLflow type (COLUMN_TYPES)
     required: bool = True
@@ -56,6 +58,8 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class TensorSpec:
+    """One tensor of a tensor-based MLflow signature."""
+
     name: str | None
     dtype: str  # a contract dtype
     shape: tuple[int, ...]  # -1 for any size
@@ -63,6 +67,8 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class Signature:
+    """An MLflow signature, read strictly, as init maps it to a contract."""
+
     kind: Literal["columns", "tensors"]
     columns: tuple[ColumnSpec, ...] = ()
     tensors: tuple[TensorSpec, ...] = ()
@@ -72,6 +78,8 @@ class Signature:
 
 @dataclass(frozen=True)
 class MLModel:
+    """The parts of an MLmodel file init uses."""
+
     folder: Path
     flavors: Mapping[str, Mapping[str, Any]]
     ids: Mapping[str, str]  # run_id, model_uuid, model_id, utc_time_created, mlflow_version (when given)
@@ -79,10 +87,12 @@ class MLModel:
     example_info: Mapping[str, Any] | None = field(default=None)
 
     def where(self, key: str = "") -> str:
+        """Where a key of this MLmodel is, for one-line messages."""
         return f"{self.folder.name}/{MLMODEL}" + (f": {key}" if key else "")
 
 
 def read_mlmodel(folder: Path) -> MLModel:
+    """Read and check an MLmodel file (YAML, capped, no aliases)."""
     where = f"{folder.name}/{MLMODEL}"
     doc = load_yaml(read_capped(folder / MLMODEL, where, MiB), where)
     if not isinstance(doc, dict):

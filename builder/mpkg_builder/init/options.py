@@ -19,6 +19,8 @@ CODE_MAX = 16 * MiB
 
 @dataclass(frozen=True)
 class InitOptions:
+    """What the user adds to a source on the command line."""
+
     code: Path | None = None  # a Python file: predict() for safetensors, pre/postprocess for ONNX
     contract: Path | None = None  # contract.json: required for safetensors, optional for ONNX
     run_dir: Path | None = None  # an MLflow run folder (params/, metrics/), when not found from mlruns/

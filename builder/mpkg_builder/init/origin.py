@@ -13,6 +13,7 @@ ORIGIN_NAME = "origin.json"
 
 
 def origin_file(doc: Mapping[str, Any]) -> DraftFile:
+    """The lineage origin record (MLflow ids and paths) as a source file."""
     text = json.dumps(dict(doc), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
     return DraftFile(ORIGIN_NAME, data=text.encode("utf-8"))
 

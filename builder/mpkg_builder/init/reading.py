@@ -71,6 +71,7 @@ class _NoAliasLoader(yaml.SafeLoader):  # type: ignore[misc]
 
 
 def load_yaml(data: bytes, where: str) -> Any:
+    """Parse untrusted YAML safely: SafeLoader without aliases (no billion laughs)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -84,6 +85,7 @@ def load_yaml(data: bytes, where: str) -> Any:
 
 
 def load_json(data: bytes, where: str) -> Any:
+    """Parse untrusted JSON with the format's own strict reader."""
     try:
         return canonical.loads(data, where)
     except FormatError as exc:

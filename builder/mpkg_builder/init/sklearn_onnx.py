@@ -42,6 +42,8 @@ _ONNX_TYPES = {
 
 @dataclass(frozen=True)
 class Converted:
+    """A scikit-learn model converted to ONNX, and what the conversion checked."""
+
     model: onnx.ModelProto
     ports: tuple[Port, ...]
     versions: Mapping[str, str]  # scikit-learn, skl2onnx, skops

@@ -29,12 +29,14 @@ from ..lock.source import LockInputs
 from ..lock.write import lockfile_text, plan_lock
 from ..sources.lockfile import Lockfile, parse_requirements
 from . import card as cards
-from .draft import CODE_ROOT, EXAMPLE_NAME, LOCK_NAME, Draft, Example, render_config, written_files
+from .draft import CODE_ROOT, EXAMPLE_NAME, LOCK_NAME, Draft, DraftExample, render_config, written_files
 from .examples import GENERATED, generated_inputs
 
 
 @dataclass(frozen=True)
 class InitResult:
+    """What init wrote, for the summary and --json."""
+
     directory: Path
     files: tuple[str, ...]
     name: str
@@ -45,6 +47,7 @@ class InitResult:
     warnings: tuple[str, ...]  # what `mpkg build` will warn about (sections a person must write)
 
     def to_json(self) -> dict[str, Any]:
+        """The --json document of `mpkg init`."""
         return {
             "directory": str(self.directory),
             "files": list(self.files),
@@ -128,20 +131,20 @@ def _refuse_existing(dest: Path, targets: list[str], draft: Draft) -> set[str]:
     return in_place
 
 
-def _prove(staging: Path, draft: Draft) -> tuple[Example, BuildPlan, list[str]]:
+def _prove(staging: Path, draft: Draft) -> tuple[DraftExample, BuildPlan, list[str]]:
     """Write the example and card, then run the build's checks and the model on the example.
 
     An example from the source (MLflow's input_example) that the package cannot run is
     replaced by generated inputs, with a note saying why."""
     notes: list[str] = []
-    example = draft.example or Example(generated_inputs(draft.contract), GENERATED)
+    example = draft.example or DraftExample(generated_inputs(draft.contract), GENERATED)
     try:
         result = _plan_with(staging, draft, example)
     except SourceError as exc:
         if draft.example is None or not any(p.where.startswith(EXAMPLE_NAME) for p in exc.problems):
             raise
         notes.append(f"the source's example cannot run in the package ({exc.problems[0]}); generated inputs instead")
-        example = Example(generated_inputs(draft.contract), GENERATED)
+        example = DraftExample(generated_inputs(draft.contract), GENERATED)
         result = _plan_with(staging, draft, example)
     recorded = json.loads(next(f.data for f in result.files if f.path == EXAMPLE_PATH) or b"{}")
     doc = {"inputs": dict(example.inputs), "outputs": recorded.get("outputs", {})}
@@ -149,7 +152,7 @@ def _prove(staging: Path, draft: Draft) -> tuple[Example, BuildPlan, list[str]]:
     return example, result, notes
 
 
-def _plan_with(staging: Path, draft: Draft, example: Example) -> BuildPlan:
+def _plan_with(staging: Path, draft: Draft, example: DraftExample) -> BuildPlan:
     made = [
         *draft.made,
         f"Example ({EXAMPLE_NAME}): inputs {example.origin}; `mpkg init` ran the model on them "

@@ -9,6 +9,7 @@ from mpkg.cli import emit_json, info
 
 
 def register(sub: Any) -> None:
+    """Add `mpkg lock` to the command line."""
     p = sub.add_parser(
         "lock",
         help="write the lockfile from this environment: what the code imports and the format needs",
@@ -26,6 +27,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
+    """`mpkg lock [SRC]`: pin what the package code imports, from this environment."""
     from .write import lock_source
 
     result = lock_source(args.source, args.output, args.format, args.hashes)

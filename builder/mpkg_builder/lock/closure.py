@@ -87,6 +87,8 @@ class Root:
 
 @dataclass(frozen=True)
 class Locked:
+    """One pinned distribution and why it is in the lockfile."""
+
     name: NormalizedName
     version: str
     required_by: tuple[str, ...]  # root reasons or the distributions that require it
@@ -94,6 +96,8 @@ class Locked:
 
 @dataclass(frozen=True)
 class Resolution:
+    """The closure lock computed: pins, their roots, and what was left out."""
+
     pins: tuple[Locked, ...]  # sorted by name
     roots: tuple[Root, ...]
     notes: tuple[str, ...]  # what was left out, and why

@@ -37,6 +37,7 @@ class Artifact:
 
     @property
     def is_wheel(self) -> bool:
+        """Wheels and sdists are hashed alike; the summary tells them apart."""
         return self.filename.endswith(".whl")
 
 

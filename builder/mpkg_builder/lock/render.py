@@ -23,6 +23,7 @@ PYLOCK_NAME = "pylock.toml"
 
 
 def describe_environment() -> str:
+    """The interpreter and platform the pins were read from, for the lockfile header."""
     return f"Python {platform.python_version()} on {sys.platform}-{platform.machine()}"
 
 
@@ -67,6 +68,7 @@ def pylock_text(resolution: Resolution, artifacts: Mapping[str, Artifact]) -> st
 
 
 def summary(pins: Sequence[Locked]) -> str:
+    """The pins as one line, for the command's output."""
     return ", ".join(f"{p.name} {p.version}" for p in pins)
 
 

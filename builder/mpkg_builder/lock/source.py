@@ -22,6 +22,8 @@ from .imports import local_modules
 
 @dataclass(frozen=True)
 class LockInputs:
+    """What lock reads from a source: model format, tabular or not, the code."""
+
     model_format: str
     tabular: bool  # every contract input is a column: lock pyarrow too
     code: tuple[tuple[str, bytes], ...] = ()  # (source-relative path, bytes) of each .py file

@@ -22,6 +22,8 @@ LockFormat = Literal["requirements", "pylock"]
 
 @dataclass(frozen=True)
 class LockResult:
+    """What lock wrote, for the summary and --json."""
+
     path: Path
     kind: LockFormat
     resolution: Resolution
@@ -29,6 +31,7 @@ class LockResult:
     notes: tuple[str, ...]
 
     def to_json(self) -> dict[str, object]:
+        """The --json document of `mpkg lock`."""
         return {
             "path": str(self.path),
             "kind": self.kind,

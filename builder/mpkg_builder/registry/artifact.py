@@ -1,170 +1,83 @@
-"""The package artifact: how a package is stored as an OCI manifest, and what a reference may resolve to.
+"""Writing the package artifact: a package as an OCI manifest over its pieces (spec/registry.md §2).
 
-The artifact's config blob is the package's own canonical manifest, so its OCI digest *is* the
-package digest: the promotion gate reads two small manifests, never a package. A reference
-asks for a package by repository and tag; the repository's last component names the package
-(as Helm names chart repositories), and a tag that is a version names that version. Whatever a
-registry answers is checked against that, first on the artifact's annotations (before any byte
-of the package moves) and again on the verified package (:func:`check_identity`).
+Reading it (and what a reference may resolve to) is the runtime's
+:mod:`mpkg._internal.registry.artifact`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
-from mpkg._internal.format.manifest import MAX_MANIFEST_BYTES as MAX_PACKAGE_MANIFEST_BYTES
-from mpkg._internal.format.manifest import SEMVER_RE
+from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.manifest import Manifest as PackageManifest
-from mpkg.errors import FormatError, RegistryError, VerificationError
+from mpkg._internal.registry.artifact import ANNOTATION_DIGEST, ANNOTATION_METRICS, ANNOTATION_NAME, ANNOTATION_VERSION
+from mpkg._internal.registry.layers import ANNOTATION_FILE, ANNOTATION_SIZE, FILE_TYPE, PART_TYPE, Layer, cut
+from mpkg._internal.registry.store import PACKAGE_ARTIFACT_TYPE, PACKAGE_CONFIG_TYPE, Progress
 
-from .backend import (
-    PACKAGE_ARTIFACT_TYPE,
-    PACKAGE_CONFIG_TYPE,
-    PACKAGE_LAYER_TYPE,
-    Backend,
-    Manifest,
-    artifact_manifest,
-    check_depth,
-)
-from .history import PackageRef
-from .refs import STAGES, Reference
-
-ANNOTATION_NAME = "dev.mpkg.package.name"
-ANNOTATION_VERSION = "dev.mpkg.package.version"
-ANNOTATION_DIGEST = "dev.mpkg.package.digest"
-ANNOTATION_METRICS = "dev.mpkg.package.metrics"
+from .backend import Backend, artifact_manifest, read_file_range
 
 
-def package_manifest(package: PackageManifest, blob: str, size: int) -> bytes:
-    """The package's OCI manifest: same package, same bytes (no timestamps)."""
+@dataclass(frozen=True)
+class Pieces:
+    """A package file cut for storage: its pieces in order (spec/registry.md §2.1), and the whole
+    file's sha256 and size."""
+
+    path: Path
+    layers: tuple[Layer, ...]
+    digest: str
+    size: int
+
+
+def cut_package(path: Path) -> Pieces:
+    """Cut a package at its large members' data and hash every piece and the whole file in one
+    pass over the bytes (bounded memory)."""
+    with PackageFile(path) as pkg:
+        members = [(m.name, m.data_offset, m.size) for m in pkg.members]
+        size = pkg.size
+    whole = hashlib.sha256()
+    layers = []
+    for offset, length, title in cut(members, size):
+        piece = hashlib.sha256()
+        for chunk in read_file_range(path, offset, length, piece):
+            whole.update(chunk)
+        kind = FILE_TYPE if title is not None else PART_TYPE
+        layers.append(Layer("sha256:" + piece.hexdigest(), length, offset, kind, title))
+    return Pieces(path, tuple(layers), "sha256:" + whole.hexdigest(), size)
+
+
+def push_pieces(backend: Backend, repo: str, pieces: Pieces, progress: Progress | None = None) -> int:
+    """Upload the pieces the store lacks (each HEADed first); returns the bytes sent."""
+    sent = 0
+    for layer in pieces.layers:
+        if backend.push_blob_file(repo, pieces.path, layer.digest, layer.size, progress, offset=layer.offset):
+            sent += layer.size
+        elif progress is not None:
+            progress(layer.size)
+    return sent
+
+
+def package_manifest(package: PackageManifest, pieces: Pieces, annotations: Mapping[str, str] | None = None) -> bytes:
+    """The package's OCI manifest, in pieces: same package file, same bytes (no timestamps);
+    ``annotations`` (what `mpkg ls` reads) added to its own."""
     name, version = package.name, package.version
-    layer = {
-        "mediaType": PACKAGE_LAYER_TYPE,
-        "digest": blob,
-        "size": size,
-        "annotations": {"org.opencontainers.image.title": f"{name}-{version}.mpkg"},
-    }
     config = {"mediaType": PACKAGE_CONFIG_TYPE, "digest": str(package.digest), "size": len(package.encoded)}
     return artifact_manifest(
         PACKAGE_ARTIFACT_TYPE,
-        [layer],
+        [layer.descriptor() for layer in pieces.layers],
         {
             ANNOTATION_NAME: name,
             ANNOTATION_VERSION: version,
             ANNOTATION_DIGEST: str(package.digest),
             ANNOTATION_METRICS: json.dumps(package.metrics, sort_keys=True, separators=(",", ":")),
+            ANNOTATION_FILE: pieces.digest,
+            ANNOTATION_SIZE: str(pieces.size),
             "org.opencontainers.image.title": name,
             "org.opencontainers.image.version": version,
-        },
+        }
+        | dict(annotations or {}),
         config,
     )
-
-
-def package_ref(manifest: Manifest, where: str) -> PackageRef:
-    """Read a package artifact's manifest strictly; anything else is refused."""
-    doc = manifest.json()
-    layers = doc.get("layers")
-    annotations = doc.get("annotations")
-    if (
-        doc.get("artifactType") != PACKAGE_ARTIFACT_TYPE
-        or not isinstance(layers, list)
-        or len(layers) != 1
-        or not isinstance(layers[0], dict)
-        or layers[0].get("mediaType") != PACKAGE_LAYER_TYPE
-        or not isinstance(annotations, dict)
-    ):
-        raise RegistryError(
-            f"is not an mpkg package artifact ({PACKAGE_ARTIFACT_TYPE} with one {PACKAGE_LAYER_TYPE} layer)", where
-        )
-    layer = layers[0]
-    digest, name, version = (annotations.get(k) for k in (ANNOTATION_DIGEST, ANNOTATION_NAME, ANNOTATION_VERSION))
-    size = layer.get("size")
-    if (
-        not isinstance(digest, str)
-        or not isinstance(name, str)
-        or not isinstance(version, str)
-        or not isinstance(layer.get("digest"), str)
-        or not isinstance(size, int)
-        or isinstance(size, bool)
-        or size < 0
-    ):
-        raise RegistryError("package artifact lacks its name/version/digest annotations", where)
-    return PackageRef(manifest.digest, digest, name, version, layer["digest"], size)
-
-
-def metrics_annotation(manifest: Manifest) -> dict[str, float]:
-    raw = (manifest.json().get("annotations") or {}).get(ANNOTATION_METRICS, "{}")
-    try:
-        metrics = json.loads(raw) if isinstance(raw, str) and len(raw) < 65536 else {}
-    except ValueError:
-        return {}
-    return {str(k): v for k, v in metrics.items()} if isinstance(metrics, dict) else {}
-
-
-# --- what a reference asks for --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Expected:
-    """What a reference asks for: the package the repository is named after, and the version a
-    version tag names (None for stage, archive and other tags, and for digests)."""
-
-    name: str
-    version: str | None
-
-    @classmethod
-    def of(cls, ref: Reference) -> Expected:
-        tag = None if ref.digest else ref.tag
-        version = tag.replace("_", "+") if tag and tag not in STAGES else None
-        return cls(ref.repository.rsplit("/", 1)[-1], version if version and SEMVER_RE.match(version) else None)
-
-    def problem(self, name: str, version: str) -> str | None:
-        if name != self.name:
-            return (
-                f"holds package {name!r}, but the repository is named after package {self.name!r}: a package "
-                "substituted from elsewhere"
-            )
-        if self.version is not None and version != self.version:
-            return f"holds version {version}, not the {self.version} its tag names: the tag was re-pointed (rollback)"
-        return None
-
-
-def check_identity(ref: Reference, name: str, version: str, *, verified: bool) -> None:
-    """Refuse a package (or, before download, an artifact's claim) that is not what ``ref`` asks for."""
-    problem = Expected.of(ref).problem(name, version)
-    if problem is not None:
-        cls = VerificationError if verified else RegistryError
-        raise cls(f"{problem}; refusing it", str(ref))
-
-
-def resolve(backend: Backend, ref: Reference) -> tuple[Manifest, PackageRef]:
-    """The artifact ``ref`` names, if its annotations claim what ``ref`` asks for."""
-    if ref.reference is None:
-        raise RegistryError(f"{ref} names no tag or digest; add :TAG or @sha256:...", str(ref))
-    manifest = backend.get_manifest(ref.repository, ref.reference)
-    if manifest is None:
-        raise RegistryError(f"not found in {backend.describe()}", str(ref))
-    target = package_ref(manifest, str(ref))
-    check_identity(ref, target.name, target.version, verified=False)
-    return manifest, target
-
-
-def read_package_manifest(
-    backend: Backend, repo: str, manifest: Manifest, target: PackageRef
-) -> PackageManifest | None:
-    """The package's own manifest from the artifact's config blob (checked against the package
-    digest), or None for an artifact without one (pushed by mpkg 0.1)."""
-    config: Any = manifest.json().get("config")
-    if not isinstance(config, dict) or config.get("mediaType") != PACKAGE_CONFIG_TYPE:
-        return None
-    where = f"{repo}@{target.manifest}: config"
-    if config.get("digest") != target.package:
-        raise RegistryError(f"names {config.get('digest')!r}, not the package digest {target.package}", where)
-    data = backend.fetch_blob_bytes(repo, target.package, MAX_PACKAGE_MANIFEST_BYTES)
-    check_depth(data, where)
-    try:
-        return PackageManifest.from_bytes(data)
-    except FormatError as exc:
-        raise RegistryError(f"is not a valid package manifest ({exc.reasons()[0]})", where) from None

@@ -1,4 +1,4 @@
-"""`mpkg push|pull|promote|rollback|history|gc`: thin argparse handlers over :mod:`.lifecycle`."""
+"""`mpkg push|pull|promote|rollback|history|gc|ls`: thin argparse handlers over :mod:`.lifecycle` (ls: .ls_command)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from mpkg._internal.io.progress import progress_bar
+from mpkg._internal.registry.aliases import is_alias
+from mpkg._internal.registry.auth import Credentials
+from mpkg._internal.registry.local import LOCAL_ORIGIN, default_home
+from mpkg._internal.registry.refs import Reference, is_digest, parse_ref
+from mpkg._internal.registry.trust import UNAUTHENTICATED_WARNING, HistoryPolicy
 from mpkg.cli import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import UsageError
 
 from . import lifecycle
-from .auth import Credentials
 from .backend import Backend
-from .local import LOCAL_ORIGIN, default_home
-from .refs import STAGES, Reference, is_digest, parse_ref
 from .report import HistoryReport
-from .trust import UNAUTHENTICATED_WARNING, HistoryPolicy
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -50,6 +51,17 @@ def _trust_option(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="PUB",
         help="public key trusted to sign history events (repeatable; also $MPKG_KEYS)",
+    )
+
+
+def history_key_option(p: argparse.ArgumentParser) -> None:
+    """Trusted keys for the history on read-only commands (history, ls), where --key is a public key."""
+    p.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="PUB",
+        help="trusted public key for entry signatures (repeatable; also $MPKG_KEYS)",
     )
 
 
@@ -121,13 +133,15 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("promote", help="move a stage tag to a package, if its gates pass")
     p.add_argument("ref", metavar="REF")
-    p.add_argument("--to", required=True, choices=STAGES, dest="stage")
+    p.add_argument(
+        "--to", required=True, dest="stage", metavar="ALIAS", help="staging, production or any alias (champion, canary)"
+    )
     p.add_argument(
         "--require",
         action="append",
         default=[],
         metavar="GATE",
-        help="e.g. 'f1>=production+0.005', 'loss<=staging', 'accuracy>=0.9'",
+        help="e.g. 'f1>=production+0.005', 'loss<=staging', 'f1>=champion', 'accuracy>=0.9'",
     )
     p.add_argument("--require-signature", metavar="PUB", help="the package must carry a valid signature by this key")
     p.add_argument(
@@ -143,7 +157,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("rollback", help="move a stage back to its previous holder")
     p.add_argument("name", metavar="NAME", help="[HOST[:PORT]/]REPO")
-    p.add_argument("--stage", required=True, choices=STAGES)
+    p.add_argument("--stage", required=True, metavar="ALIAS", help="the alias to move back (production, champion, ...)")
     p.add_argument("--key", metavar="NAME.key", help="sign the history entry with this key")
     _trust_option(p)
     _registry_options(p)
@@ -151,13 +165,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("history", help="every push, stage move and delete, checked")
     p.add_argument("name", metavar="NAME", help="[HOST[:PORT]/]REPO")
-    p.add_argument(
-        "--key",
-        action="append",
-        default=[],
-        metavar="PUB",
-        help="trusted public key for entry signatures (repeatable; also $MPKG_KEYS)",
-    )
+    history_key_option(p)
     p.add_argument(
         "--require-signed", action="store_true", help="fail unless keys are given and every entry is signed by one"
     )
@@ -183,6 +191,10 @@ def register(sub: Any) -> None:
     _trust_option(p)
     _registry_options(p)
     p.set_defaults(handler=cmd_gc)
+
+    from .ls_command import register as register_ls
+
+    register_ls(sub)
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -210,7 +222,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     ref = parse_ref(args.ref)
     keys = trusted_keys(args)
     policy = _policy(ref, keys)
-    stage = ref.digest is None and ref.tag in STAGES
+    stage = ref.digest is None and is_alias(ref.tag)
     with contextlib.ExitStack() as bars:
 
         def bar(total: int) -> Any:

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpkg._internal.format.manifest import Manifest as PackageManifest
+from mpkg._internal.registry.artifact import read_package_manifest
+from mpkg._internal.registry.history import PackageRef
+from mpkg._internal.registry.store import Manifest
 from mpkg.errors import Problem, VerificationError
 
-from ..diff.engine import Change, diff_manifests
+from ..diff.engine import diff_manifests
+from ..diff.report import Change
 from ..diff.rules import Bump
 from ..diff.versions import precedes
-from .artifact import read_package_manifest
-from .backend import Backend, Manifest
-from .history import PackageRef
+from .backend import Backend
 
 _NAMED_FINDINGS = 6
 
@@ -72,15 +74,14 @@ def _package_manifest(backend: Backend, repo: str, manifest: Manifest, ref: Pack
     if found is not None:
         return found
     from mpkg._internal.format.package import read_manifest
-
-    from .lifecycle import _download
+    from mpkg._internal.registry.pull import download
 
     with tempfile.TemporaryDirectory(prefix="mpkg-compat-") as tmp:
-        download = _download(backend, repo, ref, Path(tmp), "holder.mpkg")
+        fetched = download(backend, repo, manifest, ref, Path(tmp), "holder.mpkg")
         try:
-            return read_manifest(download.path)
+            return read_manifest(fetched.path)
         finally:
-            download.release()
+            fetched.release()
 
 
 def check_compatibility(

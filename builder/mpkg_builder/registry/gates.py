@@ -2,12 +2,12 @@
 
     gate   := METRIC OP rhs
     OP     := ">=" | "<=" | ">" | "<" | "=="
-    rhs    := NUMBER | STAGE [ ("+" | "-") NUMBER ]
-    STAGE  := "staging" | "production"
+    rhs    := NUMBER | ALIAS [ ("+" | "-") NUMBER ]
+    ALIAS  := "staging" | "production" | any alias (spec/registry.md §3: champion, eu-production)
     METRIC := [A-Za-z_][A-Za-z0-9_./-]*
     NUMBER := decimal, optional exponent (no nan, no inf); signed only when absolute
 
-Examples: ``f1>=production+0.005``, ``loss<=staging``, ``accuracy>=0.9``.
+Examples: ``f1>=production+0.005``, ``loss<=staging``, ``f1>=champion``, ``accuracy>=0.9``.
 A relative gate passes when the stage has no holder yet (nothing to compare against); the
 result says so. Metric values are compared as the decimals their shortest repr spells, so
 ``0.905 >= 0.9+0.005`` holds exactly.
@@ -21,14 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from mpkg._internal.registry.aliases import ALIAS_PATTERN, alias_problem
 from mpkg.errors import UsageError
-
-from .refs import STAGES
 
 _NUM = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _GATE = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_./-]*)\s*(?P<op>>=|<=|==|>|<)\s*"
-    rf"(?:(?P<stage>{'|'.join(STAGES)})\s*(?:(?P<sign>[+-])\s*(?P<offset>{_NUM}))?"
+    rf"(?:(?P<stage>{ALIAS_PATTERN})\s*(?:(?P<sign>[+-])\s*(?P<offset>{_NUM}))?"
     rf"|(?P<number>[+-]?{_NUM}))\s*$"
 )
 _OPS = {
@@ -68,6 +67,9 @@ def parse_gate(text: str) -> Gate:
             "--require",
         )
     if m.group("stage"):
+        problem = alias_problem(m.group("stage"))
+        if problem is not None:
+            raise UsageError(f"{text!r}: {problem}", "--require")
         offset = Decimal(m.group("offset") or "0")
         value = -offset if m.group("sign") == "-" else offset
         canon = f"{m.group('metric')}{m.group('op')}{m.group('stage')}"

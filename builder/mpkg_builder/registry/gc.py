@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.registry.history import MOVES, PackageRef, RecordedEvent
+from mpkg._internal.registry.layers import read_layers
+from mpkg._internal.registry.refs import Reference
+from mpkg._internal.registry.trust import UNAUTHENTICATED, HistoryPolicy, load_history, load_state
+
 from .backend import Backend
-from .history import MOVES, PackageRef, RecordedEvent, load_signer
-from .refs import Reference
-from .trust import UNAUTHENTICATED, HistoryPolicy, load_history, load_state
+from .record import append_event, load_signer
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,13 @@ class GcResult:
             "candidates": [c.to_json() for c in self.candidates],
             "kept": [{**p.to_json(), "reason": why} for p, why in self.kept],
         }
+
+
+def _blobs(backend: Backend, repo: str, target: PackageRef) -> set[str]:
+    """The blobs a version's package is stored in (its pieces, or the one file blob)."""
+    manifest = backend.get_manifest(repo, target.manifest)
+    found = read_layers(manifest.json(), target.manifest) if manifest is not None else None
+    return {layer.digest for layer in found} if found else {target.blob}
 
 
 def gc(
@@ -83,13 +93,14 @@ def gc(
             else:
                 candidates.append(target)
         if yes:
-            survivors = {p.blob for p, _ in kept}
+            survivors = {b for p, _ in kept for b in _blobs(backend, repo, p)}
             for target in candidates:
+                blobs = _blobs(backend, repo, target)
                 backend.delete_manifest(repo, target.manifest)
-                if target.blob not in survivors:
-                    backend.delete_blob(repo, target.blob)
+                for blob in sorted(blobs - survivors):
+                    backend.delete_blob(repo, blob)
                 history = load_history(backend, repo, policy)
                 history.require_ok(ref.name)
                 note = f"gc: older than {older_than}, never staged"
-                history.append(backend, "delete", signer, target=target, notes=(note,))
+                append_event(history, backend, "delete", signer, target=target, notes=(note,))
     return GcResult(repo, yes, tuple(candidates), tuple(kept))

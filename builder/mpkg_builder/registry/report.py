@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mpkg._internal.registry.aliases import known_aliases
+from mpkg._internal.registry.history import PackageRef, RecordedEvent, concurrent_moves
+from mpkg._internal.registry.refs import Reference
+from mpkg._internal.registry.trust import UNAUTHENTICATED, HistoryPolicy, load_history, load_state
 from mpkg.errors import UsageError
 
 from .backend import Backend
-from .history import PackageRef, RecordedEvent, concurrent_moves
-from .refs import Reference
-from .trust import UNAUTHENTICATED, HistoryPolicy, load_state
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ def history(
     and the stage tags against the history. ``require_signed`` insists that keys were given."""
     if require_signed and not policy.authenticated:
         raise UsageError("--require-signed needs trusted keys: pass --key PUB or set MPKG_KEYS", "--require-signed")
-    state = load_state(backend, ref.repository, policy)
+    aliases = known_aliases(r.event.stage for r in load_history(backend, ref.repository, policy).events)
+    state = load_state(backend, ref.repository, policy, aliases)  # the alias tags, then the history again
     problems = list(state.history.problems)
     problems.extend(p for s in state.stages.values() if (p := s.mismatch(ref.name)) is not None)
     problems.extend(_tag_problems(backend, ref, state.history.events))

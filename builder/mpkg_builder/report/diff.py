@@ -14,8 +14,8 @@ from mpkg.report.charts import Bar, signed_bars
 from mpkg.report.svg import fmt
 from mpkg.report.views import ContractRow, contract_rows, value_text
 
-from ..diff.engine import DiffReport
-from ..diff.report import verdict
+from ..diff.render import verdict
+from ..diff.report import DiffReport
 from ..diff.rules import Bump
 from . import TEMPLATE_PACKAGES
 from .texts import TEXT_ROLES, TextDiff, file_diffs, from_findings
@@ -23,6 +23,8 @@ from .texts import TEXT_ROLES, TextDiff, file_diffs, from_findings
 
 @dataclass(frozen=True)
 class Finding:
+    """One diff finding as the page shows it, values already rendered as text."""
+
     subject: str
     message: str
     rule: str
@@ -32,6 +34,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class MetricRow:
+    """One metric of both versions, with the change the chart draws."""
+
     name: str
     old: float
     new: float
@@ -51,6 +55,7 @@ class ContractPair:
 
     @property
     def state(self) -> str:
+        """What happened to this field: added, removed, changed, or nothing."""
         return "added" if self.old is None else "removed" if self.new is None else "changed" if self.changed else ""
 
 
@@ -78,6 +83,7 @@ def side_by_side(old: object, new: object) -> list[ContractPair]:
 
 
 def metric_rows(report: DiffReport) -> list[MetricRow]:
+    """The metrics both versions record, with relative change where it is defined."""
     return [
         MetricRow(m.name, m.old, m.new, m.delta, (m.delta / abs(m.old) * 100) if m.old else None)
         for m in report.metrics
@@ -85,6 +91,7 @@ def metric_rows(report: DiffReport) -> list[MetricRow]:
 
 
 def metric_chart(rows: Sequence[MetricRow]) -> Any:
+    """The signed bar chart of metric changes, relative to the old values."""
     bars = []
     for r in rows:
         rel = f" ({fmt(r.relative, signed=True)} %)" if r.relative is not None else " (old value 0)"
@@ -93,6 +100,7 @@ def metric_chart(rows: Sequence[MetricRow]) -> Any:
 
 
 def findings(report: DiffReport) -> list[tuple[str, list[Finding]]]:
+    """Findings grouped by the bump they cause, most severe first."""
     groups = []
     for bump in (Bump.MAJOR, Bump.MINOR, Bump.PATCH):
         changes = [c for c in report.changes if c.bump is bump]

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup
+from mpkg._internal.registry.artifact import ANNOTATION_METRICS
+from mpkg._internal.registry.history import MOVES, RecordedEvent, voided
 from mpkg.errors import Problem, RegistryError
 from mpkg.report import page
 from mpkg.report.charts import Point, trend
 from mpkg.report.views import numeric
 
-from ..registry.artifact import ANNOTATION_METRICS
 from ..registry.backend import Backend
-from ..registry.history import MOVES, RecordedEvent, voided
 from ..registry.report import HistoryReport
 from . import TEMPLATE_PACKAGES
 from .timeline import Mark, Span, timeline
@@ -55,6 +55,8 @@ class Signed:
 
 @dataclass(frozen=True)
 class EventView:
+    """One history event as the page shows it, with its trust status."""
+
     sequence: int
     time: str
     when: dt.datetime
@@ -72,6 +74,8 @@ class EventView:
 
 @dataclass
 class VersionView:
+    """One version's lane on the page: push, moves, metrics, stages held."""
+
     version: str
     manifest: str  # the OCI manifest digest: what identifies the version in the store
     package: str  # the package digest
@@ -101,6 +105,7 @@ def metrics_annotation(backend: Backend, repo: str, manifest: str) -> tuple[dict
 
 
 def event_views(report: HistoryReport) -> list[EventView]:
+    """Every event in order, marking those a later rollback voided."""
     dead = voided(report.events)
     return [
         EventView(
@@ -166,6 +171,7 @@ def stage_spans(versions: Sequence[VersionView], now: dt.datetime) -> list[Span]
 
 
 def timeline_chart(versions: Sequence[VersionView], now: dt.datetime) -> Markup:
+    """The timeline: one lane per version, pushes and stage moves on a time axis."""
     marks = []
     for i, v in enumerate(versions):
         if v.pushed:
@@ -178,6 +184,7 @@ def timeline_chart(versions: Sequence[VersionView], now: dt.datetime) -> Markup:
 
 
 def trends(versions: Sequence[VersionView]) -> list[tuple[str, Markup]]:
+    """One trend chart per metric across versions (the first MAX_METRICS names)."""
     names = sorted({name for v in versions for name in v.metrics})[:MAX_METRICS]
     charts = []
     for name in names:
@@ -215,16 +222,31 @@ def history_page(
     )
 
 
-def write_history_report(out: str | os.PathLike[str], backend: Backend, name: str, report: HistoryReport) -> None:
-    """Write the page, unless the policy refused the history: a page drawn from events the
-    policy refuses (forged, altered, untrusted, rolled back) would present them as the record,
-    so nothing is written and the refusal is raised, one line per problem. Stage and version
-    tags that disagree with an accepted history are listed first on the page instead."""
+def _refuse(out: str | os.PathLike[str], name: str, report: HistoryReport) -> None:
+    """No page from a history the policy refused: it would present forged events as the record."""
     if report.refusals:
         raise RegistryError(
             [Problem(name, p) for p in report.refusals]
             + [Problem(str(out), "no report written: the history was refused; `mpkg history` without --html lists it")]
         )
+
+
+def write_versions_report(
+    out: str | os.PathLike[str], backend: Backend, name: str, report: HistoryReport, manifests: Sequence[str]
+) -> None:
+    """`mpkg ls --html`: the versions part of the history page, for the listed versions in their order."""
+    _refuse(out, name, report)
+    by_manifest = {v.manifest: v for v in collect_versions(backend, report)}
+    versions = [by_manifest[m] for m in manifests if m in by_manifest]
+    page.write(out, history_page(name, versions, holders=report.holders, authenticated=report.authenticated))
+
+
+def write_history_report(out: str | os.PathLike[str], backend: Backend, name: str, report: HistoryReport) -> None:
+    """Write the page, unless the policy refused the history: a page drawn from events the
+    policy refuses (forged, altered, untrusted, rolled back) would present them as the record,
+    so nothing is written and the refusal is raised, one line per problem. Stage and version
+    tags that disagree with an accepted history are listed first on the page instead."""
+    _refuse(out, name, report)
     versions = collect_versions(backend, report)
     html = history_page(
         name, versions, event_views(report), report.problems, report.holders, authenticated=report.authenticated
@@ -232,4 +254,12 @@ def write_history_report(out: str | os.PathLike[str], backend: Backend, name: st
     page.write(out, html)
 
 
-__all__ = ["EventView", "Signed", "VersionView", "collect_versions", "history_page", "write_history_report"]
+__all__ = [
+    "EventView",
+    "Signed",
+    "VersionView",
+    "collect_versions",
+    "history_page",
+    "write_history_report",
+    "write_versions_report",
+]

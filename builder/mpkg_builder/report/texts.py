@@ -26,6 +26,8 @@ ROLE_TITLES = {"card": "Model card", "code": "Code", "environment": "Lockfile"}
 
 @dataclass(frozen=True)
 class TextDiff:
+    """A unified diff of one text member, or why there is none."""
+
     path: str
     role: str
     lines: tuple[tuple[str, str], ...]  # (kind, text); kind: file, hunk, add, del, ctx
@@ -34,6 +36,7 @@ class TextDiff:
 
     @property
     def title(self) -> str:
+        """The heading for this member, from its role."""
         return ROLE_TITLES.get(self.role, self.role)
 
 

@@ -20,6 +20,8 @@ _DAY_STEPS = (1, 2, 7, 14, 30, 91, 182, 365)
 
 @dataclass(frozen=True)
 class Mark:
+    """A point event on a version's lane (a push or a stage move)."""
+
     lane: int
     when: dt.datetime
     kind: str  # "push", "staging", "production" (a move to that stage) or "other"
@@ -28,6 +30,8 @@ class Mark:
 
 @dataclass(frozen=True)
 class Span:
+    """How long a version held a stage, drawn as a bar on its lane."""
+
     lane: int
     stage: str
     start: dt.datetime

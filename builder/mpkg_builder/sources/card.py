@@ -39,6 +39,8 @@ _NOT_STATED = re.compile(r"^ {0,3}(?:[>*_-]\s*)*[*_]*not stated:", re.IGNORECASE
 
 @dataclass(frozen=True)
 class Card:
+    """A model card as the build reads it: front matter, body, section headings."""
+
     metadata: Mapping[str, Any]  # YAML front matter, JSON-able ({} when absent)
     body: str  # the Markdown after the front matter
     sections: tuple[str, ...]  # heading texts in order
@@ -56,6 +58,7 @@ def parse_card(path: Path, where: str | None = None) -> Card:
 
 
 def parse_card_text(text: str, where: str = "MODEL_CARD.md") -> Card:
+    """Parse a card, collecting every problem (front matter, required sections) to raise once."""
     problems = ProblemCollector()
     metadata: dict[str, Any] = {}
     front, body = split_front_matter(text, where)
@@ -178,6 +181,7 @@ def unstated_sections(markdown: str) -> tuple[str, ...]:
 
 
 def normalise_heading(heading: str) -> str:
+    """A heading as compared with the required ones: no emphasis, case or trailing colon."""
     text = re.sub(r"[*_`]", "", heading).lower()
     text = re.sub(r"\s+", " ", text).strip()
     return text.rstrip(":").strip()

@@ -14,6 +14,7 @@ from mpkg.errors import FormatError, SourceError
 
 
 def load_json_strict(path: Path, where: str) -> Any:
+    """Read a source JSON file with the format's strict reader (no duplicate keys, no NaN)."""
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -124,11 +124,14 @@ def _show(text: str) -> str:
 
 @dataclass(frozen=True)
 class Lockfile:
+    """A validated lockfile: every pin exact, in one order."""
+
     kind: Literal["requirements", "pylock"]
     requires_python: str | None
     packages: tuple[Pin, ...]  # sorted by (name, marker)
 
     def pin(self, name: str) -> Pin | None:
+        """The pin of a distribution, by any spelling of its name."""
         key = canonicalize_name(name)
         return next((p for p in self.packages if p.name == key), None)
 

@@ -49,12 +49,15 @@ MAX_LABEL_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class OnnxSplit:
+    """The digests that let `diff` tell a retrain from an architecture change without reading weights."""
+
     structure_digest: str
     weights_digest: str
     class_labels: tuple[Any, ...]  # per labelled node, in canonical order; duplicates dropped
     producer: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The manifest's model.architecture fields for this split."""
         return {
             "structure_digest": self.structure_digest,
             "weights_digest": self.weights_digest,

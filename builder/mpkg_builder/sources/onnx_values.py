@@ -14,6 +14,7 @@ from onnx import AttributeProto, TensorProto, TypeProto, numpy_helper
 
 
 def type_json(t: TypeProto) -> Any:
+    """An ONNX type as JSON, so structure digests do not depend on protobuf encoding."""
     kind = t.WhichOneof("value")
     if kind == "tensor_type" or kind == "sparse_tensor_type":
         tt = getattr(t, kind)

@@ -27,6 +27,8 @@ from .pickle import sniff_code_executing
 
 @dataclass(frozen=True)
 class ValidatedSource:
+    """A source checked as a whole: everything the writer needs, nothing left to refuse."""
+
     config: SourceConfig
     contract: Contract  # declared (when given) or derived from the ONNX graph
     code_files: tuple[str, ...]  # src-relative

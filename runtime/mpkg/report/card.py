@@ -16,12 +16,15 @@ GENERATED_END = "<!-- mpkg:generated:end -->"
 
 @dataclass(frozen=True)
 class CardParts:
+    """A model card split into front matter, the author's text and mpkg's facts."""
+
     front_matter: str | None  # the raw YAML lines, for reference (the facts come from the manifest)
     body: str  # the author's Markdown
     generated: str | None  # mpkg's facts section, without its markers
 
 
 def split_card(text: str) -> CardParts:
+    """Split a card so the page renders the author's text apart from mpkg's facts."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     front = None
     lines = text.split("\n")

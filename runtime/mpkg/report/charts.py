@@ -14,6 +14,8 @@ from .svg import CHAR_WIDTH, Svg, fmt, nice_ticks
 
 @dataclass(frozen=True)
 class Bar:
+    """One bar of a signed bar chart."""
+
     label: str
     value: float  # the bar's length on the axis
     note: str  # drawn at the bar's end (e.g. "+0.012 (+1.3 %)")
@@ -51,6 +53,8 @@ def signed_bars(bars: Sequence[Bar], axis_label: str, title: str) -> Markup:
 
 @dataclass(frozen=True)
 class Point:
+    """One point of a trend line; a missing value leaves a gap."""
+
     label: str  # the x category (a version)
     value: float | None  # None: the metric was not recorded for this version
     marks: tuple[str, ...] = ()  # e.g. ("production",): drawn as a ring and a label
@@ -111,6 +115,8 @@ def trend(points: Sequence[Point], x_label: str, y_label: str, title: str) -> Ma
 
 @dataclass(frozen=True)
 class Node:
+    """One box of the lineage graph."""
+
     id: str
     heading: str
     lines: tuple[str, ...] = ()

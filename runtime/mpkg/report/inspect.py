@@ -33,6 +33,8 @@ MAX_CHAIN = 32
 
 @dataclass(frozen=True)
 class SignatureView:
+    """One signature as the page shows it: verified, not checked, or invalid."""
+
     keyid: str
     status: str  # "verified", "not checked" or "invalid"
     reason: str
@@ -40,6 +42,8 @@ class SignatureView:
 
 @dataclass(frozen=True)
 class Signatures:
+    """The envelope's signatures and a note on the envelope as a whole."""
+
     entries: tuple[SignatureView, ...]
     note: str  # the envelope as a whole: unsigned, unreadable, or what the statement names
 
@@ -69,6 +73,8 @@ def check_signatures(pkg: PackageFile, manifest: Manifest, keys: Sequence[Truste
 
 @dataclass(frozen=True)
 class CardView:
+    """The rendered card, or the problem that kept it from rendering."""
+
     path: str
     html: Markup | None
     generated: Markup | None
@@ -123,6 +129,7 @@ def _short_digest(text: str) -> str:
 
 
 def lineage_graph(manifest: Manifest, chain: Sequence[tuple[str, str, Manifest | None]]) -> Markup:
+    """The lineage graph: data, base and parent packages pointing at this one."""
     lineage = manifest.lineage if isinstance(manifest.lineage, Mapping) else {}
     data = [d for d in lineage.get("data") or [] if isinstance(d, Mapping)]
     data_nodes = []

@@ -30,6 +30,7 @@ TEMPLATE_PACKAGES = ("mpkg.report",)
 
 @lru_cache(maxsize=1)
 def stylesheet() -> str:
+    """The one stylesheet, inlined; refused if it could close its own element."""
     css = resources.files("mpkg.report").joinpath("style.css").read_text("utf-8")
     if "</" in css:  # would end the <style> element early
         raise ValueError("style.css must not contain '</'")
@@ -37,6 +38,7 @@ def stylesheet() -> str:
 
 
 def content_security_policy() -> str:
+    """The page's CSP: nothing loads, only the inlined stylesheet (by hash) applies."""
     digest = base64.b64encode(hashlib.sha256(stylesheet().encode("utf-8")).digest()).decode("ascii")
     return f"default-src 'none'; style-src 'sha256-{digest}'; img-src 'none'; base-uri 'none'; form-action 'none'"
 
@@ -49,6 +51,7 @@ def _finalize(value: Any) -> Any:
 
 
 def human_size(n: int) -> str:
+    """A byte count as people read it."""
     size = float(n)
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
@@ -59,6 +62,7 @@ def human_size(n: int) -> str:
 
 @lru_cache(maxsize=4)
 def environment(packages: Sequence[str] = TEMPLATE_PACKAGES) -> jinja2.Environment:
+    """The Jinja environment: autoescaping on, undefined names an error."""
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([jinja2.PackageLoader(p, "templates") for p in packages]),
         autoescape=True,

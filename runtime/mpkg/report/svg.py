@@ -41,6 +41,7 @@ class Svg:
         ET.SubElement(self.root, "title").text = visible(title)
 
     def el(self, tag: str, attrs: Mapping[str, str | float], tip: str | None = None) -> ET.Element:
+        """Add an element; ``tip`` becomes its tooltip, escaped as text."""
         values = {k: _num(v) if isinstance(v, float | int) else v for k, v in attrs.items()}
         node = ET.SubElement(self.root, tag, values)
         if tip:
@@ -48,18 +49,23 @@ class Svg:
         return node
 
     def line(self, x1: float, y1: float, x2: float, y2: float, cls: str) -> None:
+        """Add a line."""
         self.el("line", {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "class": cls})
 
     def rect(self, x: float, y: float, w: float, h: float, cls: str, tip: str | None = None, rx: float = 0) -> None:
+        """Add a rectangle (negative sizes drawn as empty)."""
         self.el("rect", {"x": x, "y": y, "width": max(w, 0.0), "height": max(h, 0.0), "rx": rx, "class": cls}, tip)
 
     def circle(self, x: float, y: float, r: float, cls: str, tip: str | None = None) -> None:
+        """Add a circle."""
         self.el("circle", {"cx": x, "cy": y, "r": r, "class": cls}, tip)
 
     def polygon(self, points: list[tuple[float, float]], cls: str, tip: str | None = None) -> None:
+        """Add a polygon."""
         self.el("polygon", {"points": " ".join(f"{_num(x)},{_num(y)}" for x, y in points), "class": cls}, tip)
 
     def path(self, d: str, cls: str) -> None:
+        """Add a path."""
         self.el("path", {"d": d, "class": cls})
 
     def text(
@@ -87,6 +93,7 @@ class Svg:
             node.text = cut
 
     def markup(self) -> Markup:
+        """The SVG as markup; ElementTree has escaped every text and attribute."""
         return Markup(ET.tostring(self.root, encoding="unicode"))  # ElementTree escapes
 
 

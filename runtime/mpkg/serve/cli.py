@@ -87,7 +87,14 @@ def register(subparsers: Any) -> None:
         "(Open Inference Protocol / KServe V2, binary tensors, Arrow IPC for tabular "
         "packages, Prometheus /metrics). SIGTERM drains in-flight requests and exits 0.",
     )
-    p.add_argument("packages", nargs="+", metavar="PKG", help=".mpkg files to serve")
+    p.add_argument(
+        "packages",
+        nargs="+",
+        metavar="PKG",
+        help=".mpkg files, or references pulled once into MPKG_HOME's cache "
+        "(HOST[:PORT]/REPO:TAG, REPO:TAG in the local store, ...@sha256:...)",
+    )
+    p.add_argument("--insecure", action="store_true", help="talk plain HTTP to the registry a PKG reference names")
     add_key_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0 picks a free one)")
@@ -194,13 +201,23 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=handle)
 
 
+def local_packages(args: argparse.Namespace) -> list[str]:
+    """The PKG arguments as files: references are pulled (``mpkg pull``'s checks) into the cache."""
+    if all(p.endswith(".mpkg") for p in args.packages):
+        return list(args.packages)
+    from mpkg._internal.registry.fetch import FetchPolicy, locate
+
+    policy = FetchPolicy.from_paths(trusted_keys(args), args.allow_unsigned, insecure=args.insecure)
+    return [locate(p, policy)[0] for p in args.packages]
+
+
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     """The parsed command line as ServeOptions."""
     from .limits import Limits
     from .server import ServeOptions
 
     return ServeOptions(
-        packages=tuple(args.packages),
+        packages=tuple(local_packages(args)),
         keys=tuple(trusted_keys(args)),
         allow_unsigned=args.allow_unsigned,
         host=args.host,

@@ -136,12 +136,13 @@ def _child(path: str, keys: list[str], allow_unsigned: bool, conns: list[Any]) -
     """The package's own process: load, smoke-test, then answer calls until the pipes close."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the serving process decides when to stop
     from mpkg._internal.load.model import load
+    from mpkg._internal.trust.verify import policy_for
 
     from .app import _ModelBug, _pipeline
     from .registry import ModelSet
 
     try:
-        model = load(path, keys=keys, allow_unsigned=allow_unsigned)
+        model = load(path, policy_for(keys, allow_unsigned=allow_unsigned))
         model.smoke_test()
         entry = ModelSet([model]).entries[0]
     except MpkgError as exc:

@@ -204,8 +204,9 @@ def load_models(options: ServeOptions, worker: int = 0) -> ModelSet:
 
 def _default_loader(path: str, keys: Sequence[str], allow_unsigned: bool) -> ServableModel:
     from .._internal.load.model import load  # lazily: onnxruntime loads in the worker, after the socket is open
+    from .._internal.trust.verify import policy_for
 
-    return load(path, keys=list(keys), allow_unsigned=allow_unsigned)
+    return load(path, policy_for(keys, allow_unsigned=allow_unsigned))
 
 
 def mpkg_version() -> str:

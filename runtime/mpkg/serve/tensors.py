@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from mpkg._internal.contract.contract import Contract, Field
+from mpkg._internal.contract.dtypes import DTYPE_OF_NUMPY, NUMPY_DTYPE, storage_dtype
 
 # Contract dtype -> V2 datatype.
 V2_OF_DTYPE: dict[str, str] = {
@@ -33,36 +34,10 @@ V2_OF_DTYPE: dict[str, str] = {
     "float64": "FP64",
     "string": "BYTES",
 }
-# V2 datatype -> little-endian numpy dtype (BYTES -> object).
-NUMPY_OF_V2: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype("?"),
-    "INT8": np.dtype("i1"),
-    "INT16": np.dtype("<i2"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "UINT8": np.dtype("u1"),
-    "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "FP16": np.dtype("<f2"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-    "BYTES": np.dtype(object),
-}
-_V2_OF_KIND_SIZE: dict[tuple[str, int], str] = {
-    ("b", 1): "BOOL",
-    ("i", 1): "INT8",
-    ("i", 2): "INT16",
-    ("i", 4): "INT32",
-    ("i", 8): "INT64",
-    ("u", 1): "UINT8",
-    ("u", 2): "UINT16",
-    ("u", 4): "UINT32",
-    ("u", 8): "UINT64",
-    ("f", 2): "FP16",
-    ("f", 4): "FP32",
-    ("f", 8): "FP64",
-}
+# V2 datatype -> little-endian numpy dtype (BYTES -> object); numpy (kind, itemsize) -> V2 datatype.
+# Both derive from the dtype grammar's tables, so the codec and enforcement never disagree.
+NUMPY_OF_V2: dict[str, np.dtype[Any]] = {V2_OF_DTYPE[d]: np.dtype(s) for d, s in NUMPY_DTYPE.items()}
+_V2_OF_KIND_SIZE: dict[tuple[str, int], str] = {k: V2_OF_DTYPE[d] for k, d in DTYPE_OF_NUMPY.items()}
 MAX_DIMS = 32
 MAX_ELEMENTS = 2**31  # product of a shape's non-zero dims
 
@@ -95,13 +70,8 @@ class RequestError(Exception):
 
 def v2_datatype(dtype: str) -> str:
     """V2 datatype for a contract dtype; Arrow-only types are described by their storage."""
-    if dtype in V2_OF_DTYPE:
-        return V2_OF_DTYPE[dtype]
-    if dtype == "date32":
-        return "INT32"
-    if dtype == "date64" or dtype.startswith("timestamp"):
-        return "INT64"
-    return "BYTES"  # decimal128: only reachable through Arrow IPC
+    storage = storage_dtype(dtype)  # dates and timestamps are integers underneath
+    return V2_OF_DTYPE[storage] if storage else "BYTES"  # decimal128: only reachable through Arrow IPC
 
 
 def v2_of_array(arr: np.ndarray) -> str:

@@ -105,7 +105,7 @@ def infer_with_tritonclient(url: str, built: Any) -> None:
     finally:
         client.close()
     assert result.as_numpy("label").tolist() == example["outputs"]["label"]
-    expected = mpkg.load(built.signed["iris-mlp"], keys=[built.pub]).predict({"features": features})
+    expected = mpkg.load(built.signed["iris-mlp"], [built.pub]).predict({"features": features})
     np.testing.assert_allclose(result.as_numpy("probabilities"), expected["probabilities"], rtol=1e-5, atol=1e-6)
 
 

@@ -348,7 +348,7 @@ def test_package_built_before_the_split_still_diffs_against_one_built_now() -> N
     against the same example built today: the graph digests still agree, so only the card
     (compared by file digest, the old package has no author digest) is reported."""
     legacy = Path(__file__).parent / "golden" / "iris-mlp-1.0.0-before-split.mpkg"
-    current = Path(__file__).resolve().parents[2] / "golden" / "v1" / "iris-mlp-1.0.0.mpkg"
+    current = Path(__file__).resolve().parents[2] / "golden" / "rebuild" / "iris-mlp-1.0.0.mpkg"
     report = diff_packages(legacy, current)
     assert [(c.rule, c.diff) for c in report.changes] == [
         ("card-changed", "(no text diff: the author's text is the same)")

@@ -13,30 +13,16 @@ from typing import Any
 
 import pytest
 from mpkg._internal.format.package import read_manifest
+from mpkg._internal.registry.history import Event, RecordedEvent, now_text, read_events
+from mpkg._internal.registry.refs import parse_ref
+from mpkg._internal.registry.seen import SeenHeads
+from mpkg._internal.registry.store import DSSE_LAYER_TYPE, EVENT_ARTIFACT_TYPE, EVENT_LAYER_TYPE, digest_bytes
+from mpkg._internal.registry.trust import HistoryPolicy, load_history
 from mpkg._internal.trust.signatures import load_public_keys
 from mpkg.errors import MpkgError, RegistryError, UsageError, VerificationError
 from mpkg_builder.registry import lifecycle
-from mpkg_builder.registry.backend import (
-    DSSE_LAYER_TYPE,
-    EVENT_ARTIFACT_TYPE,
-    EVENT_LAYER_TYPE,
-    artifact_manifest,
-    canonical_json,
-    digest_bytes,
-)
-from mpkg_builder.registry.history import (
-    Event,
-    RecordedEvent,
-    Signer,
-    current_user,
-    event_tag,
-    now_text,
-    read_events,
-    write_event,
-)
-from mpkg_builder.registry.refs import parse_ref
-from mpkg_builder.registry.seen import SeenHeads
-from mpkg_builder.registry.trust import HistoryPolicy, load_history
+from mpkg_builder.registry.backend import artifact_manifest, canonical_json
+from mpkg_builder.registry.record import Signer, current_user, event_tag, write_event
 
 from tests.harness.registry import Store
 

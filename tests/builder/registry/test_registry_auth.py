@@ -8,12 +8,12 @@ import stat
 from pathlib import Path
 
 import pytest
+from mpkg._internal.registry.auth import Credentials, docker_credentials, parse_challenge
+from mpkg._internal.registry.refs import parse_ref
+from mpkg._internal.registry.store import EMPTY_DATA
 from mpkg.errors import RegistryError
-from mpkg_builder.registry.auth import Credentials, docker_credentials, parse_challenge
-from mpkg_builder.registry.backend import EMPTY_DATA
 from mpkg_builder.registry.lifecycle import open_backend
 from mpkg_builder.registry.oci import OciBackend
-from mpkg_builder.registry.refs import parse_ref
 
 from tests.harness.registry import TokenRegistry
 

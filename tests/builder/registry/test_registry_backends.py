@@ -11,16 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mpkg._internal.registry.store import EMPTY_DATA, PACKAGE_ARTIFACT_TYPE, PACKAGE_LAYER_TYPE, digest_bytes
 from mpkg.errors import RegistryError
-from mpkg_builder.registry.backend import (
-    EMPTY_DATA,
-    PACKAGE_ARTIFACT_TYPE,
-    PACKAGE_LAYER_TYPE,
-    Backend,
-    artifact_manifest,
-    digest_bytes,
-    sha256_file,
-)
+from mpkg_builder.registry.backend import Backend, artifact_manifest, sha256_file
 from mpkg_builder.registry.local import LocalBackend
 from mpkg_builder.registry.oci import OciBackend
 
@@ -160,7 +153,7 @@ def test_skopeo_reads_the_artifact(oci_registry: RegistryProcess) -> None:
 
 def test_limits_apply_to_bodies_not_to_what_a_head_announces(oci_registry: RegistryProcess, tmp_path: Path) -> None:
     """HEAD of a blob announces the blob's size; it is not a body over the small-answer cap."""
-    from mpkg_builder.registry.transport import Limits
+    from mpkg._internal.registry.transport import Limits
 
     path = _blob(tmp_path, 100 * 1024, seed=5)
     digest, n = sha256_file(path)

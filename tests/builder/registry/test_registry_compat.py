@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from mpkg._internal.registry.history import read_events
 from mpkg.cli import main
 from mpkg.errors import VerificationError
 from mpkg_builder.registry import lifecycle
-from mpkg_builder.registry.history import read_events
 
 from tests.harness.registry import Store
 
@@ -94,18 +94,16 @@ def _push_like_mpkg_0_1(store: Store, package: Path) -> str:
     """Store a package as mpkg 0.1 did: the empty config, and a push event whose tag carries only
     12 hex digits of its digest. Returns the artifact's manifest digest."""
     from mpkg._internal.format.package import read_info
-    from mpkg_builder.registry.backend import (
+    from mpkg._internal.registry.history import Event, PackageRef, now_text
+    from mpkg._internal.registry.store import (
         EMPTY_DATA,
         EVENT_ARTIFACT_TYPE,
         EVENT_LAYER_TYPE,
         PACKAGE_ARTIFACT_TYPE,
         PACKAGE_LAYER_TYPE,
-        artifact_manifest,
-        canonical_json,
         digest_bytes,
-        sha256_file,
     )
-    from mpkg_builder.registry.history import Event, PackageRef, now_text
+    from mpkg_builder.registry.backend import artifact_manifest, canonical_json, sha256_file
 
     b, info = store.backend, read_info(package)
     blob, size = sha256_file(package)

@@ -12,17 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from mpkg._internal.registry import transport
+from mpkg._internal.registry.store import PACKAGE_ARTIFACT_TYPE, PACKAGE_LAYER_TYPE, digest_bytes
+from mpkg._internal.registry.transport import Limits
 from mpkg.cli import main
 from mpkg.errors import RegistryError
-from mpkg_builder.registry import transport
-from mpkg_builder.registry.backend import (
-    PACKAGE_ARTIFACT_TYPE,
-    PACKAGE_LAYER_TYPE,
-    artifact_manifest,
-    digest_bytes,
-)
+from mpkg_builder.registry.backend import artifact_manifest
 from mpkg_builder.registry.oci import OciBackend
-from mpkg_builder.registry.transport import Limits
 
 from tests.harness.hostile_registry import Answer, HostileRegistry, endless, trickle
 

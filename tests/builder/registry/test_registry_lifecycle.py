@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from mpkg._internal.format.package import read_info
+from mpkg._internal.registry.history import read_events
+from mpkg._internal.registry.refs import parse_ref
 from mpkg.errors import MpkgError, RegistryError, UsageError, VerificationError
 from mpkg_builder.registry import lifecycle
-from mpkg_builder.registry.history import read_events
 from mpkg_builder.registry.local import LocalBackend
-from mpkg_builder.registry.refs import parse_ref
 
 from tests.harness.registry import Store, trusting
 

@@ -6,12 +6,12 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from mpkg._internal.registry.history import Event, now_text
+from mpkg._internal.registry.refs import Reference, check_tag, is_digest, is_tag, parse_ref, version_tag
 from mpkg.errors import UsageError
 from mpkg_builder.registry.cli import parse_duration
 from mpkg_builder.registry.gates import evaluate, parse_gate
-from mpkg_builder.registry.history import Event, now_text
 from mpkg_builder.registry.local import LocalBackend
-from mpkg_builder.registry.refs import Reference, check_tag, is_digest, is_tag, parse_ref, version_tag
 
 D = "sha256:" + "ab" * 32
 
@@ -105,7 +105,8 @@ def test_parse_gate(text: str, metric: str, op: str, stage: str | None, value: s
         "f1",
         "f1>=",
         "f1=>0.1",
-        "f1>=prod",
+        "f1>=Prod",
+        "f1>=v2",
         "f1>=production+",
         "f1>=production*2",
         "f1>=nan",

@@ -8,16 +8,18 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mpkg._internal.registry.artifact import ANNOTATION_METRICS, PACKAGE_ARTIFACT_TYPE
+from mpkg._internal.registry.history import Event, RecordedEvent, now_text
+from mpkg._internal.registry.refs import parse_ref
+from mpkg._internal.registry.store import EMPTY_DATA
+from mpkg._internal.registry.trust import HistoryPolicy, load_history
 from mpkg._internal.trust.signatures import key_id, load_public_keys
 from mpkg.cli import main
 from mpkg_builder.build import build_package
 from mpkg_builder.registry import lifecycle
-from mpkg_builder.registry.artifact import ANNOTATION_METRICS, PACKAGE_ARTIFACT_TYPE
-from mpkg_builder.registry.backend import EMPTY_DATA, artifact_manifest
-from mpkg_builder.registry.history import Event, RecordedEvent, now_text
+from mpkg_builder.registry.backend import artifact_manifest
 from mpkg_builder.registry.local import LocalBackend
-from mpkg_builder.registry.refs import parse_ref
-from mpkg_builder.registry.trust import HistoryPolicy, load_history
+from mpkg_builder.registry.record import append_event
 from mpkg_builder.report.history import Signed, collect_versions, history_page, metrics_annotation, stage_spans
 from mpkg_builder.signing import load_private_key
 
@@ -107,7 +109,7 @@ def test_forged_history_writes_no_html_report(
     of 1.1.0). With keys the policy refuses the history, so `history --html` fails like every
     other command: no page presents the forged event as the record, one line names it."""
     history = load_history(store, "team/iris-mlp")
-    history.append(store, "promote", None, stage="production", target=history.events[1].event.target)
+    append_event(history, store, "promote", None, stage="production", target=history.events[1].event.target)
     out = tmp_path / "h.html"
     assert main(["history", "team/iris-mlp", "--key", str(built.pub), "--html", str(out)]) == 1
     assert not out.exists() and list(tmp_path.glob("*.html*")) == []

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.scenarios import catalog
+
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
 
-
-def _load_catalog() -> ModuleType:
-    """tests/scenarios/catalog.py by path, so no package layout or conftest is needed."""
-    name = "mpkg_scenarios_catalog"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "scenarios" / "catalog.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-catalog = _load_catalog()
 
 CARD = (REPO / "tests" / "scenarios" / "unpinned-lockfile" / "MODEL_CARD.md").read_text()
 TOML = """[package]

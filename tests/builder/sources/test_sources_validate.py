@@ -15,22 +15,10 @@ from mpkg.errors import SourceError
 from mpkg_builder.sources.validate import validate_source
 from safetensors.numpy import load_file
 
+from tests.scenarios import catalog
+
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
-
-
-def _load_catalog() -> ModuleType:
-    """tests/scenarios/catalog.py by path (shared with conftest through sys.modules)."""
-    name = "mpkg_scenarios_catalog"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "scenarios" / "catalog.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-catalog = _load_catalog()
 
 
 @pytest.mark.parametrize("name", sorted(catalog.SCENARIOS))

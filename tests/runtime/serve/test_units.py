@@ -170,7 +170,7 @@ def test_version_order() -> None:
 
 @pytest.fixture(scope="module")
 def models(model_source: ModelSource) -> Iterator[list[Model]]:
-    loaded = [load(model_source.path(k), keys=[model_source.pub]) for k in ("iris1", "iris2", "tab")]
+    loaded = [load(model_source.path(k), [model_source.pub]) for k in ("iris1", "iris2", "tab")]
     yield loaded
     for m in loaded:
         m.close()

@@ -1,7 +1,8 @@
 """The input/output contract: what a package accepts and what it promises to return.
 
 This module holds the data model and its strict parser; enforcement against
-data lives in :mod:`mpkg._internal.contract.enforce`. Names follow spec/format.md §6.
+data lives in :mod:`mpkg._internal.contract.enforce`, the dtype grammar in
+:mod:`mpkg._internal.contract.dtypes`. Names follow spec/format.md §6.
 """
 
 from __future__ import annotations
@@ -11,39 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mpkg._internal.contract.dtypes import TENSOR_DTYPES, is_valid_dtype
 from mpkg.errors import ContractError, Problem
-
-# Numeric/tensor dtypes, spelled as in the spec (and as numpy spells them, bar bfloat16/string).
-TENSOR_DTYPES = (
-    "bool",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float16",
-    "bfloat16",
-    "float32",
-    "float64",
-    "string",
-)
-# Arrow-only column types for tabular contracts.
-_ARROW_DTYPE = re.compile(
-    r"^(?:date32|date64"
-    r"|timestamp\[(?:s|ms|us|ns)(?:, tz=[A-Za-z0-9_/+\-:]+)?\]"
-    r"|decimal128\((?:[1-9]|[1-3][0-9]),(?:0|[1-9]|[1-3][0-9])\))\Z",
-    re.ASCII,
-)
 
 Dim = int | str
 Scalar = bool | int | float | str
-
-
-def is_valid_dtype(dtype: str) -> bool:
-    return dtype in TENSOR_DTYPES or bool(_ARROW_DTYPE.match(dtype))
 
 
 @dataclass(frozen=True)

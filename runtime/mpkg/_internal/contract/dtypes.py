@@ -1,14 +1,77 @@
-"""Safe widening casts: the one table shared by contract enforcement and `mpkg diff`.
+"""The one dtype grammar: which dtypes a contract may name, and how they cast and map.
 
-A cast ``src -> dst`` is safe when every value of ``src`` is represented exactly in
-``dst``. The runtime may apply exactly these casts to caller data, so a package whose
-input dtype widens along this table still accepts everything it accepted before
-(spec/semver.md), and an output that widens may hand consumers values they cannot hold.
-``bool`` and ``string`` never cast; ``int64``/``uint64`` do not cast to ``float64``
-(53-bit mantissa); ``int16`` does not cast to ``float16`` (11-bit mantissa).
+Every module that reads a dtype string (the contract parser, enforcement, the V2 codec,
+`mpkg diff`) asks this module, so a dtype the parser accepts is one the rest understands.
+
+Safe widening casts: a cast ``src -> dst`` is safe when every value of ``src`` is
+represented exactly in ``dst``. The runtime may apply exactly these casts to caller data,
+so a package whose input dtype widens along this table still accepts everything it
+accepted before (spec/semver.md), and an output that widens may hand consumers values
+they cannot hold. ``bool`` and ``string`` never cast; ``int64``/``uint64`` do not cast to
+``float64`` (53-bit mantissa); ``int16`` does not cast to ``float16`` (11-bit mantissa).
 """
 
 from __future__ import annotations
+
+import re
+
+# Numeric/tensor dtypes, spelled as in the spec (and as numpy spells them, bar bfloat16/string).
+TENSOR_DTYPES = (
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "string",
+)
+# Arrow-only column types for tabular contracts (spec/format.md §6). \Z, not $: "x\n" is no dtype.
+_DATE_UNIT = {"date32": "D", "date64": "ms"}
+_TIMESTAMP = re.compile(r"timestamp\[(s|ms|us|ns)(?:, tz=([A-Za-z0-9_/+\-:]+))?\]\Z", re.ASCII)
+_DECIMAL = re.compile(r"decimal128\(([1-9]|[1-3][0-9]),(0|[1-9]|[1-3][0-9])\)\Z", re.ASCII)
+
+
+def is_valid_dtype(dtype: str) -> bool:
+    """True for a dtype a contract may name; the parser refuses every other spelling."""
+    return dtype in TENSOR_DTYPES or dtype in _DATE_UNIT or bool(_TIMESTAMP.match(dtype) or _DECIMAL.match(dtype))
+
+
+def timestamp_spec(dtype: str) -> tuple[str, str | None] | None:
+    """(unit, time zone or None) of a ``timestamp[...]`` dtype, else None."""
+    m = _TIMESTAMP.match(dtype)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def datetime_unit(dtype: str) -> str | None:
+    """numpy datetime64 unit for a date/timestamp dtype, else None: these travel as datetime64."""
+    if dtype in _DATE_UNIT:
+        return _DATE_UNIT[dtype]
+    spec = timestamp_spec(dtype)
+    return spec[0] if spec else None
+
+
+def decimal_spec(dtype: str) -> tuple[int, int] | None:
+    """(precision, scale) of a ``decimal128(p,s)`` dtype, else None: decimals travel as Decimal objects."""
+    m = _DECIMAL.match(dtype)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def storage_dtype(dtype: str) -> str | None:
+    """The tensor dtype a dtype's values are stored as (dates and timestamps are integers),
+    or None for decimals, which have no fixed-width tensor form."""
+    if dtype in TENSOR_DTYPES:
+        return dtype
+    if dtype == "date32":
+        return "int32"
+    return "int64" if datetime_unit(dtype) is not None else None
+
 
 # Direct edges; SAFE_CASTS is their transitive closure (so the table stays readable).
 _EDGES: dict[str, tuple[str, ...]] = {
@@ -83,6 +146,18 @@ DTYPE_OF_NUMPY: dict[tuple[str, int], str] = {
     ("f", 4): "float32",
     ("f", 8): "float64",
 }
+# Integer dtype -> width in bits; float dtype -> mantissa bits (the integers it holds exactly).
+INT_BITS: dict[str, int] = {
+    "int8": 8,
+    "int16": 16,
+    "int32": 32,
+    "int64": 64,
+    "uint8": 8,
+    "uint16": 16,
+    "uint32": 32,
+    "uint64": 64,
+}
+FLOAT_MANTISSA: dict[str, int] = {"float16": 11, "float32": 24, "float64": 53}
 # ONNX Runtime type strings -> contract dtype.
 DTYPE_OF_ONNX: dict[str, str] = {
     "tensor(bool)": "bool",
@@ -143,10 +218,18 @@ NUMPY_OF_ONNX_ELEM: dict[int, str] = {
 __all__ = [
     "DTYPE_OF_NUMPY",
     "DTYPE_OF_ONNX",
+    "FLOAT_MANTISSA",
+    "INT_BITS",
     "NUMPY_DTYPE",
     "NUMPY_OF_ONNX_ELEM",
     "SAFETENSORS_DTYPE",
     "SAFE_CASTS",
+    "TENSOR_DTYPES",
     "can_cast",
+    "datetime_unit",
+    "decimal_spec",
     "is_safe_cast",
+    "is_valid_dtype",
+    "storage_dtype",
+    "timestamp_spec",
 ]

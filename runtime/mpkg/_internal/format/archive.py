@@ -26,6 +26,8 @@ _MAX_DIGITS = 20  # PAX numbers: 2^64 has 20 decimal digits
 
 @dataclass(frozen=True)
 class Member:
+    """One tar member: where its header and data are in the package."""
+
     name: str
     header_offset: int
     data_offset: int
@@ -33,6 +35,7 @@ class Member:
 
     @property
     def end(self) -> int:
+        """The offset just past this member's padded data."""
         return self.data_offset + self.size + layout.padding(self.size)
 
 
@@ -184,13 +187,16 @@ class PackageFile:
         self.close()
 
     def close(self) -> None:
+        """Close the package file."""
         self._f.close()
 
     @property
     def file(self) -> BinaryIO:
+        """The one open file: verify, load and unpack read it, never the path again."""
         return self._f
 
     def read(self, member: Member) -> bytes:
+        """A member's bytes (small members only; weights are memory-mapped)."""
         self._f.seek(member.data_offset)
         return self._f.read(member.size)
 

@@ -27,6 +27,8 @@ _DIGEST = re.compile(r"^(blake3|sha256):([0-9a-f]{64})\Z")
 
 @dataclass(frozen=True, order=True)
 class Digest:
+    """A digest as the manifest writes it, ``algorithm:hex``."""
+
     algorithm: str
     hex: str
 
@@ -43,10 +45,12 @@ class Digest:
 
 
 def new_file_hasher() -> blake3.blake3:
+    """The per-file hasher (BLAKE3, multithreaded for large files)."""
     return blake3.blake3(max_threads=blake3.blake3.AUTO)
 
 
 def package_digest(manifest_bytes: bytes) -> Digest:
+    """The package digest: sha256 of the canonical manifest bytes."""
     return Digest(PACKAGE_DIGEST_ALGORITHM, hashlib.sha256(manifest_bytes).hexdigest())
 
 
@@ -75,6 +79,7 @@ def update_from_fd(hasher: blake3.blake3, fd: int, offset: int, length: int) -> 
 
 
 def hash_bytes(data: bytes | memoryview) -> Digest:
+    """The file digest of bytes already in memory."""
     h = new_file_hasher()
     h.update(data)
     return Digest(FILE_DIGEST_ALGORITHM, h.hexdigest())

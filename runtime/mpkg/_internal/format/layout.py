@@ -18,6 +18,7 @@ PAX_NAME = "././@PaxHeader"
 
 
 def padding(size: int, unit: int = BLOCK) -> int:
+    """Bytes of zero padding after ``size`` bytes, to the next block."""
     return -size % unit
 
 
@@ -52,6 +53,7 @@ def _pax_record(key: str, value: str) -> bytes:
 
 
 def needs_pax(name: str, size: int) -> bool:
+    """Whether a member needs a PAX header: non-ASCII or long name, or over ustar's size."""
     encoded = name.encode("utf-8")
     return not name.isascii() or len(encoded) > 100 or size > _USTAR_MAX_SIZE
 

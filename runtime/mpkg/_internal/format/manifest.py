@@ -82,6 +82,8 @@ def fold(path: str) -> str:
 
 @dataclass(frozen=True)
 class FileEntry:
+    """One file of the package as the manifest lists it."""
+
     path: str
     size: int
     digest: Digest
@@ -94,6 +96,7 @@ class FileEntry:
         return self.path
 
     def to_json(self) -> dict[str, Any]:
+        """The manifest's JSON form of this entry."""
         return {
             "path": self.path,
             "size": self.size,
@@ -123,49 +126,59 @@ class Manifest:
 
     @property
     def environment(self) -> Mapping[str, Any]:
+        """The environment section (lockfile, pins), checked at parse."""
         env: Mapping[str, Any] = self.raw.get("environment", {})
         return env
 
     @property
     def lineage(self) -> Mapping[str, Any]:
+        """The lineage section (builder, git, data, params, metrics), checked at parse."""
         lineage: Mapping[str, Any] = self.raw.get("lineage", {})
         return lineage
 
     @property
     def card(self) -> Mapping[str, Any]:
+        """The card section (path, metadata, author digest)."""
         card: Mapping[str, Any] = self.raw.get("card", {})
         return card
 
     @property
     def example(self) -> Mapping[str, Any] | None:
+        """The example section, or None for a package without one."""
         example: Mapping[str, Any] | None = self.raw.get("example")
         return example
 
     @property
     def base(self) -> Mapping[str, Any] | None:
+        """The package this one was versioned against, or None."""
         base: Mapping[str, Any] | None = self.raw.get("base")
         return base
 
     @property
     def entry_points(self) -> Mapping[str, list[str]]:
+        """The code's entry points and the arguments each takes."""
         code = self.raw.get("code")
         eps: Mapping[str, list[str]] = code["entry_points"] if code else {}
         return eps
 
     @property
     def architecture(self) -> Mapping[str, Any]:
+        """The model's architecture facts, which `diff` compares without reading weights."""
         arch: Mapping[str, Any] = self.raw["model"].get("architecture", {})
         return arch
 
     @property
     def metrics(self) -> dict[str, float]:
+        """The lineage metrics, as numbers."""
         metrics: dict[str, float] = dict(self.lineage.get("metrics", {}))  # numbers, checked at parse
         return metrics
 
     def file(self, path: str) -> FileEntry | None:
+        """The entry of ``path``, or None."""
         return next((f for f in self.files if f.path == path), None)
 
     def to_bytes(self) -> bytes:
+        """The canonical bytes the package digest is taken over."""
         return self.encoded
 
     @classmethod

@@ -18,6 +18,8 @@ from mpkg.errors import FormatError, Problem
 
 @dataclass(frozen=True)
 class PackageInfo:
+    """What a listing needs from a package, read from its manifest alone."""
+
     name: str
     version: str
     digest: str
@@ -34,11 +36,13 @@ def manifest_of(pkg: PackageFile) -> Manifest:
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """The manifest of a package, parsed and checked (the package is not verified)."""
     with PackageFile(path) as pkg:
         return manifest_of(pkg)
 
 
 def read_info(path: str | os.PathLike[str]) -> PackageInfo:
+    """A package's name, version, digest, metrics and size, from its manifest."""
     with PackageFile(path) as pkg:
         m = manifest_of(pkg)
         return PackageInfo(m.name, m.version, str(m.digest), m.metrics, pkg.size)

@@ -67,6 +67,8 @@ _ENTRY_KEYS = {"dtype", "shape", "data_offsets"}
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """One tensor of a safetensors header."""
+
     name: str
     dtype: str
     shape: tuple[int, ...]
@@ -75,11 +77,14 @@ class TensorInfo:
 
     @property
     def nbytes(self) -> int:
+        """The tensor's size in bytes."""
         return self.end - self.begin
 
 
 @dataclass(frozen=True)
 class SafetensorsInfo:
+    """A checked safetensors header: tensors tile the data section exactly."""
+
     header_len: int
     tensors: tuple[TensorInfo, ...]  # in data order (by begin offset, then name)
     metadata: Mapping[str, str]
@@ -90,6 +95,7 @@ class SafetensorsInfo:
         return 8 + self.header_len
 
     def tensor(self, name: str) -> TensorInfo | None:
+        """The tensor named ``name``, or None."""
         return next((t for t in self.tensors if t.name == name), None)
 
 

@@ -23,10 +23,12 @@ ONE_LINE = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]*")
 
 
 def pattern(regex: str) -> re.Pattern[str]:
+    """Compile a field pattern ASCII-only, as the schemas' ECMA-262 patterns are."""
     return re.compile(regex, re.ASCII)
 
 
 def is_number(value: object) -> bool:
+    """A JSON number (booleans are not numbers here, unlike in Python)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -43,6 +45,7 @@ class Checker:
         self.problems: list[Problem] = []
 
     def bad(self, key: str, reason: str) -> None:
+        """Record a problem with this field."""
         self.problems.append(Problem(f"{self.where}: {key}" if key else self.where, reason))
 
     def obj(
@@ -69,6 +72,7 @@ class Checker:
         return value if ok else None
 
     def string(self, value: object, key: str, regex: re.Pattern[str] | None = None, reason: str = "") -> str | None:
+        """The value if it is a string matching ``regex``; else record why not."""
         if not isinstance(value, str):
             self.bad(key, reason or "must be a string")
             return None
@@ -78,6 +82,7 @@ class Checker:
         return value
 
     def integer(self, value: object, key: str, minimum: int | None = None) -> int | None:
+        """The value if it is an integer at least ``minimum``; else record why not."""
         if not is_int(value) or (minimum is not None and value < minimum):  # type: ignore[operator]
             self.bad(key, "must be an integer" + (f" >= {minimum}" if minimum is not None else ""))
             return None
@@ -85,6 +90,7 @@ class Checker:
         return value
 
     def number(self, value: object, key: str, minimum: float | None = None) -> float | None:
+        """The value if it is a number at least ``minimum``; else record why not."""
         if not is_number(value) or (minimum is not None and value < minimum):  # type: ignore[operator]
             self.bad(key, "must be a number" + (f" >= {minimum:g}" if minimum is not None else ""))
             return None
@@ -92,6 +98,7 @@ class Checker:
         return value
 
     def boolean(self, value: object, key: str) -> bool | None:
+        """The value if it is a boolean; else record why not."""
         if not isinstance(value, bool):
             self.bad(key, "must be true or false")
             return None
@@ -100,6 +107,7 @@ class Checker:
     def array(
         self, value: object, key: str, min_items: int = 0, max_items: int | None = None, unique: bool = False
     ) -> list[Any] | None:
+        """The value if it is a list within the bounds (and unique if asked); else record why not."""
         if not isinstance(value, list):
             self.bad(key, "must be a list")
             return None
@@ -113,6 +121,7 @@ class Checker:
         return value
 
     def enum(self, value: object, key: str, allowed: Sequence[Any]) -> Any:
+        """The value if it is one of ``allowed`` (type included); else record why not."""
         if isinstance(value, bool) or not any(value == a and type(value) is type(a) for a in allowed):
             self.bad(key, f"must be one of {list(allowed)!r}")
             return None

@@ -162,6 +162,7 @@ class Temporary:
             _release_signals()
 
     def unlink(self, missing_ok: bool = True) -> None:
+        """Path-like spelling of :meth:`release`, for callers that treat it as a path."""
         self.release()
 
     def __del__(self) -> None:

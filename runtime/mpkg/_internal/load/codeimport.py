@@ -158,6 +158,7 @@ class PackageCode:
     # --- the loader protocol (specs, exec, source, data, resources) ----------------------
 
     def find_spec(self, fullname: str) -> importlib.machinery.ModuleSpec | None:
+        """Find a module of this package's code under its private prefix (importlib finder API)."""
         entry = self._sources.get(fullname[len(self.prefix) + 1 :]) if fullname.startswith(self.prefix + ".") else None
         if entry is None:
             return None
@@ -174,9 +175,11 @@ class PackageCode:
         return spec
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        """Default module creation (importlib loader API)."""
         return None
 
     def exec_module(self, module: ModuleType) -> None:
+        """Run a module's verified bytes, never a file on disk (importlib loader API)."""
         module.__dict__["__builtins__"] = self._builtins
         path, _ = self._sources[module.__name__[len(self.prefix) + 1 :]]
         if path:
@@ -184,18 +187,21 @@ class PackageCode:
             exec(code, module.__dict__)
 
     def get_source(self, fullname: str) -> str | None:
+        """The module's source, for tracebacks and inspect (importlib loader API)."""
         entry = self._sources.get(fullname[len(self.prefix) + 1 :])
         if entry is None or not entry[0]:
             return None
         return self._files[entry[0]].decode("utf-8", "replace")
 
     def is_package(self, fullname: str) -> bool:
+        """Whether the name is a package of the code (importlib loader API)."""
         if fullname == self.prefix:
             return True
         entry = self._sources.get(fullname[len(self.prefix) + 1 :])
         return bool(entry and entry[1])
 
     def get_filename(self, fullname: str) -> str:
+        """The package-relative file name tracebacks show (importlib loader API)."""
         entry = self._sources.get(fullname[len(self.prefix) + 1 :])
         if entry is None or not entry[0]:
             raise ImportError(f"{fullname} has no file", name=fullname)
@@ -209,6 +215,7 @@ class PackageCode:
         return self._files[rel]
 
     def get_resource_reader(self, fullname: str) -> CodeResources | None:
+        """``importlib.resources`` over the verified code files, not the disk."""
         if not self.is_package(fullname):
             return None
         folder = fullname[len(self.prefix) + 1 :].replace(".", "/") if fullname != self.prefix else ""

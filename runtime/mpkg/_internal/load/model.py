@@ -6,231 +6,76 @@ imported; package code never runs for a package that failed verification. Weight
 memory-mapped from the .mpkg itself (no extraction, no copy); inputs are checked against
 the contract before any package code runs and outputs after.
 
-The same :class:`Model` runs a model from source (``Model.from_parts``) so the builder can
-record the example's outputs before the package exists.
+The same :class:`Model` runs a model from source (``Model(ModelParts(...))``) so the builder
+can record the example's outputs before the package exists.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import mmap
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mpkg._internal.contract import enforce
+from mpkg._internal.contract import enforce, examples, tabular
 from mpkg._internal.contract.contract import Contract
-from mpkg._internal.contract.dtypes import DTYPE_OF_NUMPY, DTYPE_OF_ONNX, NUMPY_DTYPE, NUMPY_OF_ONNX_ELEM
+from mpkg._internal.contract.convert import convert
 from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.digests import hash_bytes
 from mpkg._internal.format.manifest import ENTRY_POINTS, FileEntry, Manifest
 from mpkg._internal.load.codeimport import PackageCode, private_prefix
 from mpkg._internal.load.environment import require_environment
-from mpkg._internal.load.weights import TensorMap, map_safetensors, onnx_external_tensors
-from mpkg._internal.trust.verify import Policy, VerificationResult, payload_bytes, verified
+from mpkg._internal.load.onnxrun import OnnxRunner
+from mpkg._internal.load.parts import Example, ModelCard, ModelParts, OnnxModel, Weights
+from mpkg._internal.load.weights import TensorMap, map_safetensors
+from mpkg._internal.trust.verify import Policy, VerificationResult, as_policy, payload_bytes, verified
 from mpkg.errors import ContractError, FormatError, MpkgError, Problem, VerificationError
 
 Array = np.ndarray[Any, Any]
 
 
-@dataclass(frozen=True)
-class ModelCard:
-    text: str
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Example:
-    """The stored input example and the outputs the builder recorded for it."""
-
-    inputs: Mapping[str, Any]
-    outputs: Mapping[str, Any]
-    rtol: float = 1e-5
-    atol: float = 1e-6
-    where: str = "example/example.json"
-
-    @classmethod
-    def from_bytes(cls, data: bytes, rtol: float, atol: float, where: str) -> Example:
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise FormatError(f"is not valid JSON ({exc})", where) from None
-        if (
-            not isinstance(doc, dict)
-            or set(doc) != {"inputs", "outputs"}
-            or not all(isinstance(doc[k], dict) for k in doc)
-        ):
-            raise FormatError('must be {"inputs": {name: data}, "outputs": {name: data}}', where)
-        return cls(doc["inputs"], doc["outputs"], float(rtol), float(atol), where)
-
-
-@dataclass(frozen=True)
-class OnnxModel:
-    """An ONNX model's bytes and its external data files, by the location the model uses
-    (relative to the model file's folder). Buffers may be memoryviews over a mmap."""
-
-    model: bytes
-    external: Mapping[str, Any] = field(default_factory=dict)
-
-
-Weights = OnnxModel | TensorMap
-
-
-class _OnnxRunner:
-    """An onnxruntime session. External initializers are handed to onnxruntime as OrtValues
-    over the mapped bytes (``add_external_initializers``: no copy by mpkg); anything that
-    cannot be mapped that way is given as in-memory files, which onnxruntime copies."""
-
-    def __init__(self, onnx: OnnxModel, where: str) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.mapped: list[str] = []
-        self._keep: list[object] = []
-        values = []
-        external = onnx_external_tensors(onnx.model) if onnx.external else []
-        for t in external:
-            buf = onnx.external.get(t.location)
-            dtype_str = NUMPY_OF_ONNX_ELEM.get(t.elem_type)
-            if buf is None or dtype_str is None:
-                continue
-            dtype = np.dtype(dtype_str)
-            count = math.prod(t.dims)
-            nbytes = count * dtype.itemsize
-            if (t.length not in (-1, nbytes)) or t.offset < 0 or t.offset + nbytes > len(buf):
-                continue
-            arr = np.frombuffer(buf, dtype=dtype, count=count, offset=t.offset).reshape(t.dims)
-            if arr.ctypes.data % max(dtype.alignment, 1):
-                continue
-            self.mapped.append(t.name)
-            self._keep.append(arr)
-            values.append(ort.OrtValue.ortvalue_from_numpy(arr))
-        if self.mapped:
-            options.add_external_initializers(self.mapped, values)
-        self._keep.append(values)
-        if onnx.external and (not external or len(self.mapped) < len(external)):
-            names = list(onnx.external)
-            buffers = [onnx.external[n] for n in names]
-            options.add_external_initializers_from_files_in_memory(names, buffers, [len(b) for b in buffers])
-        try:
-            self.session = ort.InferenceSession(onnx.model, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise FormatError(f"onnxruntime cannot load the model: {exc}", where) from None
-        self.inputs = {i.name: (DTYPE_OF_ONNX.get(i.type, i.type), list(i.shape)) for i in self.session.get_inputs()}
-        # What a well-formed feed looks like, precomputed: the per-call check is a few compares.
-        self._expect = [
-            (
-                name,
-                np.dtype(NUMPY_DTYPE[dtype]) if dtype in NUMPY_DTYPE and dtype != "string" else None,
-                len(dims),
-                tuple((i, d) for i, d in enumerate(dims) if isinstance(d, int)),
-            )
-            for name, (dtype, dims) in self.inputs.items()
-        ]
-        self.input_names = list(self.inputs)
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        self.where = where
-
-    def run(self, feeds: Mapping[str, Any], boundary: str = "contract → graph inputs") -> dict[str, Any]:
-        """Run the graph on ``feeds``; a feed the graph cannot take is refused naming ``boundary``
-        (what produced the feeds), the input, and what the graph takes."""
-        arrays = {k: np.ma.getdata(v) if isinstance(v, np.ma.MaskedArray) else v for k, v in feeds.items()}
-        if not self._feeds_fit(arrays):
-            reasons = self._feed_problems(arrays)
-            if reasons:
-                raise MpkgError([Problem(f"{self.where}: {boundary}", r) for r in reasons])
-        try:
-            results = self.session.run(None, arrays)
-        except Exception as exc:  # onnxruntime's InvalidArgument, Fail, ...
-            raise MpkgError(f"onnxruntime failed: {exc}", self.where) from None
-        return dict(zip(self.output_names, results, strict=True))
-
-    def _feeds_fit(self, feeds: Mapping[str, Any]) -> bool:
-        """The fast path: every graph input given with its dtype, rank and fixed dims, nothing else."""
-        if len(feeds) != len(self._expect):
-            return False
-        for name, dtype, rank, fixed in self._expect:
-            value = feeds.get(name)
-            if not isinstance(value, np.ndarray) or value.ndim != rank:
-                return False
-            if (value.dtype != dtype) if dtype is not None else value.dtype.kind not in "OUS":
-                return False
-            shape = value.shape
-            for i, d in fixed:
-                if shape[i] != d:
-                    return False
-        return True
-
-    def _feed_problems(self, feeds: Mapping[str, Any]) -> list[str]:
-        """Names, dtypes, ranks and fixed dims of numpy feeds against the graph's inputs."""
-        reasons = [
-            f"{name!r} is not a graph input; the graph takes {self.input_names}"
-            for name in feeds
-            if name not in self.inputs
-        ]
-        for name, (dtype, dims) in self.inputs.items():
-            value = feeds.get(name)
-            if value is None:
-                reasons.append(f"graph input {name!r} ({dtype} {dims}) was not given")
-                continue
-            if not isinstance(value, np.ndarray):
-                continue  # onnxruntime converts what it can, and says what it cannot
-            kind = value.dtype.kind
-            got = "string" if kind in "OUS" else DTYPE_OF_NUMPY.get((kind, value.dtype.itemsize))
-            fixed_ok = value.ndim == len(dims) and all(
-                not isinstance(d, int) or d == n for d, n in zip(dims, value.shape, strict=True)
-            )
-            if (got != dtype and dtype in NUMPY_DTYPE) or not fixed_ok:  # bfloat16: onnxruntime decides
-                shown = got or str(value.dtype)
-                reasons.append(f"{name!r} is {shown} {list(value.shape)}; the graph takes {dtype} {dims}")
-        return reasons
-
-
 class Model:
     """A loaded package: verified, mapped, its code imported; predict under its contract."""
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        version: str,
-        digest: str,
-        contract: Contract,
-        model_format: str,
-        weights: Weights,
-        code: PackageCode | None,
-        functions: Mapping[str, Callable[..., Any]],
-        card: ModelCard | None,
-        example: Example | None,
-        manifest: Manifest | None,
-        keepalive: Sequence[object] = (),
-    ) -> None:
-        self.name = name
-        self.version = version
-        self.digest = digest
-        self.contract = contract
-        self.model_format = model_format
-        self.card = card
-        self.example = example
-        self.manifest = manifest
-        self.code = code
-        self._functions = dict(functions)
-        self._keepalive = list(keepalive)
-        self._runner: _OnnxRunner | None = None
+    def __init__(self, parts: ModelParts) -> None:
+        self.name = parts.name
+        self.version = parts.version
+        self.digest = parts.digest
+        self.contract = parts.contract
+        self.model_format = parts.model_format
+        self.card = parts.card
+        self.example = parts.example
+        self.manifest = parts.manifest
+        self.code: PackageCode | None = None
+        self._functions: dict[str, Callable[..., Any]] = {}
+        self._keepalive = list(parts.keepalive)
+        self._runner: OnnxRunner | None = None
         self.weights: TensorMap | None = None
-        where = f"{name}@{version}: model"
-        if model_format == "onnx":
+        if parts.code_module is not None:
+            label = f"{parts.name}@{parts.version}"
+            self.code = PackageCode(dict(parts.code_files), private_prefix(parts.digest), label, parts.code_location)
+        try:
+            if self.code is not None and parts.code_module is not None:
+                module = self.code.import_module(parts.code_module)
+                self._functions = _entry_functions(module, parts.code_module, parts.entry_points, parts.model_format)
+            self._attach(parts.weights)
+        except BaseException:
+            if self.code is not None:
+                self.code.close()  # a model that failed to load leaves no modules behind
+            raise
+
+    def _attach(self, weights: Weights) -> None:
+        """Check the weights fit the format and the code, and make them runnable."""
+        where = f"{self.name}@{self.version}: model"
+        if self.model_format == "onnx":
             if not isinstance(weights, OnnxModel):
                 raise TypeError("an ONNX model needs OnnxModel weights")
-            self._runner = _OnnxRunner(weights, where)
+            self._runner = OnnxRunner(weights, where)
             if "preprocess" not in self._functions:
-                missing = [f.name for f in contract.inputs if f.name not in self._runner.input_names]
+                missing = [f.name for f in self.contract.inputs if f.name not in self._runner.input_names]
                 if missing:
                     raise FormatError(
                         f"contract inputs {missing} are not ONNX graph inputs "
@@ -238,7 +83,7 @@ class Model:
                         "and the code defines no preprocess",
                         where,
                     )
-        elif model_format == "safetensors":
+        elif self.model_format == "safetensors":
             if not isinstance(weights, TensorMap):
                 raise TypeError("a safetensors model needs a TensorMap")
             if "predict" not in self._functions:
@@ -248,58 +93,7 @@ class Model:
                 )
             self.weights = weights
         else:
-            raise FormatError(f"model format {model_format!r} is not supported", "model.format")
-
-    # --- construction ------------------------------------------------------------------------
-
-    @classmethod
-    def from_parts(
-        cls,
-        *,
-        name: str,
-        version: str,
-        digest: str,
-        contract: Contract,
-        model_format: str,
-        weights: Weights,
-        code_files: Mapping[str, bytes] | None = None,
-        code_module: str | None = None,
-        code_location: str | None = None,
-        entry_points: Mapping[str, Sequence[str]] | None = None,
-        card: ModelCard | None = None,
-        example: Example | None = None,
-        manifest: Manifest | None = None,
-        keepalive: Sequence[object] = (),
-    ) -> Model:
-        """A model from its parts, with or without a package. ``code_files`` maps paths
-        relative to the code root to bytes; ``code_location`` is where they appear to be
-        (``__file__``); ``entry_points`` None means: whichever of preprocess/postprocess/predict
-        the module defines."""
-        code = None
-        functions: dict[str, Callable[..., Any]] = {}
-        if code_module is not None:
-            code = PackageCode(code_files or {}, private_prefix(digest), f"{name}@{version}", code_location)
-        try:
-            if code is not None and code_module is not None:
-                functions = _entry_functions(code.import_module(code_module), code_module, entry_points, model_format)
-            return cls(
-                name=name,
-                version=version,
-                digest=digest,
-                contract=contract,
-                model_format=model_format,
-                weights=weights,
-                code=code,
-                functions=functions,
-                card=card,
-                example=example,
-                manifest=manifest,
-                keepalive=keepalive,
-            )
-        except BaseException:
-            if code is not None:
-                code.close()  # a model that failed to load leaves no modules behind
-            raise
+            raise FormatError(f"model format {self.model_format!r} is not supported", "model.format")
 
     # --- prediction -----------------------------------------------------------------------------
 
@@ -316,17 +110,17 @@ class Model:
     def predict(self, inputs: Any) -> dict[str, Array]:
         """Run the model on ``inputs`` (name -> array-like; for tabular packages also a pyarrow
         Table/RecordBatch or pandas DataFrame). Raises ContractError naming the field."""
-        if enforce.is_tabular_data(inputs):
-            arrays, dims = enforce.check_arrow_inputs(self.contract, inputs)
+        if tabular.is_tabular_data(inputs):
+            arrays, dims = tabular.check_arrow_inputs(self.contract, inputs)
         else:
             arrays, dims = enforce.check_inputs(self.contract, inputs)
         return enforce.check_outputs(self.contract, self._run(arrays), dims)
 
     def predict_arrow(self, batch: Any) -> Any:
         """A pyarrow Table/RecordBatch in, a pyarrow RecordBatch of the outputs out."""
-        arrays, dims = enforce.check_arrow_inputs(self.contract, batch)
+        arrays, dims = tabular.check_arrow_inputs(self.contract, batch)
         outputs = enforce.check_outputs(self.contract, self._run(arrays), dims)
-        return enforce.outputs_to_arrow(self.contract, outputs)
+        return tabular.outputs_to_arrow(self.contract, outputs)
 
     def _call(self, entry: str, *args: Any) -> Mapping[str, Any]:
         try:
@@ -362,14 +156,16 @@ class Model:
     def record_example(self, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The example.json document for ``inputs`` (default: ``example_inputs(contract)``):
         the inputs and the outputs this model produces for them, as JSON-ready lists."""
-        data = dict(inputs) if inputs is not None else enforce.example_inputs(self.contract)
-        arrays, dims = _at("example → contract inputs", enforce.check_inputs, self.contract, data)
+        data = dict(inputs) if inputs is not None else examples.example_inputs(self.contract)
+        arrays, dims = enforce.at_boundary("example → contract inputs", enforce.check_inputs, self.contract, data)
         produced = self._run(arrays)
         last = next((e for e in ("postprocess", "predict") if e in self._functions), "graph outputs")
-        outputs = _at(f"{last} → contract outputs", enforce.check_outputs, self.contract, produced, dims)
+        outputs = enforce.at_boundary(
+            f"{last} → contract outputs", enforce.check_outputs, self.contract, produced, dims
+        )
         return {
-            "inputs": {k: enforce.to_jsonable(v) for k, v in arrays.items()},
-            "outputs": {k: enforce.to_jsonable(v) for k, v in outputs.items()},
+            "inputs": {k: examples.to_jsonable(v) for k, v in arrays.items()},
+            "outputs": {k: examples.to_jsonable(v) for k, v in outputs.items()},
         }
 
     def smoke_test(self) -> None:
@@ -394,11 +190,11 @@ class Model:
                 problems.append(Problem(where, "is recorded but the model did not return it"))
                 continue
             try:
-                expected = enforce.convert(out_field, recorded, "output")
+                expected = convert(out_field, recorded, "output")
             except ContractError as exc:
                 problems.append(Problem(where, f"the recorded value is invalid: {exc.problems[0].reason}"))
                 continue
-            reason = enforce.max_deviation(out_field, outputs[name], expected, ex.rtol, ex.atol)
+            reason = examples.max_deviation(out_field, outputs[name], expected, ex.rtol, ex.atol)
             if reason:
                 problems.append(Problem(where, reason))
         if problems:
@@ -442,16 +238,6 @@ class Model:
         return f"<mpkg.Model {self.name}@{self.version} {self.digest[:19]}>"
 
 
-def _at(boundary: str, check: Callable[..., Any], *args: Any) -> Any:
-    """Run a contract check, naming the boundary of the chain where it failed."""
-    try:
-        return check(*args)
-    except ContractError as exc:
-        raise ContractError(
-            [Problem(f"{boundary}: {p.where}" if p.where else boundary, p.reason) for p in exc.problems]
-        ) from None
-
-
 class _OpenFile:
     """The verified package's open file, kept (as a duplicate descriptor) while its map is in use."""
 
@@ -488,7 +274,7 @@ def _entry_functions(
 
 def example_inputs(contract: Contract) -> dict[str, Array]:
     """A deterministic example for a contract (named/dynamic dims -> 2, enums -> first value)."""
-    return enforce.example_inputs(contract)
+    return examples.example_inputs(contract)
 
 
 def _small_file(pkg: PackageFile, entry: FileEntry) -> bytes:
@@ -505,19 +291,35 @@ def _small_file(pkg: PackageFile, entry: FileEntry) -> bytes:
 
 def load(
     path: str | os.PathLike[str],
-    keys: Sequence[str | os.PathLike[str]] | Policy = (),
-    allow_unsigned: bool = False,
+    policy: Policy | Sequence[str | os.PathLike[str]] = (),
+    *,
+    keys: Sequence[str | os.PathLike[str]] | None = None,
     strict_env: bool = False,
+    insecure: bool = False,
 ) -> Model:
     """Verify the package exactly as ``mpkg verify`` does (fail closed), then load it.
 
-    Raises VerificationError (or FormatError/SignatureError) for a package that does not
-    verify, EnvironmentMismatch with ``strict_env`` when this environment differs from the
-    lockfile. Package code is imported only after verification passed."""
-    policy = keys if isinstance(keys, Policy) else Policy.from_paths(keys, allow_unsigned)
-    with verified(path, policy) as (pkg, result):  # hashes every byte once, on this open file
+    Trust is one policy: a :class:`Policy`, or public-key paths (positionally or as ``keys=``) for
+    the fail-closed ``Policy.from_paths``; unsigned packages load only under
+    ``Policy.unsafe_allow_unsigned()``. ``path`` may also be a registry or local-store reference
+    (``host:5000/fraud:production``, ``fraud:1.2.0``, ``…@sha256:…``): it is pulled with ``mpkg
+    pull``'s checks into the cache under ``MPKG_HOME`` once (registries need the ``mpkg[registry]``
+    extra; ``insecure``: plain HTTP). Raises VerificationError (or FormatError/SignatureError) for a
+    package that does not verify, EnvironmentMismatch with ``strict_env`` when this environment
+    differs from the lockfile. Package code is imported only after verification passed."""
+    trust = as_policy(policy, keys)
+    expected = None
+    if not isinstance(path, str) or not path.endswith(".mpkg"):
+        from mpkg._internal.registry.fetch import FetchPolicy, locate
+
+        path, expected = locate(path, FetchPolicy(trust, insecure=insecure))
+    with verified(path, trust) as (pkg, result):  # hashes every byte once, on this open file
         result.raise_for_errors()
         assert pkg is not None
+        if expected is not None:
+            from mpkg._internal.registry.fetch import require_digest
+
+            require_digest(str(result.digest), expected, os.fspath(path))
         return from_verified(pkg, result, strict_env)
 
 
@@ -582,7 +384,7 @@ def _from_package(pkg: PackageFile, manifest: Manifest, mm: mmap.mmap) -> Model:
                 ex_ref["atol"],
                 f"{label}: {ex_entry.path}",
             )
-    return Model.from_parts(
+    parts = ModelParts(
         name=manifest.name,
         version=manifest.version,
         digest=str(manifest.digest),
@@ -598,6 +400,7 @@ def _from_package(pkg: PackageFile, manifest: Manifest, mm: mmap.mmap) -> Model:
         manifest=manifest,
         keepalive=(mm, _OpenFile(os.dup(pkg.file.fileno()))),
     )
+    return Model(parts)
 
 
-__all__ = ["Example", "Model", "ModelCard", "OnnxModel", "example_inputs", "load"]
+__all__ = ["Model", "example_inputs", "from_verified", "load"]

@@ -63,6 +63,7 @@ class TensorMap(Mapping[str, Array]):
 
     @property
     def nbytes(self) -> int:
+        """Bytes mapped for all tensors, for the memory report."""
         return sum(a.nbytes for a in self._arrays.values())
 
     @staticmethod

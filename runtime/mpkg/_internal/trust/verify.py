@@ -30,20 +30,50 @@ from mpkg.errors import FormatError, MpkgError, Problem, SignatureError, Verific
 Progress = Callable[[int], None]
 
 
+KeyPaths = Iterable[str | os.PathLike[str]]
+
+
 @dataclass(frozen=True)
 class Policy:
-    """Which signatures make a package acceptable. Fail-closed by construction."""
+    """Which signatures make a package acceptable. Fail-closed by construction: a package needs
+    a valid signature by one of ``keys``; only :meth:`unsafe_allow_unsigned` relaxes that."""
 
     keys: tuple[TrustedKey, ...] = ()
-    allow_unsigned: bool = False
+    allow_unsigned: bool = field(default=False, init=False)
 
     @classmethod
-    def from_paths(cls, keys: Iterable[str | os.PathLike[str]] = (), allow_unsigned: bool = False) -> Policy:
-        return cls(load_public_keys(keys), allow_unsigned)
+    def from_paths(cls, keys: KeyPaths = ()) -> Policy:
+        """A fail-closed policy trusting the public-key files at ``keys``."""
+        return cls(load_public_keys(keys))
+
+    @classmethod
+    def unsafe_allow_unsigned(cls, keys: KeyPaths = ()) -> Policy:
+        """UNSAFE: accept a package that carries no signature at all, so anyone who can write
+        the file decides what runs. Signatures that are present are still checked against ``keys``."""
+        policy = cls(load_public_keys(keys))
+        object.__setattr__(policy, "allow_unsigned", True)  # frozen; only this factory sets it
+        return policy
+
+
+def policy_for(keys: KeyPaths, *, allow_unsigned: bool) -> Policy:
+    """The policy a command line's ``--key``/``--allow-unsigned`` flags ask for."""
+    return Policy.unsafe_allow_unsigned(keys) if allow_unsigned else Policy.from_paths(keys)
+
+
+def as_policy(policy: Policy | KeyPaths, keys: KeyPaths | None = None) -> Policy:
+    """A policy, or public-key paths (``policy`` or ``keys=``, not both) as shorthand for the
+    fail-closed ``Policy.from_paths``: one way in, so nothing given is silently ignored."""
+    if keys is not None:
+        if isinstance(policy, Policy) or tuple(policy):
+            raise TypeError("give trusted keys once: keys=[...] or a Policy, not both")
+        return Policy.from_paths(keys)
+    return policy if isinstance(policy, Policy) else Policy.from_paths(policy)
 
 
 @dataclass(frozen=True)
 class VerificationResult:
+    """Everything verification found, returned rather than raised so every problem is shown at once."""
+
     path: str
     digest: Digest | None
     manifest: Manifest | None = field(repr=False)
@@ -52,13 +82,16 @@ class VerificationResult:
 
     @property
     def ok(self) -> bool:
+        """True when no step reported a problem (spec/format.md §9)."""
         return not self.errors
 
     def raise_for_errors(self) -> None:
+        """Raise VerificationError listing every problem, for callers that go on to use the package."""
         if self.errors:
             raise VerificationError(Problem("", e) for e in self.errors)
 
     def to_json(self) -> dict[str, Any]:
+        """The result as ``mpkg verify --json`` prints it."""
         return {
             "ok": self.ok,
             "path": self.path,
@@ -72,13 +105,15 @@ class VerificationResult:
 
 def verify(
     path: str | os.PathLike[str],
-    keys: Sequence[str | os.PathLike[str]] | Policy = (),
-    allow_unsigned: bool = False,
+    policy: Policy | Sequence[str | os.PathLike[str]] = (),
+    *,
+    keys: Sequence[str | os.PathLike[str]] | None = None,
     progress: Progress | None = None,
 ) -> VerificationResult:
-    """Verify a package completely: layout, manifest, signatures, every byte of every file."""
-    policy = keys if isinstance(keys, Policy) else Policy.from_paths(keys, allow_unsigned)
-    with verified(path, policy, progress) as (_, result):
+    """Verify a package completely: layout, manifest, signatures, every byte of every file.
+    ``policy`` may be given as public-key paths (or ``keys=``; fail closed); unsigned packages
+    pass only under ``Policy.unsafe_allow_unsigned()``."""
+    with verified(path, as_policy(policy, keys), progress) as (_, result):
         return result
 
 
@@ -210,11 +245,10 @@ def _digest_member(pkg: PackageFile, entry: FileEntry, member: Member, progress:
 
 
 def verify_or_raise(
-    path: str | os.PathLike[str],
-    keys: Sequence[str | os.PathLike[str]] | Policy = (),
-    allow_unsigned: bool = False,
+    path: str | os.PathLike[str], policy: Policy | Sequence[str | os.PathLike[str]] = ()
 ) -> VerificationResult:
-    result = verify(path, keys, allow_unsigned)
+    """``verify``, raising VerificationError listing every problem instead of returning them."""
+    result = verify(path, policy)
     result.raise_for_errors()
     return result
 
@@ -224,4 +258,14 @@ def payload_bytes(pkg: PackageFile, entry: FileEntry) -> bytes:
     return pkg.read(pkg.by_name[entry.member_name])
 
 
-__all__ = ["Policy", "VerificationResult", "payload_bytes", "verified", "verify", "verify_open", "verify_or_raise"]
+__all__ = [
+    "Policy",
+    "VerificationResult",
+    "as_policy",
+    "payload_bytes",
+    "policy_for",
+    "verified",
+    "verify",
+    "verify_open",
+    "verify_or_raise",
+]

@@ -25,33 +25,28 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from mpkg._internal.trust.signatures import TrustedKey, load_public_keys
 from mpkg.errors import Problem, RegistryError, UsageError
 
+from .aliases import is_alias
 from .artifact import check_identity, package_ref, resolve
-from .backend import Backend, Manifest
 from .cache import DiskCache
-from .history import (
-    MOVES,
-    ContentCache,
-    Event,
-    PackageRef,
-    RecordedEvent,
-    Signer,
-    ancestors,
-    current_user,
-    next_sequence,
-    now_text,
-    read_events,
-    tips,
-    voided,
-    write_event,
-)
+from .history import MOVES, ContentCache, PackageRef, RecordedEvent, ancestors, next_sequence, read_events, tips, voided
 from .local import LOCAL_ORIGIN
 from .refs import STAGES, Reference
 from .seen import SeenHeads
+from .store import Manifest, Store
+
+
+class KeyHolder(Protocol):
+    """Whatever signs events for a command: only its key id matters to the policy."""
+
+    @property
+    def keyid(self) -> str:
+        """The signing key's id."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +62,7 @@ class HistoryPolicy:
     def authenticated(self) -> bool:
         return bool(self.keys)
 
-    def check_signer(self, signer: Signer | None) -> None:
+    def check_signer(self, signer: KeyHolder | None) -> None:
         """With trusted keys, every event must verify, so the events this client writes too:
         refuse up front to write one that every keyed client would then refuse."""
         if self.authenticated and (signer is None or signer.keyid not in {k.keyid for k in self.keys}):
@@ -117,12 +112,6 @@ class History:
     def next_sequence(self) -> int:
         return next_sequence(self.events, self.head)
 
-    def append(self, backend: Backend, action: str, signer: Signer | None, **fields: Any) -> str:
-        """Write an event after this history's head (its parents: the tips read); its digest."""
-        who = signer.keyid if signer else None
-        event = Event(self.repository, self.next_sequence, self.head, action, now_text(), current_user(), who, **fields)
-        return write_event(backend, self.repository, event, signer)
-
     def require_ok(self, where: str) -> None:
         """Refuse to act on a history with problems: each one line, naming the event."""
         if self.problems:
@@ -146,7 +135,7 @@ class History:
         return tuple(sorted(latest, key=lambda r: (r.event.sequence, r.event.time, r.digest)))
 
 
-def load_history(backend: Backend, repo: str, policy: HistoryPolicy = UNAUTHENTICATED) -> History:
+def load_history(backend: Store, repo: str, policy: HistoryPolicy = UNAUTHENTICATED) -> History:
     """Read and check the history of ``repo``; an accepted one advances the high-water mark."""
     cache = None if backend.origin == LOCAL_ORIGIN else policy.cache  # the local store is no farther than a cache
     events, problems = read_events(backend, repo, policy.keys, cache)
@@ -222,7 +211,7 @@ class RepositoryState:
 
 
 def load_state(
-    backend: Backend, repo: str, policy: HistoryPolicy = UNAUTHENTICATED, stages: Sequence[str] = STAGES
+    backend: Store, repo: str, policy: HistoryPolicy = UNAUTHENTICATED, stages: Sequence[str] = STAGES
 ) -> RepositoryState:
     """Read the stage tags *first*, then the history: events are written before tags move, so a
     tag naming a move whose event is not read yet cannot happen (spec/registry.md §7)."""
@@ -238,18 +227,20 @@ def load_state(
 
 
 def resolve_trusted(
-    backend: Backend, ref: Reference, policy: HistoryPolicy = UNAUTHENTICATED
+    backend: Store, ref: Reference, policy: HistoryPolicy = UNAUTHENTICATED
 ) -> tuple[Manifest, PackageRef]:
     """The artifact ``ref`` names, if it is what ``ref`` asks for: the repository's package, the
     version a version tag names, and for a stage exactly what the history's newest move put there
     (read under ``policy``; a history with problems is refused). What pull and promote act on."""
-    stage = ref.tag if ref.digest is None and ref.tag in STAGES else None
+    stage = ref.tag if ref.digest is None and is_alias(ref.tag) else None
     if stage is None:
         return resolve(backend, ref)
     for attempt in range(2):
         state = load_state(backend, ref.repository, policy, (stage,))
         state.history.require_ok(ref.name)
         current = state.stages[stage]
+        if stage not in STAGES and not current.recorded:
+            return resolve(backend, ref)  # no move ever named it: a pushed tag, not an alias
         problem = current.mismatch(ref.name)
         if problem is None:
             break

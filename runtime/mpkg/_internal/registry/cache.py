@@ -17,8 +17,8 @@ from pathlib import Path
 from mpkg._internal.io.atomic import atomic_output
 from mpkg.errors import MpkgError
 
-from .backend import MAX_SMALL_BLOB_BYTES, digest_bytes
 from .refs import is_digest
+from .store import MAX_SMALL_BLOB_BYTES, digest_bytes
 
 
 class DiskCache:

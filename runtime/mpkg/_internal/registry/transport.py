@@ -23,10 +23,11 @@ from urllib.parse import urlencode, urlsplit
 
 import httpcore
 import httpx
+
 from mpkg.errors import RegistryError
 
 from .auth import Challenge, Credentials, parse_challenge
-from .backend import parse_json
+from .store import parse_json
 
 Body = bytes | Callable[[], Iterable[bytes]] | None
 _DEADLINE: ContextVar[float | None] = ContextVar("mpkg_registry_deadline", default=None)

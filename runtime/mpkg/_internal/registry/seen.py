@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.format.canonical import dumps as canonical_json
 from mpkg._internal.io.atomic import atomic_output
 from mpkg.errors import MpkgError, RegistryError
 
-from .backend import canonical_json
 from .history import RecordedEvent, now_text, tips
 from .refs import is_digest
 

@@ -1,4 +1,4 @@
-"""The append-only, hash-linked, signed history of a repository, kept in the store itself.
+"""The append-only, hash-linked, signed history of a repository, kept in the store itself: reading it.
 
 Each event (push, promote, rollback, void, delete) is its own OCI artifact: layer 0 is the
 canonical event JSON, layer 1 (when the actor gave ``--key``) a DSSE envelope signing exactly
@@ -8,39 +8,24 @@ own tag ``_mpkg-event-<seq>-<digest hex>``, so no writer can overwrite another's
 reader fetches (and may cache) events by digest. Each event names the events it saw as newest
 (``parents``): a hash-linked DAG. Concurrent writers fork it; the next writer joins the fork
 again. Deleting an interior event breaks a link and is reported. What a command may trust of
-all this is decided in :mod:`.trust`.
+all this is decided in :mod:`.trust`; the builder writes events (``mpkg_builder.registry.record``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from mpkg._internal.format import canonical
-from mpkg._internal.trust.signatures import Envelope, SignatureEntry, TrustedKey, check_envelope, key_id
+from mpkg._internal.trust.signatures import Envelope, TrustedKey, check_envelope
 from mpkg.errors import MpkgError
 
-from ..signing import load_private_key, sign_payload
-from .backend import (
-    DSSE_LAYER_TYPE,
-    EMPTY_DATA,
-    EVENT_ARTIFACT_TYPE,
-    EVENT_LAYER_TYPE,
-    Backend,
-    Manifest,
-    artifact_manifest,
-    canonical_json,
-    check_depth,
-    digest_bytes,
-)
-from .refs import STAGES, is_digest, is_tag
+from .aliases import is_alias
+from .refs import is_digest, is_tag
+from .store import DSSE_LAYER_TYPE, EVENT_ARTIFACT_TYPE, EVENT_LAYER_TYPE, Manifest, Store, check_depth
 
 EVENT_TAG_PREFIX = "_mpkg-event-"
 EVENT_SCHEMA = "dev.mpkg.event.v1"
@@ -155,7 +140,7 @@ class Event:
         if (
             not (tag is None or (isinstance(tag, str) and is_tag(tag)))
             or not (key is None or isinstance(key, str))
-            or not (stage is None or stage in STAGES)
+            or not (stage is None or is_alias(stage))
             or not (voids is None or (isinstance(voids, str) and is_digest(voids)))
             or not isinstance(notes, list)
             or not all(isinstance(n, str) for n in notes)
@@ -202,64 +187,9 @@ class RecordedEvent:
         return {**self.event.to_json(), "digest": self.digest, "signature": self.signature, "signer": self.signer}
 
 
-@dataclass(frozen=True)
-class Signer:
-    """A private key that signs events; its key id goes into ``who``."""
-
-    key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
-    keyid: str
-
-    @classmethod
-    def load(cls, path: str | Path) -> Signer:
-        key = load_private_key(path)
-        return cls(key, key_id(key.public_key()))
-
-    def sign(self, payload: bytes) -> bytes:
-        sig = sign_payload(self.key, EVENT_LAYER_TYPE, payload).sig
-        return Envelope(payload, EVENT_LAYER_TYPE, (SignatureEntry(self.keyid, sig),)).to_bytes()
-
-
-def load_signer(key: str | Path | None) -> Signer | None:
-    """The signer for ``--key NAME.key``, or None: events are then written unsigned."""
-    return Signer.load(key) if key is not None else None
-
-
 def now_text() -> str:
+    """Now, as events and marks record time (UTC, microseconds)."""
     return dt.datetime.now(dt.UTC).strftime(TIME_FORMAT)
-
-
-def current_user() -> str:
-    try:
-        return os.environ.get("USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def write_event(backend: Backend, repo: str, event: Event, signer: Signer | None) -> str:
-    """Store one event and its own tag; returns the event's manifest digest."""
-    payload = canonical_json(event.to_json())
-    layers = [{"mediaType": EVENT_LAYER_TYPE, "digest": backend.push_blob_bytes(repo, payload), "size": len(payload)}]
-    if signer is not None:
-        envelope = signer.sign(payload)
-        layers.append(
-            {"mediaType": DSSE_LAYER_TYPE, "digest": backend.push_blob_bytes(repo, envelope), "size": len(envelope)}
-        )
-    backend.push_blob_bytes(repo, EMPTY_DATA)
-    data = artifact_manifest(
-        EVENT_ARTIFACT_TYPE,
-        layers,
-        {
-            "dev.mpkg.event.action": event.action,
-            "dev.mpkg.event.sequence": str(event.sequence),
-        },
-    )
-    digest = digest_bytes(data)
-    backend.put_manifest(repo, event_tag(event.sequence, digest), data)
-    return digest
-
-
-def event_tag(sequence: int, digest: str) -> str:
-    return f"{EVENT_TAG_PREFIX}{sequence:08d}-{digest.split(':', 1)[1]}"
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -276,7 +206,7 @@ class ContentCache(Protocol):
 class _Reader:
     """Fetches an event's pieces by digest, through the cache when there is one."""
 
-    def __init__(self, backend: Backend, repo: str, cache: ContentCache | None) -> None:
+    def __init__(self, backend: Store, repo: str, cache: ContentCache | None) -> None:
         self.backend, self.repo, self.cache = backend, repo, cache
 
     def manifest(self, tag: str, digest_or_prefix: str) -> tuple[bytes, str]:
@@ -363,7 +293,7 @@ def _read_one(reader: _Reader, tag: str, trusted: Sequence[TrustedKey]) -> Recor
 
 
 def read_events(
-    backend: Backend, repo: str, trusted: Sequence[TrustedKey] = (), cache: ContentCache | None = None
+    backend: Store, repo: str, trusted: Sequence[TrustedKey] = (), cache: ContentCache | None = None
 ) -> tuple[list[RecordedEvent], list[str]]:
     """Every event of ``repo`` (ordered by sequence, time, digest) and what is wrong with them.
 
