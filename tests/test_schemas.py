@@ -1,7 +1,7 @@
 """Every JSON document inside a built package validates against its schema in schemas/.
 
-The schemas are documentation users validate against; the runtime's own parser is
-stricter (canonical bytes, path folding). This keeps the two from drifting apart.
+The schemas are documentation users validate against. That the manifest parser refuses exactly
+what the schemas refuse is tests/test_schemas_agree.py; this checks real packages against them.
 """
 
 from __future__ import annotations

@@ -1,30 +1,24 @@
-"""Builder commands, registered into `mpkg` through the ``mpkg.commands`` entry point."""
+"""`mpkg build`, `sign` and `keygen`, found by `mpkg` through the ``mpkg.commands`` entry points.
+
+The builder's other commands register from their own modules (init, lock, diff, containerize,
+deploy, registry), each named in pyproject.toml, so `mpkg build` imports none of them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.commandline import emit_json, info
 from mpkg._internal.io.progress import progress_bar
-from mpkg.cli import emit_json, info
 
 from .signing import ALGORITHMS, keygen, sign
 
-# Each module adds its own commands; listed here so `mpkg --help` shows them in this order.
-_COMMAND_MODULES = (
-    "mpkg_builder.init.cli",
-    "mpkg_builder.lock.cli",
-    "mpkg_builder.diff.cli",
-    "mpkg_builder.containerize",
-    "mpkg_builder.deploy.cli",
-    "mpkg_builder.registry.cli",
-)
-
 
 def register(sub: Any) -> None:
+    """Add build, sign and keygen to the `mpkg` parser."""
     p = sub.add_parser("build", help="build a package from a source folder")
     p.add_argument("source", nargs="?", default=".", help="folder holding mpkg.toml (default: .)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mpkg")
@@ -49,17 +43,9 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_keygen)
 
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("mpkg_builder"):
-                continue  # not part of this build of mpkg
-            raise
-        module.register(sub)
-
 
 def cmd_build(args: argparse.Namespace) -> int:
+    """`mpkg build`: the package, its warnings, and what was written."""
     from .build import build_package  # onnx and friends load only when building
 
     with contextlib.ExitStack() as stack:
@@ -81,6 +67,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    """`mpkg sign`: add a signature in place; the digest stays."""
     keyid = sign(args.package, args.key)
     if args.json:
         emit_json({"ok": True, "path": args.package, "keyid": keyid})
@@ -90,6 +77,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    """`mpkg keygen`: a key pair, the private half 0600."""
     pair = keygen(Path(args.name), args.algorithm, force=args.force)
     doc = {
         "private_key": str(pair.private_path),

@@ -1,110 +1,122 @@
 """The `mpkg` command: a thin layer over the library.
 
-Runtime commands (verify, inspect, unpack, serve) are defined here; builder
-commands arrive through the ``mpkg.commands`` entry point group, so this module
-never imports the builder. Every MpkgError is caught once, here.
+It parses, dispatches and catches every MpkgError once. Runtime commands come from
+`mpkg.commands` and `mpkg.serve.cli`; every other command is found through the ``mpkg.commands``
+entry-point group (the builder registers its own there), so this module names none of them and
+never imports the builder. What commands share (options, output) is in `mpkg._internal.commandline`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from mpkg import __version__
+from mpkg._internal.commandline import add_key_options, emit_json, exit_code, info, trusted_keys
 from mpkg._internal.io.atomic import Terminated
 
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MpkgError, UsageError
+from .errors import EXIT_FAILED, EXIT_USAGE, MpkgError, UsageError
 
+ENTRY_POINT_GROUP = "mpkg.commands"
 
-def emit_json(obj: Any) -> None:
-    """The one JSON object a --json command prints on stdout."""
-    sys.stdout.write(json.dumps(obj, sort_keys=True, ensure_ascii=False) + "\n")
-
-
-def info(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse prints usage; keep it one line + exit 2
-        self.exit(EXIT_USAGE, f"mpkg: {message} (see `{self.prog} --help`)\n")
-
-
-def add_key_options(parser: argparse.ArgumentParser) -> None:
-    """--key/--allow-unsigned, shared by every command that verifies a package."""
-    parser.add_argument(
-        "--key",
-        action="append",
-        default=[],
-        metavar="PUB",
-        help="trusted public key (repeatable; also $MPKG_KEYS, colon-separated)",
-    )
-    parser.add_argument("--allow-unsigned", action="store_true", help="accept packages with no trusted signature")
-
-
-def trusted_keys(args: argparse.Namespace) -> list[str]:
-    env = [p for p in os.environ.get("MPKG_KEYS", "").split(os.pathsep) if p]
-    return [*args.key, *env]
-
-
-# Commands the runtime defines itself: running one never loads the builder (start-up cost
-# counts at every deploy and container start).
-_RUNTIME_COMMANDS = {"verify", "inspect", "unpack", "serve"}
-
-
-def build_parser(with_builder: bool = True) -> argparse.ArgumentParser:
-    parser = _Parser(prog="mpkg", description="Immutable, signed model packages.")
-    parser.add_argument("--version", action="version", version=f"mpkg {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    from .commands import register as register_runtime
-
-    register_runtime(sub)
-    from .serve.cli import register as register_serve
-
-    register_serve(sub)
-    if not with_builder:
-        return parser
-    from importlib.metadata import entry_points  # 20 ms: only when builder commands may run
-
-    for ep in entry_points(group="mpkg.commands"):
-        try:
-            register = ep.load()
-        except ImportError as exc:  # the builder's extra dependencies are not installed
-            _missing_builder.append(str(exc))
-            continue
-        register(sub)
-    return parser
-
-
-_missing_builder: list[str] = []
-_BUILDER_COMMANDS = {
-    "build",
-    "init",
-    "lock",
-    "sign",
-    "keygen",
-    "diff",
-    "containerize",
-    "deploy",
-    "push",
-    "pull",
-    "promote",
-    "rollback",
-    "history",
-    "gc",
+# The commands the runtime defines itself, and the module that registers each: running one
+# never reads entry points nor loads the builder (start-up counts at every deploy).
+_RUNTIME_COMMANDS = {
+    "verify": "mpkg.commands",
+    "inspect": "mpkg.commands",
+    "unpack": "mpkg.commands",
+    "serve": "mpkg.serve.cli",
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        """A usage error: one line and exit 2 (argparse would print the whole usage first)."""
+        self.exit(EXIT_USAGE, f"mpkg: {message} (see `{self.prog} --help`)\n")
+
+
+class CommandUnavailable(UsageError):
+    """A command is installed but cannot load (its extra is missing): say which extra, exit 2."""
+
+
+def _entry_points(command: str | None) -> list[Any]:
+    """The ``mpkg.commands`` entry points for `command` (all of them when None).
+
+    mpkg's own distribution is read first: one metadata file instead of every installed
+    distribution's (~20 ms), which is most of a builder command's start-up.
+    """
+    from importlib import metadata
+
+    try:
+        own = metadata.distribution("mpkg").entry_points.select(group=ENTRY_POINT_GROUP)
+    except metadata.PackageNotFoundError:  # run from a source tree without being installed
+        own = metadata.EntryPoints(())
+    if command is not None and command in own.names:
+        return list(own.select(name=command))
+    found = metadata.entry_points(group=ENTRY_POINT_GROUP)  # plugins from other distributions
+    return list(found) if command is None else list(found.select(name=command))
+
+
+def _why_unavailable(command: str, ep: Any, exc: ImportError) -> str:
+    """The one line a command that cannot import prints: which extra (or distribution) it needs."""
+    dist = ep.dist.name if getattr(ep, "dist", None) is not None else "mpkg"
+    need = "the builder: pip install 'mpkg[builder]'" if dist == "mpkg" else f"{dist}, which failed to import"
+    return f"mpkg {command}: needs {need} ({exc})"
+
+
+def build_parser(command: str | None = None, *, with_builder: bool = True) -> argparse.ArgumentParser:
+    """The `mpkg` parser, holding the runtime's commands and those the entry points add.
+
+    With `command` given, only the entry point of that name is loaded (one module instead of
+    every builder command's); a command whose module fails to import raises CommandUnavailable.
+    Without it, every command is loaded and those that fail are listed under `mpkg --help`.
+    """
+    import importlib
+
+    parser = _Parser(prog="mpkg", description="Immutable, signed model packages.")
+    parser.add_argument("--version", action="version", version=f"mpkg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    if command in _RUNTIME_COMMANDS:  # only its own module: `mpkg verify` never imports the server's CLI
+        importlib.import_module(_RUNTIME_COMMANDS[command]).register(sub)
+        return parser
+    found = _entry_points(command) if with_builder else []
+    wanted = command if found else None
+    if command is not None and not found:  # not a command: load all, so the usage error lists them
+        found = _entry_points(None) if with_builder else []
+    if wanted is None:
+        for module in dict.fromkeys(_RUNTIME_COMMANDS.values()):
+            importlib.import_module(module).register(sub)
+    loaded: set[str] = set()
+    unavailable: dict[str, str] = {}
+    for ep in found:
+        if ep.value in loaded:  # one module registers several commands under several names
+            continue
+        try:
+            register = ep.load()
+        except ImportError as exc:
+            if wanted is not None:
+                raise CommandUnavailable(_why_unavailable(wanted, ep, exc)) from None
+            unavailable[ep.name] = _why_unavailable(ep.name, ep, exc).split(": ", 1)[1]
+            continue
+        loaded.add(ep.value)
+        register(sub)
+    if unavailable:
+        needs = sorted(set(unavailable.values()))
+        parser.epilog = f"not available here: {', '.join(sorted(unavailable))}; {'; '.join(needs)}"
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every refusal is one line (or one JSON object) and a documented exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(with_builder=not argv or argv[0] not in _RUNTIME_COMMANDS)
-    if argv and argv[0] in _BUILDER_COMMANDS and _missing_builder:
-        info(f"mpkg: `{argv[0]}` needs the builder: pip install 'mpkg[builder]' ({_missing_builder[0]})")
-        return EXIT_USAGE
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    try:
+        parser = build_parser(command)
+    except CommandUnavailable as exc:
+        info(exc.problems[0].reason)
+        return exc.exit_code
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
@@ -132,8 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + exc.signum
 
 
-def exit_code(ok: bool) -> int:
-    return EXIT_OK if ok else EXIT_FAILED
-
-
-__all__ = ["UsageError", "add_key_options", "emit_json", "exit_code", "info", "main", "trusted_keys"]
+# What commands share lives in mpkg._internal.commandline; these names stay importable from here
+# for code written against earlier versions of this module.
+__all__ = [
+    "CommandUnavailable",
+    "UsageError",
+    "add_key_options",
+    "build_parser",
+    "emit_json",
+    "exit_code",
+    "info",
+    "main",
+    "trusted_keys",
+]

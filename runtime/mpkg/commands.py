@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mpkg._internal.commandline import add_key_options, emit_json, exit_code, info, trusted_keys
 from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.manifest import Manifest
 from mpkg._internal.format.package import manifest_of
@@ -12,11 +13,11 @@ from mpkg._internal.io.progress import progress_bar
 from mpkg._internal.trust.signatures import Envelope, SignatureCheck
 from mpkg._internal.trust.verify import Policy, VerificationResult, policy_for, verified
 
-from .cli import add_key_options, emit_json, exit_code, info, trusted_keys
 from .errors import EXIT_FAILED, MpkgError, UsageError, printable
 
 
 def register(sub: Any) -> None:
+    """Add verify, inspect and unpack to the `mpkg` parser."""
     p = sub.add_parser("verify", help="verify a package: layout, digests, signatures")
     p.add_argument("package")
     add_key_options(p)
@@ -45,6 +46,7 @@ def _policy(args: argparse.Namespace) -> Policy:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """`mpkg verify`: every step of spec/format.md §10, then optionally the environment and a run."""
     policy = _policy(args)
     total = _size(args.package)
     with (
@@ -112,6 +114,7 @@ def _size(path: str) -> int:
 
 
 def describe(pkg: PackageFile, manifest: Manifest) -> dict[str, Any]:
+    """What `mpkg inspect --json` shows: the manifest and the signatures' key ids (unverified)."""
     doc = describe_manifest(manifest, pkg.size)
     if pkg.signatures_bytes is not None:
         try:
@@ -147,12 +150,14 @@ def describe_manifest(manifest: Manifest, size: int) -> dict[str, Any]:
 
 
 def add_html_options(p: argparse.ArgumentParser) -> None:
+    """--html and the options that only mean something with it."""
     p.add_argument("--html", metavar="OUT.html", help="also write the package as a self-contained HTML report")
-    p.add_argument("--key", action="append", default=[], metavar="PUB", help="with --html: check signatures against it")
+    add_key_options(p, help="with --html: check signatures against it (also $MPKG_KEYS)", allow_unsigned=False)
     p.add_argument("--base", action="append", default=[], metavar="PKG", help="with --html: follow the base chain")
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    """`mpkg inspect`: what a package says it holds, without verifying it."""
     if args.html is None and (args.key or args.base):
         raise UsageError("--key and --base only apply with --html OUT.html", "--key" if args.key else "--base")
     if args.html is not None:
@@ -248,6 +253,7 @@ def _flat(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def cmd_unpack(args: argparse.Namespace) -> int:
+    """`mpkg unpack`: verify, then write the files into a new folder."""
     from mpkg._internal.unpack import unpack
 
     result = unpack(args.package, args.directory, _policy(args))

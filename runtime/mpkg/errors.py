@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Documented exit codes (spec/cli.md).
+# Documented exit codes (spec/README.md).
 EXIT_OK = 0
 EXIT_FAILED = 1  # a check failed or input was refused
 EXIT_USAGE = 2

@@ -28,7 +28,9 @@ import pytest
 from mpkg._internal.format.package import read_info
 from mpkg.errors import MpkgError, UsageError, VerificationError
 from mpkg_builder import containerize as cz
-from mpkg_builder.baseimage import resolve_base
+from mpkg_builder.containerize.baseimage import resolve_base
+from mpkg_builder.containerize.runtime_wheel import record_digest
+from mpkg_builder.containerize.wheels import pip_download
 from mpkg_builder.sources.lockfile import Lockfile, parse_requirements
 from packaging.utils import parse_wheel_filename
 
@@ -60,7 +62,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cz.collect_wheels(extra, extra_dir)
     old = out / "old"
     old.mkdir()
-    cz._pip_download(["packaging==23.2", "--no-deps"], old, None, False, "packaging 23.2")
+    pip_download(["packaging==23.2", "--no-deps"], old, None, False, "packaging 23.2")
     house = out / "house"
     house.mkdir()
     for wheel in [*(out / "w").glob("*.whl"), *extra_dir.glob("six-*.whl"), *old.glob("*.whl")]:
@@ -288,7 +290,7 @@ def test_runtime_wheel_is_the_runtime_alone_and_reproducible(tmp_path: Path) -> 
                 continue
             data = zf.read(path)
             assert int(size) == len(data)
-            assert digest == "sha256=" + cz._b64_sha256(data)
+            assert digest == "sha256=" + record_digest(data)
 
 
 def test_hashed_lockfile_is_installed_with_require_hashes(
@@ -654,3 +656,25 @@ def test_image_builds_verifies_and_serves_inference(
         if container is not None:
             container.remove(force=True)
         engine_client.images.remove(tag, force=True)
+
+
+@pytest.mark.parametrize(
+    ("reference", "digest", "ok"),
+    [
+        ("iris:1.0.0", False, True),
+        ("registry.example:5000/team/iris:1", False, True),
+        ("localhost/iris", False, True),
+        ("python:3.11-slim@sha256:" + "a" * 64, True, True),
+        ("python:3.11-slim@sha256:" + "a" * 64, False, False),  # -t names a tag, not bytes
+        ("iris:1\n", False, False),  # a trailing newline is no tag ($ would have let it through)
+        ("Iris:1", False, False),
+        ("Not A Ref", True, False),
+        ("python:3.11@sha256:abc", True, False),
+        ("a/" * 130 + "b", True, False),  # over 255 characters
+    ],
+)
+def test_image_references_use_the_registry_grammar(reference: str, digest: bool, ok: bool) -> None:
+    """One grammar for image and package references (registry/refs.py), not a copy that drifts."""
+    from mpkg_builder.containerize.imageref import is_image_reference
+
+    assert is_image_reference(reference, digest=digest) is ok

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from mpkg.errors import MpkgError, UsageError
 from mpkg_builder import containerize as cz
-from mpkg_builder.modelcar import DEFAULT_MODELCAR_BASE, write_modelcar_context
+from mpkg_builder.containerize.modelcar import DEFAULT_MODELCAR_BASE, write_modelcar_context
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the harness lives in tests/harness (not an installed package)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from mpkg.cli import add_key_options, emit_json, info, trusted_keys
+from mpkg._internal.commandline import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import UsageError
 
 from .output import render_stream, write_folder

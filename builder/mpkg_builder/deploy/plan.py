@@ -15,7 +15,7 @@ from pathlib import Path
 from mpkg._internal.trust.verify import policy_for
 from mpkg.errors import ProblemCollector, UsageError
 
-from ..containerize import BASE_RE
+from ..containerize.imageref import is_image_reference
 from . import kserve, kubernetes
 from .facts import PackageFacts, Sizing, read_facts, sizing
 from .output import Document
@@ -98,7 +98,7 @@ def check_options(options: DeployOptions, package_name: str | None = None) -> No
             "is required: the runtime image `mpkg containerize PKG -t IMAGE` built, pinned as IMAGE@sha256:DIGEST",
         )
     for flag, ref in (("--image", options.image), ("--modelcar", options.modelcar)):
-        if ref is not None and (not BASE_RE.match(ref) or len(ref) > 255):
+        if ref is not None and not is_image_reference(ref):
             problems.add(flag, f"{ref!r} is not an image reference; use NAME[:TAG][@sha256:DIGEST]")
     name = options.name or package_name
     if name is not None and not _dns_label(name, MAX_NAME):

@@ -12,7 +12,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from ..containerize import CONTAINER_PORT, VENV
+from ..containerize.dockerfile import CONTAINER_PORT, VENV
 
 MPKG = f"{VENV}/bin/mpkg"
 # KServe mounts a storageUri's files here in the predictor container (constants.DefaultModelLocalMountPath).

@@ -14,7 +14,7 @@ from typing import Any
 
 import mpkg
 
-from ..containerize import RUNTIME_UID
+from ..containerize.dockerfile import RUNTIME_UID
 from .facts import PackageFacts, Sizing, digest_label, label_value
 from .sources import KEYS_DIR, PackageSource, ServerSettings, grace_period, server_invocation
 

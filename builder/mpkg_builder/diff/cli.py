@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.html}", file=sys.stderr)
     failed = args.fail_on is not None and report.bump >= Bump.parse(args.fail_on)
     if args.json:
-        from mpkg.cli import emit_json
+        from mpkg._internal.commandline import emit_json
 
         emit_json({"ok": not failed, **report.to_json()})
     elif args.markdown:

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.commandline import emit_json, info
 from mpkg._internal.io.atomic import signals_unwind
-from mpkg.cli import emit_json, info
 
 
 def register(sub: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mpkg.cli import emit_json, info
+from mpkg._internal.commandline import emit_json, info
 
 
 def register(sub: Any) -> None:

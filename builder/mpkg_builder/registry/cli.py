@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mpkg._internal.commandline import add_key_options, emit_json, info, trusted_keys
 from mpkg._internal.io.progress import progress_bar
 from mpkg._internal.registry.aliases import is_alias
 from mpkg._internal.registry.auth import Credentials
 from mpkg._internal.registry.local import LOCAL_ORIGIN, default_home
 from mpkg._internal.registry.refs import Reference, is_digest, parse_ref
 from mpkg._internal.registry.trust import UNAUTHENTICATED_WARNING, HistoryPolicy
-from mpkg.cli import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import UsageError
 
 from . import lifecycle

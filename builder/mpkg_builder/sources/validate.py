@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpkg._internal.contract.contract import Contract
 from mpkg._internal.format.safetensors import SafetensorsInfo, parse_safetensors
@@ -21,8 +21,10 @@ from .entry_points import graph_sides, read_entry_points
 from .jsonfile import load_json_strict
 from .lineage import collect_lineage
 from .lockfile import Lockfile, parse_lockfile
-from .onnx_model import OnnxInfo, compare_contract, inspect_onnx
 from .pickle import sniff_code_executing
+
+if TYPE_CHECKING:  # onnx loads only for an ONNX source: a safetensors build never pays for it
+    from .onnx_model import OnnxInfo
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def validate_source(src: Path) -> ValidatedSource:
         if rel in flagged:
             continue  # already refused as code-executing: do not parse it as a model too
         if cfg.model.format == "onnx":
+            from .onnx_model import inspect_onnx
+
             onnx_info = attempt(inspect_onnx, src / rel, src, rel)
         else:
             info = attempt(parse_safetensors, src / rel, rel, SourceError)
@@ -132,6 +136,8 @@ def validate_source(src: Path) -> ValidatedSource:
                 st_infos.append((rel, info))
     entry_points = read_entry_points(cfg, problems)
     if onnx_info is not None and declared is not None:
+        from .onnx_model import compare_contract
+
         # The contract is what clients send and receive. Code that adapts one side (preprocess
         # feeds the graph, postprocess shapes its outputs) makes the graph's side internal: the
         # example run checks that chain. Without it, the contract must agree with the graph.

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .app import App, ServerState
     from .metrics import Metrics
-    from .registry import ModelSet, Split, parse_split
+    from .registry import ModelSet
     from .server import ServeOptions, bind, load_models, run, serve
+    from .splits import Split, SplitKey, parse_split, parse_split_key
     from .types import ArrowServable, ServableModel
 
 _EXPORTS = {
@@ -21,8 +22,10 @@ _EXPORTS = {
     "ServerState": "app",
     "Metrics": "metrics",
     "ModelSet": "registry",
-    "Split": "registry",
-    "parse_split": "registry",
+    "Split": "splits",
+    "SplitKey": "splits",
+    "parse_split": "splits",
+    "parse_split_key": "splits",
     "ServeOptions": "server",
     "bind": "server",
     "load_models": "server",
@@ -40,9 +43,11 @@ __all__ = [
     "ServeOptions",
     "ServerState",
     "Split",
+    "SplitKey",
     "bind",
     "load_models",
     "parse_split",
+    "parse_split_key",
     "run",
     "serve",
 ]

@@ -64,6 +64,8 @@ class ServerState:
     def install(self, models: ModelSet, metrics: Metrics) -> None:
         limits = self.limits
         self.runners = {e.index: ModelRunner(e.name, limits.max_inflight, limits.max_queue) for e in models.entries}
+        for e in models.entries:
+            metrics.set_answering(e.slot, True)
         self.metrics = metrics
         self.models = models  # set last: a non-None models means ready
 
@@ -75,9 +77,9 @@ class ServerState:
     def quarantine(self, index: int, reason: str) -> None:
         """Stop answering for model ``index`` for good: its package file changed under the server."""
         assert self.models is not None
-        entry = self.models.entries[index]
-        runner = self.runners[index]
-        if runner.quarantined is None:
+        entry = next((e for e in self.models.entries if e.index == index), None)
+        runner = self.runners.get(index)
+        if entry is not None and runner is not None and runner.quarantined is None:
             runner.quarantined = reason
             self.log.event(
                 "error",
@@ -153,7 +155,7 @@ class App:
         if metrics is not None:
             metrics.observe_http(status)
             if entry is not None and scope["path"].endswith("/infer"):
-                metrics.observe_inference(entry.index, status, elapsed)
+                metrics.observe_inference(entry.slot, status, elapsed)
         if entry is not None:
             state.log.access(
                 scope["method"], scope["path"], status, elapsed, entry.name, entry.version, entry.digest, request_id
@@ -219,7 +221,14 @@ class App:
             raise RequestError(503, state.starting_message)
         if state.draining:
             raise RequestError(503, "server is draining for shutdown; retry on another replica")
-        entry = models.resolve(name, version)
+        key = None
+        header = models.split_header
+        if header is not None and version is None:  # a sticky split (splits.py): its key, if sent
+            for k, v in scope["headers"]:
+                if k == header:
+                    key = v or None
+                    break
+        entry = models.resolve(name, version, key)
         try:
             return await self._infer_entry(scope, receive, entry)
         except Exception as exc:

@@ -7,11 +7,10 @@ top-level CLI imports every command's ``register`` on each invocation.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from mpkg.cli import add_key_options, trusted_keys
+from mpkg._internal.commandline import add_key_options, emit_json, trusted_keys
 from mpkg.errors import EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -41,11 +40,32 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """'5s', '500ms', '1m', '2.5' (seconds) -> seconds (argparse type)."""
+    m = _DURATION.match(text)
+    seconds = float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "": 1.0}[m.group(2)] if m else 0.0
+    if not 0.05 <= seconds <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration from 50ms to 24h, such as 5s, 500ms or 1m")
+    return seconds
+
+
 def _split(text: str) -> Any:
-    from .registry import parse_split
+    from .splits import parse_split
 
     try:
         return parse_split(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.problems[0].reason) from None
+
+
+def _split_key(text: str) -> Any:
+    from .splits import parse_split_key
+
+    try:
+        return parse_split_key(text)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(exc.problems[0].reason) from None
 
@@ -95,6 +115,19 @@ def register(subparsers: Any) -> None:
         "(HOST[:PORT]/REPO:TAG, REPO:TAG in the local store, ...@sha256:...)",
     )
     p.add_argument("--insecure", action="store_true", help="talk plain HTTP to the registry a PKG reference names")
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="watch each PKG reference's tag and swap in what it names after a promote or rollback: "
+        "verified and smoke-tested first, no request failing (spec/runtime.md §9)",
+    )
+    p.add_argument(
+        "--interval",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="how often --follow asks the registry, e.g. 5s, 500ms, 1m (default 5s)",
+    )
     add_key_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0 picks a free one)")
@@ -108,6 +141,14 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="NAME=V:W,V:W",
         help="weighted split of unversioned requests, e.g. fraud=1.0.0:90,1.1.0:10",
+    )
+    p.add_argument(
+        "--split-key",
+        type=_split_key,
+        default=None,
+        metavar="header:NAME",
+        help="make splits sticky: each value of this request header (a user id) always gets the same "
+        "version; requests without it are drawn at random (spec/runtime.md §5)",
     )
     p.add_argument(
         "--split-seed", type=int, default=None, metavar="N", help="seed the split's random choice (reproducible tests)"
@@ -198,17 +239,24 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="longest wait for in-flight requests after SIGTERM (default 30)",
     )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="the outcome as one JSON object on stdout (a refusal, or what was served at exit); "
+        "the request log stays on stderr (see --log-format)",
+    )
     p.set_defaults(handler=handle)
 
 
-def local_packages(args: argparse.Namespace) -> list[str]:
-    """The PKG arguments as files: references are pulled (``mpkg pull``'s checks) into the cache."""
+def local_packages(args: argparse.Namespace) -> tuple[list[str], list[str | None]]:
+    """The PKG arguments as files: references are pulled (``mpkg pull``'s checks) into the cache;
+    with each, the reference it came from (None for a file)."""
     if all(p.endswith(".mpkg") for p in args.packages):
-        return list(args.packages)
-    from mpkg._internal.registry.fetch import FetchPolicy, locate
+        return list(args.packages), [None] * len(args.packages)
+    from mpkg._internal.registry.fetch import FetchPolicy, is_reference, locate
 
     policy = FetchPolicy.from_paths(trusted_keys(args), args.allow_unsigned, insecure=args.insecure)
-    return [locate(p, policy)[0] for p in args.packages]
+    return [locate(p, policy)[0] for p in args.packages], [p if is_reference(p) else None for p in args.packages]
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
@@ -216,8 +264,14 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
     from .limits import Limits
     from .server import ServeOptions
 
+    if args.interval is not None and not args.follow:
+        raise UsageError("sets how often --follow polls; add --follow", "--interval")
+    packages, references = local_packages(args)
     return ServeOptions(
-        packages=tuple(local_packages(args)),
+        packages=tuple(packages),
+        references=tuple(references),
+        follow_interval=(args.interval or 5.0) if args.follow else None,
+        insecure=args.insecure,
         keys=tuple(trusted_keys(args)),
         allow_unsigned=args.allow_unsigned,
         host=args.host,
@@ -225,6 +279,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         workers=args.workers,
         splits=tuple(args.split),
         split_seed=args.split_seed,
+        split_key=args.split_key,
         limits=Limits(
             max_body_bytes=args.max_body_bytes,
             max_inflight=args.max_inflight,
@@ -244,6 +299,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
 
 
 def handle(args: argparse.Namespace) -> int:
+    """`mpkg serve`: run until SIGTERM has drained the requests in flight."""
     import gc
 
     # Startup only allocates what lives as long as the server (modules, the model), so
@@ -253,6 +309,6 @@ def handle(args: argparse.Namespace) -> int:
     from .server import run
 
     run(options_from_args(args))
-    if getattr(args, "json", False):
-        print(json.dumps({"ok": True, "served": list(args.packages)}, sort_keys=True))
+    if args.json:
+        emit_json({"ok": True, "served": list(args.packages)})
     return EXIT_OK

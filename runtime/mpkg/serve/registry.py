@@ -8,8 +8,6 @@ hot path is dictionary lookups.
 from __future__ import annotations
 
 import random
-import re
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,39 +17,10 @@ import orjson
 from mpkg._internal.format.manifest import SEMVER_RE
 from mpkg.errors import UsageError
 
+from .metrics import escape_label
+from .splits import Chooser, Split, SplitKey
 from .tensors import InputSpec, RequestError, input_specs, tensor_metadata
 from .types import ArrowServable, ServableModel
-
-
-@dataclass(frozen=True)
-class Split:
-    """Weighted traffic split across versions of one model name."""
-
-    name: str
-    weights: tuple[tuple[str, int], ...]  # (version, weight > 0)
-
-
-_SPLIT = re.compile(r"^([^=\s]+)=(.+)$")
-
-
-def parse_split(text: str) -> Split:
-    """Parse ``name=1.0.0:90,1.1.0:10``; raises UsageError naming what is wrong."""
-    where = "--split"
-    m = _SPLIT.match(text.strip())
-    if not m:
-        raise UsageError(f"{text!r} is not NAME=VERSION:WEIGHT[,VERSION:WEIGHT...]", where)
-    name, rest = m.groups()
-    weights: list[tuple[str, int]] = []
-    for part in rest.split(","):
-        version, sep, weight = part.strip().rpartition(":")
-        if not sep or not version:
-            raise UsageError(f"{part!r} in {text!r} is not VERSION:WEIGHT", where)
-        if not weight.isdigit() or int(weight) <= 0:
-            raise UsageError(f"weight {weight!r} for {name} {version} must be a positive integer", where)
-        if any(v == version for v, _ in weights):
-            raise UsageError(f"version {version} of {name} appears twice in {text!r}", where)
-        weights.append((version, int(weight)))
-    return Split(name, tuple(weights))
 
 
 def version_key(version: str) -> tuple[Any, ...]:
@@ -76,32 +45,14 @@ class ModelEntry:
     name: str
     version: str
     digest: str
-    index: int  # metric slot
+    index: int  # this loaded package's key among the server's runners (never reused)
+    slot: int  # its metrics slot (metrics.py; the same package swapped back in gets the same)
     specs: dict[str, InputSpec]
     output_names: tuple[str, ...]
     arrow: bool  # tabular and offers predict_arrow
     metadata_body: bytes
     ready_body: bytes
     labels: str  # Prometheus label set, pre-escaped
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-class _Chooser:
-    def __init__(self, entries: Sequence[ModelEntry], weights: Sequence[int], rng: random.Random):
-        self.entries = tuple(entries)
-        self.cumulative: list[int] = []
-        total = 0
-        for w in weights:
-            total += w
-            self.cumulative.append(total)
-        self.total = total
-        self.rng = rng
-
-    def choose(self) -> ModelEntry:
-        return self.entries[bisect_right(self.cumulative, self.rng.randrange(self.total))]
 
 
 class ModelSet:
@@ -114,7 +65,20 @@ class ModelSet:
         seed: int | None = None,
         platform: str = "mpkg",
         server_version: str = "0",
+        indexes: Sequence[int] | None = None,
+        slots: Sequence[int] | None = None,
+        rng: random.Random | None = None,
+        split_key: SplitKey | None = None,
     ) -> None:
+        indexes = range(len(models)) if indexes is None else indexes
+        slots = indexes if slots is None else slots
+        self.models = tuple(models)
+        self.splits = tuple(splits)
+        self.split_key = split_key
+        # the header carrying a sticky split's key, as ASGI names it; None: every draw is random
+        self.split_header = split_key.asgi_name if split_key is not None and splits else None
+        self._platform = platform
+        self._server_version = server_version
         versions_of: dict[str, list[str]] = {}
         for model in models:
             seen = versions_of.setdefault(model.name, [])
@@ -125,8 +89,8 @@ class ModelSet:
             seen.sort(key=version_key)
         by_name: dict[str, dict[str, ModelEntry]] = {}
         entries: list[ModelEntry] = []
-        for model in models:
-            entry = self._entry(model, len(entries), platform, versions_of[model.name])
+        for model, index, slot in zip(models, indexes, slots, strict=True):
+            entry = self._entry(model, index, slot, platform, versions_of[model.name])
             by_name.setdefault(model.name, {})[model.version] = entry
             entries.append(entry)
         self.entries: tuple[ModelEntry, ...] = tuple(entries)
@@ -134,8 +98,8 @@ class ModelSet:
         self.default: dict[str, ModelEntry] = {
             name: versions[max(versions, key=version_key)] for name, versions in by_name.items()
         }
-        rng = random.Random(seed)
-        self.choosers: dict[str, _Chooser] = {}
+        self.rng = rng = rng if rng is not None else random.Random(seed)
+        self.choosers: dict[str, Chooser[ModelEntry]] = {}
         for split in splits:
             if split.name in self.choosers:
                 raise UsageError(f"model {split.name} has two --split options; give one", "--split")
@@ -148,8 +112,9 @@ class ModelSet:
                     f"{split.name} versions {missing} are not loaded; loaded: {sorted(loaded, key=version_key)}",
                     "--split",
                 )
-            self.choosers[split.name] = _Chooser(
-                [loaded[v] for v, _ in split.weights], [w for _, w in split.weights], rng
+            versions = [v for v, _ in split.weights]
+            self.choosers[split.name] = Chooser(
+                split.name, versions, [w for _, w in split.weights], [loaded[v] for v in versions], rng
             )
         self.server_metadata_body = orjson.dumps(
             {
@@ -160,24 +125,51 @@ class ModelSet:
             }
         )
 
+    def replace(self, position: int, model: ServableModel, index: int, slot: int) -> ModelSet:
+        """This set with the package at ``position`` replaced (a swap, spec/runtime.md §9); raises
+        UsageError when the result is not servable (a version served twice, a split left without
+        one of its versions), so a bad candidate never replaces a good set."""
+        models = list(self.models)
+        models[position] = model
+        indexes = [e.index for e in self.entries]
+        indexes[position] = index
+        slots = [e.slot for e in self.entries]
+        slots[position] = slot
+        return ModelSet(
+            models,
+            self.splits,
+            None,
+            self._platform,
+            self._server_version,
+            indexes,
+            slots,
+            rng=self.rng,
+            split_key=self.split_key,
+        )
+
     @staticmethod
-    def _entry(model: ServableModel, index: int, platform: str, versions: list[str]) -> ModelEntry:
+    def _entry(model: ServableModel, index: int, slot: int, platform: str, versions: list[str]) -> ModelEntry:
         contract = model.contract
         metadata = {
             "name": model.name,
+            "version": model.version,  # which package answers here now (it changes with a swap)
             "versions": versions,
             "platform": getattr(model, "platform", platform),
             "digest": model.digest,
             "inputs": tensor_metadata(contract.inputs),
             "outputs": tensor_metadata(contract.outputs),
         }
-        labels = f'model="{_escape(model.name)}",version="{_escape(model.version)}",digest="{_escape(model.digest)}"'
+        labels = (
+            f'model="{escape_label(model.name)}",version="{escape_label(model.version)}",'
+            f'digest="{escape_label(model.digest)}"'
+        )
         return ModelEntry(
             model=model,
             name=model.name,
             version=model.version,
             digest=model.digest,
             index=index,
+            slot=slot,
             specs=input_specs(contract),
             output_names=tuple(f.name for f in contract.outputs),
             arrow=contract.is_tabular and isinstance(model, ArrowServable),
@@ -186,12 +178,13 @@ class ModelSet:
             labels=labels,
         )
 
-    def resolve(self, name: str, version: str | None) -> ModelEntry:
-        """The entry for a request; unknown names or versions are a 404."""
+    def resolve(self, name: str, version: str | None, key: bytes | None = None) -> ModelEntry:
+        """The entry for a request; ``key`` is its sticky split key (``split_header``'s value), if
+        any. Unknown names or versions are a 404."""
         if version is None:
             chooser = self.choosers.get(name)
             if chooser is not None:
-                return chooser.choose()
+                return chooser.choose(key)
             entry = self.default.get(name)
             if entry is None:
                 raise RequestError(404, f"model {name!r} is not served here; see GET /v2 for models")

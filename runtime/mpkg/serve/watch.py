@@ -3,8 +3,11 @@
 Weights are memory-mapped from the package file (no copy; spec/runtime.md §1). Bytes
 overwritten in that file would change the answers while the server still reports the
 old digest, and a truncated file kills the process with SIGBUS when a mapped page is
-touched. So every served file is watched, and on any change its model is quarantined
-(503, not ready, one log line) while the process keeps serving the others:
+touched. So every served file is watched, and on any change to its bytes its model is
+quarantined (503, not ready, one log line) while the process keeps serving the others.
+A new file renamed over the path leaves the served bytes intact (the server holds the
+old file open): it is reported as a replacement, which the server tries to swap in
+(swap.py), and the old file stays watched until the swap retires it.
 
 - A read lease (``F_SETLEASE``) is taken on the package's own open file where the kernel
   allows it (the file's owner or CAP_LEASE, a local file system, no writer open). Then
@@ -48,6 +51,8 @@ class _Watched:
     fd: int
     stamp: tuple[int, int, int, int, int]  # dev, ino, size, mtime_ns, ctime_ns
     leased: bool
+    at_path: tuple[int, int]  # dev, ino of the file the path named when last seen
+    nlink: int  # its links: one fewer once it is renamed over or removed
     tripped: bool = False
 
 
@@ -72,16 +77,19 @@ def ignore_lease_signals() -> None:
 
 
 class PackageWatch:
-    """Polls the watched files on a thread; ``changed(index, reason)`` runs on the event loop."""
+    """Polls the watched files on a thread; ``changed(index, reason)`` (bytes changed: stop the
+    model) and ``replaced(index, path)`` (another file at the path: try it) run on the event loop."""
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         changed: Callable[[int, str], None],
         busy: Callable[[int], int],
+        replaced: Callable[[int, str], None] | None = None,
     ) -> None:
         self._loop = loop
         self._changed = changed
+        self._replaced = replaced
         self._busy = busy  # calls of a model still running (read from this thread: an int)
         self._watched: list[_Watched] = []
         self._stop = threading.Event()
@@ -92,14 +100,23 @@ class PackageWatch:
         lease, or None when the file is leased."""
         st = os.fstat(fd)
         no_lease = take_lease(fd)
-        self._watched.append(_Watched(index, os.path.abspath(path), fd, _stamp(st), no_lease is None))
+        watched = _Watched(
+            index, os.path.abspath(path), fd, _stamp(st), no_lease is None, (st.st_dev, st.st_ino), st.st_nlink
+        )
+        self._watched = [*self._watched, watched]  # a new list: the polling thread iterates the old one
         return no_lease
 
+    def remove(self, index: int) -> None:
+        """Stop watching model ``index`` (swapped out; its file is about to be closed)."""
+        self._watched = [w for w in self._watched if w.index != index]
+
     def start(self) -> None:
+        """Start polling on a daemon thread."""
         self._thread = threading.Thread(target=self._run, name="mpkg-package-watch", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop polling."""
         self._stop.set()
 
     def _run(self) -> None:
@@ -110,6 +127,13 @@ class PackageWatch:
                 reason = _check(w)
                 if reason is None:
                     continue
+                if isinstance(reason, tuple) and self._replaced is not None:  # the served bytes are intact
+                    w.at_path = reason
+                    with contextlib.suppress(RuntimeError):
+                        self._loop.call_soon_threadsafe(self._replaced, w.index, w.path)
+                    continue
+                if isinstance(reason, tuple):
+                    reason = "was replaced by another file"
                 w.tripped = True
                 with contextlib.suppress(RuntimeError):  # the loop closed: the server is stopping
                     self._loop.call_soon_threadsafe(self._changed, w.index, f"package file {w.path} {reason}")
@@ -126,7 +150,9 @@ class PackageWatch:
             fcntl.fcntl(w.fd, F_SETLEASE, fcntl.F_UNLCK)
 
 
-def _check(w: _Watched) -> str | None:
+def _check(w: _Watched) -> str | tuple[int, int] | None:
+    """Why the served bytes are no longer trustworthy, the (dev, ino) of a new file now at the
+    path, or None."""
     if w.leased:
         try:
             lease = fcntl.fcntl(w.fd, F_GETLEASE)
@@ -135,19 +161,24 @@ def _check(w: _Watched) -> str | None:
         if lease == fcntl.F_UNLCK:  # a lease being broken reads as its target, unlocked
             return "is being opened for writing or truncated"
     try:
-        now = _stamp(os.fstat(w.fd))
+        st = os.fstat(w.fd)
     except OSError as exc:
         return f"cannot be checked ({exc.strerror})"
+    now = _stamp(st)
     if now != w.stamp:
         if now[2] != w.stamp[2]:
             return f"changed size on disk ({w.stamp[2]} -> {now[2]} bytes)"
-        return "was modified on disk"
+        if now[3] != w.stamp[3] or st.st_nlink >= w.nlink:
+            return "was modified on disk"
+        # Only the change time moved, and a link is gone: the file was renamed over or removed
+        # (unlinking changes ctime); its bytes are what they were. The path check below says which.
+        w.stamp, w.nlink = now, st.st_nlink
     try:
         at_path = os.stat(w.path)
     except FileNotFoundError:
         return "was removed"
     except OSError as exc:
         return f"cannot be checked ({exc.strerror})"
-    if (at_path.st_dev, at_path.st_ino) != (now[0], now[1]):
-        return "was replaced by another file"
+    if (at_path.st_dev, at_path.st_ino) != w.at_path:
+        return (at_path.st_dev, at_path.st_ino)
     return None

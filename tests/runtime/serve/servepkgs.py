@@ -291,6 +291,9 @@ RECIPES: dict[str, Recipe] = {
     "busy": Recipe("busy", "1.0.0", seed=6, code=BUSY_CODE),
     "snoop": Recipe("snoop", "1.0.0", seed=7, code=SNOOP_CODE),
     "iris_pre": Recipe("iris", "1.0.0-1", seed=8),
+    # swap candidates that must be refused (test_swap.py)
+    "iris_unsigned": Recipe("iris", "1.2.0", seed=9, signed=False),
+    "iris_broken": Recipe("iris", "1.2.0", seed=10, code=BROKEN_CODE),
 }
 
 

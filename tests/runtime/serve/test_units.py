@@ -18,11 +18,13 @@ from conftest import ModelSource, server_env
 from mpkg._internal.contract.contract import Contract
 from mpkg._internal.load.model import Model, load
 from mpkg.errors import UsageError
+from mpkg.serve import metrics as metrics_module
 from mpkg.serve.body import decompress
 from mpkg.serve.cli import parse_size, register
 from mpkg.serve.http import set_nodelay
 from mpkg.serve.metrics import Metrics
-from mpkg.serve.registry import ModelSet, Split, parse_split, version_key
+from mpkg.serve.registry import ModelSet, version_key
+from mpkg.serve.splits import Split, parse_split
 from mpkg.serve.tensors import (
     RequestError,
     encode_infer_response,
@@ -295,3 +297,27 @@ def test_cli_module_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=server_env(), check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_metrics_slots_follow_swaps_across_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics_module, "SPARE_SLOTS", 1)
+    path = str(tmp_path / "metrics")
+    a, b, c = (f'model="m",version="{v}",digest="sha256:0{v}"' for v in "abc")
+    w0, w1 = Metrics([a], path, 0, 2, ["m"]), Metrics([a], path, 1, 2, ["m"])
+    assert w0.initial == w1.initial == (0,)
+    assert w0.slot(b) == 1 and w1.slot(b) == 1  # one table for every worker
+    for w in (w0, w1):
+        w.set_answering(0, False)
+        w.set_answering(1, True)
+        w.count("swaps", "m")
+    w0.observe_inference(1, 200, 0.001)
+    text = w1.render().decode()
+    assert f"mpkg_model_serving{{{b}}} 2" in text and f"mpkg_model_serving{{{a}}}" not in text
+    assert 'mpkg_model_swaps_total{model="m"} 2' in text and "mpkg_models_loaded 1" in text
+    assert f'mpkg_inference_requests_total{{{b},code="200"}} 1' in text
+    assert w0.slot(a) == 0  # swapped back: its own series again
+    # every slot used: the first one no worker answers with is zeroed and reused
+    w0.observe_inference(0, 200, 0.001)
+    assert w0.slot(c) == 0
+    text = w0.render().decode()
+    assert f'mpkg_inference_requests_total{{{c},code="200"}} 0' in text and a not in text

@@ -40,9 +40,14 @@ def field_names(fields: Iterable[Field]) -> str:
     return ", ".join(f.name for f in fields)
 
 
+def is_masked(arr: object) -> bool:
+    """A numpy masked array; a plain ndarray is answered without importing numpy.ma (~30 ms at start)."""
+    return type(arr) is not np.ndarray and isinstance(arr, np.ma.MaskedArray)
+
+
 def _null_mask(arr: Array) -> Array | None:
     """Where ``arr`` holds nulls (NaN, NaT, None, masked), or None for dtypes without nulls."""
-    if isinstance(arr, np.ma.MaskedArray):
+    if is_masked(arr):
         return np.ma.getmaskarray(arr)
     kind = arr.dtype.kind
     if kind == "f":

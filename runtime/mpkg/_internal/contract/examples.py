@@ -14,6 +14,8 @@ from mpkg._internal.contract.convert import Array, convert
 from mpkg._internal.contract.dtypes import INT_BITS, NUMPY_DTYPE, datetime_unit, decimal_spec
 from mpkg.errors import MpkgError
 
+from .enforce import is_masked
+
 
 def example_inputs(contract: Contract, size: int = 2) -> dict[str, Array]:
     """A deterministic example for every required input: named and -1 dims are ``size``,
@@ -53,7 +55,7 @@ def _example_values(field: Field, n: int) -> Array:
 
 def to_jsonable(arr: Array) -> Any:
     """Nested lists for example.json: nulls -> None, dates ISO strings, decimals strings."""
-    if isinstance(arr, np.ma.MaskedArray):
+    if is_masked(arr):
         data = np.ma.getdata(arr).astype(object)
         data[np.ma.getmaskarray(arr)] = None
         arr = data
@@ -78,7 +80,7 @@ def max_deviation(field: Field, actual: Array, expected: Array, rtol: float, ato
     """Why ``actual`` differs from ``expected`` beyond tolerance, or None."""
     if actual.shape != expected.shape:
         return f"has shape {list(actual.shape)}, the recorded example has {list(expected.shape)}"
-    if actual.dtype.kind in "fiu" and expected.dtype.kind in "fiu" and not isinstance(actual, np.ma.MaskedArray):
+    if actual.dtype.kind in "fiu" and expected.dtype.kind in "fiu" and not is_masked(actual):
         a = actual.astype(np.float64)
         e = expected.astype(np.float64)
         both_nan = np.isnan(a) & np.isnan(e)

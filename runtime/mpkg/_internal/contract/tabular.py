@@ -17,7 +17,7 @@ import numpy as np
 from mpkg._internal.contract.contract import Contract, Field
 from mpkg._internal.contract.convert import Array
 from mpkg._internal.contract.dtypes import DTYPE_OF_NUMPY, NUMPY_DTYPE, can_cast, decimal_spec, timestamp_spec
-from mpkg._internal.contract.enforce import Dims, check_inputs, field_names
+from mpkg._internal.contract.enforce import Dims, check_inputs, field_names, is_masked
 from mpkg.errors import ContractError, MpkgError, Problem
 
 
@@ -220,7 +220,7 @@ def outputs_to_arrow(contract: Contract, outputs: Mapping[str, Array]) -> Any:
         if typ is None:
             raise ContractError("bfloat16 has no Arrow type", f"output {field.name!r}")
         flat = arr.reshape(-1) if arr.ndim > 1 else arr
-        if isinstance(flat, np.ma.MaskedArray):
+        if is_masked(flat):
             values = pa.array(np.ma.getdata(flat), type=typ, mask=np.ma.getmaskarray(flat))
         elif flat.dtype.kind == "O":
             values = pa.array(flat.tolist(), type=typ)

@@ -49,7 +49,7 @@ def read_info(path: str | os.PathLike[str]) -> PackageInfo:
 
 
 def extract_member(path: str | os.PathLike[str], logical_path: str) -> bytes:
-    """One small file's logical bytes (decompressed). Parses, does not verify."""
+    """One small file's bytes, as stored (files are stored uncompressed). Parses, does not verify."""
     with PackageFile(path) as pkg:
         m = manifest_of(pkg)
         entry = m.file(logical_path)

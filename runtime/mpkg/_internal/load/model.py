@@ -27,7 +27,6 @@ from mpkg._internal.format.archive import PackageFile
 from mpkg._internal.format.digests import hash_bytes
 from mpkg._internal.format.manifest import ENTRY_POINTS, FileEntry, Manifest
 from mpkg._internal.load.codeimport import PackageCode, private_prefix
-from mpkg._internal.load.environment import require_environment
 from mpkg._internal.load.onnxrun import OnnxRunner
 from mpkg._internal.load.parts import Example, ModelCard, ModelParts, OnnxModel, Weights
 from mpkg._internal.load.weights import TensorMap, map_safetensors
@@ -330,6 +329,8 @@ def from_verified(pkg: PackageFile, result: VerificationResult, strict_env: bool
     manifest = result.manifest
     assert manifest is not None
     if strict_env:
+        from mpkg._internal.load.environment import require_environment  # packaging: only when asked
+
         require_environment(manifest)
     mm = pkg.mmap()
     try:

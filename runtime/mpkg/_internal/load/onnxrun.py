@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from mpkg._internal.contract.dtypes import DTYPE_OF_NUMPY, DTYPE_OF_ONNX, NUMPY_DTYPE, NUMPY_OF_ONNX_ELEM
+from mpkg._internal.contract.enforce import is_masked
 from mpkg._internal.load.parts import OnnxModel
 from mpkg._internal.load.weights import onnx_external_tensors
 from mpkg.errors import FormatError, MpkgError, Problem
@@ -74,7 +75,7 @@ class OnnxRunner:
         """The graph's outputs by name. A feed the graph cannot take is refused naming ``boundary``
         (what produced the feeds), the input and what the graph takes; a refusal by onnxruntime
         is one MpkgError line."""
-        arrays = {k: np.ma.getdata(v) if isinstance(v, np.ma.MaskedArray) else v for k, v in feeds.items()}
+        arrays = {k: np.ma.getdata(v) if is_masked(v) else v for k, v in feeds.items()}
         if not self._feeds_fit(arrays):
             reasons = self._feed_problems(arrays)
             if reasons:

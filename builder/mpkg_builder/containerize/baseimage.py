@@ -17,13 +17,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mpkg.errors import MpkgError
+from mpkg.errors import MpkgError, UsageError
+
+from .imageref import check_image_reference
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}", re.ASCII)
 _PINNED = re.compile(r"@sha256:[0-9a-f]{64}\Z", re.ASCII)
 
 
 def is_pinned(base: str) -> bool:
+    """Whether ``base`` names its bytes (``@sha256:DIGEST``) rather than a tag that can move."""
     return _PINNED.search(base) is not None
 
 
@@ -34,10 +37,18 @@ def split_pinned(base: str) -> tuple[str, str]:
 
 
 def how_to_pin(base: str) -> str:
+    """What to do about an unpinned base, said in each refusal."""
     return (
         f"pin it by digest: --base {base}@sha256:<digest> (`podman image inspect {base}` or "
         f"`docker buildx imagetools inspect {base}` shows it), or pull it where containerize can ask the engine"
     )
+
+
+def check_base(base: str, example: str) -> None:
+    """A well-formed base reference, pinned by digest (what a context's FROM may name)."""
+    check_image_reference(base, "--base", f"NAME[:TAG][@sha256:DIGEST], e.g. {example}")
+    if not is_pinned(base):
+        raise UsageError(f"--base {base} is a tag, which can move; " + how_to_pin(base))
 
 
 def resolve_base(base: str, client: Any | None) -> str:
@@ -93,4 +104,4 @@ def _registry_digest(client: Any, base: str) -> str | None:
     return digest if _DIGEST.fullmatch(digest) else None
 
 
-__all__ = ["how_to_pin", "is_pinned", "repository", "resolve_base", "split_pinned"]
+__all__ = ["check_base", "how_to_pin", "is_pinned", "repository", "resolve_base", "split_pinned"]

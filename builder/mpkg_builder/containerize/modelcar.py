@@ -18,20 +18,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .containerize import (
-    LABEL_RUNTIME,
-    RUNTIME_UID,
-    ImagePackage,
-    Log,
-    check_base,
-    image_labels,
-    staged_context,
-    verified_copy,
-)
+from .baseimage import check_base
+from .context import staged_context, verified_copy
+from .dockerfile import RUNTIME_UID
+from .labels import ServedPackage, image_labels, label_instruction
 
 # Small, with the sh/ln/sleep KServe's modelcar command needs. A tag: containerize resolves it to
 # its digest through the engine (as for the runtime image), or --base NAME@sha256:... pins it.
@@ -44,7 +38,7 @@ class ModelcarContext:
     """A written modelcar build context."""
 
     path: Path
-    package: ImagePackage
+    package: ServedPackage
     base: str
     labels: Mapping[str, str] = field(hash=False)
 
@@ -56,7 +50,7 @@ def write_modelcar_context(
     base: str,
     keys: Sequence[str | os.PathLike[str]] = (),
     allow_unsigned: bool = False,
-    log: Log | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> ModelcarContext:
     """Verify ``package`` and write a modelcar build context to ``dest`` (new or empty).
     ``base`` must be pinned by digest, as for the runtime image (``containerize`` resolves a
@@ -67,13 +61,14 @@ def write_modelcar_context(
     with staged_context(dest) as stage:
         with verified_copy(package, keys, allow_unsigned, stage) as (_pkg, _manifest, ref):
             say(f"verified {ref.name} {ref.version} {ref.digest}")
-        labels = {k: v for k, v in image_labels(ref, base, "").items() if k != LABEL_RUNTIME}
+        labels = image_labels(ref, base, "")  # no runtime in this image
         (stage / "Dockerfile").write_text(render_modelcar_dockerfile(ref, base, labels))
     say(f"wrote modelcar build context {dest}")
     return ModelcarContext(dest, ref, base, labels)
 
 
-def render_modelcar_dockerfile(ref: ImagePackage, base: str, labels: Mapping[str, str]) -> str:
+def render_modelcar_dockerfile(ref: ServedPackage, base: str, labels: Mapping[str, str]) -> str:
+    """The modelcar's Dockerfile: the package alone under /models, on a base that has what KServe runs."""
     check = (
         "command -v ln >/dev/null && command -v sleep >/dev/null"
         " || { echo 'mpkg containerize: the modelcar base needs sh, ln and sleep (KServe runs them);"
@@ -90,7 +85,7 @@ def render_modelcar_dockerfile(ref: ImagePackage, base: str, labels: Mapping[str
         f"COPY package/{ref.filename} {MODELS_DIR}/{ref.filename}",
         "# The runtime's user: it reads this container's files through /proc/PID/root.",
         f"USER {RUNTIME_UID}:{RUNTIME_UID}",
-        "LABEL " + " \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())),
+        label_instruction(labels),
         "",
     ]
     return "\n".join(lines)
