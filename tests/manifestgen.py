@@ -36,6 +36,10 @@ def rich_doc(model_format: str = "onnx") -> dict[str, Any]:
             "weights_digest": DIGEST,
             "class_labels": [[0, 1], ["cat", "dog"], DIGEST],
             "producer": {"name": "skl2onnx", "version": "1.17.0"},
+            "interface": {
+                "inputs": [{"name": "X", "dtype": "float32", "shape": ["N", 4]}],
+                "outputs": [{"name": "label", "dtype": "int64", "shape": [-1]}],
+            },
         }
         if model_format == "onnx"
         else {
@@ -52,8 +56,9 @@ def rich_doc(model_format: str = "onnx") -> dict[str, Any]:
         "model": {"format": model_format, "files": [weights], "architecture": architecture},
         "code": {"root": "code", "module": "pkg.pipeline", "entry_points": {"preprocess": ["inputs"]}},
         "contract": {
-            "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 4], "description": "d"}],
+            "inputs": [{"name": "mean radius", "dtype": "float32", "shape": ["batch", 4], "description": "d"}],
             "outputs": [{"name": "y", "dtype": "int64", "shape": ["batch"], "enum": [0, 1], "nullable": True}],
+            "extra": "ignore",
         },
         "environment": {
             "lockfile": "environment/requirements.lock",

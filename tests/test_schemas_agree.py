@@ -86,10 +86,12 @@ def cross_field_problems(doc: dict[str, Any]) -> list[str]:
     problems += [f"{p!r} is not a {role} file" for p, role in refs if roles.get(p) != role]
     if "code" not in doc and "code" in roles.values():
         problems.append("code files without code")
-    for side in ("inputs", "outputs"):
-        names = [f["name"] for f in doc["contract"][side]]
-        if len(set(names)) != len(names):
-            problems.append(f"duplicate {side} names")
+    interface = doc["model"].get("architecture", {}).get("interface")
+    for contract in (doc["contract"], *([interface] if isinstance(interface, dict) else [])):
+        for side in ("inputs", "outputs"):
+            names = [f["name"] for f in contract[side]]
+            if len(set(names)) != len(names):
+                problems.append(f"duplicate {side} names")
     return problems
 
 

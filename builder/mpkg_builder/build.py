@@ -7,7 +7,6 @@ beside the output, hashing what it writes, and renames it into place.
 
 from __future__ import annotations
 
-import ast
 import platform
 import sys
 from collections.abc import Callable, Mapping
@@ -17,12 +16,12 @@ from typing import Any
 
 from mpkg import __version__
 from mpkg._internal.format.digests import hash_bytes
-from mpkg._internal.format.manifest import ENTRY_POINTS, FORMAT_VERSION, Manifest
+from mpkg._internal.format.manifest import FORMAT_VERSION, Manifest
 from mpkg._internal.format.package import read_manifest
 from mpkg._internal.io.atomic import atomic_output
 from mpkg.errors import Problem, ProblemCollector, SourceError
 
-from .config import CONFIG_NAME, SourceConfig
+from .config import CONFIG_NAME
 from .diff.rules import RuleSet
 from .signing import envelope_for, load_private_key
 from .sources.card import render_packaged_card
@@ -205,30 +204,13 @@ def _plan_code(source: ValidatedSource, files: list[PlannedFile], problems: Prob
     root = cfg.code.root.rstrip("/")
     for rel in source.code_files:
         files.append(PlannedFile(f"code/{Path(rel).relative_to(root).as_posix()}", "code", source=cfg.path(rel)))
-    entry_points = _entry_points(cfg, problems)
+    entry_points = dict(source.entry_points)
     module = f"{cfg.code.root}/{cfg.code.module.replace('.', '/')}"
     if cfg.model.format == "safetensors" and "predict" not in entry_points:
         problems.add(module, "must define predict(weights, inputs) for a safetensors model")
     if cfg.model.format == "onnx" and "predict" in entry_points:
         problems.add(module, "defines predict(); ONNX packages run the graph, so use preprocess/postprocess")
     return {"root": "code", "module": cfg.code.module, "entry_points": entry_points}
-
-
-def _entry_points(cfg: SourceConfig, problems: ProblemCollector) -> dict[str, list[str]]:
-    """The protocol functions the module defines, read from its syntax tree (never executed at build)."""
-    assert cfg.code is not None
-    base = cfg.path(cfg.code.root).joinpath(*cfg.code.module.split("."))
-    path = base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
-    try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (SyntaxError, ValueError) as exc:
-        problems.add(path.relative_to(cfg.src).as_posix(), f"is not valid Python ({exc})")
-        return {}
-    found: dict[str, list[str]] = {}
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in ENTRY_POINTS:
-            found[node.name] = [a.arg for a in node.args.posonlyargs + node.args.args]
-    return found
 
 
 def _plan_lineage(source: ValidatedSource, files: list[PlannedFile]) -> dict[str, Any]:

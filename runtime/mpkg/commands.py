@@ -97,8 +97,8 @@ def _smoke_test(pkg: PackageFile, result: VerificationResult, where: str) -> lis
     try:
         with from_verified(pkg, result) as model:
             model.smoke_test()
-    except MpkgError as exc:
-        return exc.reasons()
+    except MpkgError as exc:  # every line names the package file, once
+        return [(r if where in r else f"{where}: {r}").splitlines()[0] for r in exc.reasons()]
     except Exception as exc:  # the package's own code failed: report it, never a traceback
         return [f"{where}: the package code raised {type(exc).__name__}: {exc}".splitlines()[0]]
     return []
@@ -205,7 +205,9 @@ def describe_text(doc: dict[str, Any]) -> str:
         for field in doc["contract"][side]:
             flags = [k for k in ("optional", "nullable") if field.get(k)]
             extra = f" [{', '.join(flags)}]" if flags else ""
-            out(f"  {side[:-1]:<6} {field['name']}: {field['dtype']}{field['shape']}{extra}")
+            out(f"  {side[:-1]:<6} {field['name']!r}: {field['dtype']}{field['shape']}{extra}")
+    if doc["contract"].get("extra") == "ignore":
+        out("  inputs the contract does not name: ignored")
     meta = doc["card"].get("metadata") or {}
     scalars = [f"{k}={meta[k]}" for k in sorted(meta) if isinstance(meta[k], (str, int, float))]
     if scalars:

@@ -160,7 +160,10 @@ def test_failing_example_leaves_nothing(built, tmp_path: Path, capsys: pytest.Ca
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     code, _, stderr = _build_cli(["build", str(src), "-o", str(out_dir / "p.mpkg")], capsys)
-    assert code == 1 and "running the example failed in the package code: RuntimeError: boom" in stderr
+    assert (
+        code == 1
+        and "running the example failed: churn-tabular@0.3.0: code: predict raised RuntimeError: boom" in stderr
+    )
     assert len(stderr.splitlines()) == 1
     assert list(out_dir.iterdir()) == []
 

@@ -310,6 +310,87 @@ def test_max_deviation_reports_largest_difference() -> None:
     assert reason is not None and "by up to 0.5" in reason and "1 of 2 values" in reason
 
 
+@pytest.mark.parametrize(
+    "name", ["mean radius", "petal.length", "sepal length (cm)", "température", "年齢", "a|b`c", "🙂", "x" * 256]
+)
+def test_any_name_real_data_uses_is_a_contract_name(name: str) -> None:
+    contract = Contract.from_json(
+        {
+            "inputs": [{"name": name, "dtype": "float64", "shape": [-1]}],
+            "outputs": [{"name": "y", "dtype": "float64", "shape": [-1]}],
+        }
+    )
+    arrays, _ = check_inputs(contract, {name: [1.0, 2.0]})
+    assert list(arrays) == [name]
+    with pytest.raises(ContractError) as exc:
+        check_inputs(contract, {})
+    assert f"input {name!r}: is required" in exc.value.diagnostics()  # quoted in every message
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("", "1-256 characters"),
+        ("x" * 257, "1-256 characters"),
+        ("a\nb", "'\\n'"),
+        ("a\x85", "'\\x85'"),
+        ("admin\u202egnp.exe", "'\\u202e'"),
+        ("a\u2028", "'\\u2028'"),
+        ("\ufeffid", "'\\ufeff'"),
+        ("a\ud800", "'\\ud800'"),
+    ],
+)
+def test_names_that_rewrite_their_line_are_refused(name: str, shown: str) -> None:
+    doc = {
+        "inputs": [{"name": name, "dtype": "float64", "shape": [-1]}],
+        "outputs": [{"name": "y", "dtype": "float64", "shape": [-1]}],
+    }
+    with pytest.raises(ContractError) as exc:
+        Contract.from_json(doc)
+    assert "contract.inputs[0].name:" in exc.value.diagnostics() and shown in exc.value.diagnostics()
+
+
+def _columns(extra: str | None) -> Contract:
+    doc: dict[str, object] = {
+        "inputs": [{"name": "mean radius", "dtype": "float64", "shape": ["batch"]}],
+        "outputs": [{"name": "y", "dtype": "float64", "shape": ["batch"]}],
+    }
+    if extra is not None:
+        doc["extra"] = extra
+    return Contract.from_json(doc)
+
+
+def test_extra_inputs_are_refused_by_default_and_dropped_when_ignored() -> None:
+    table = pa.table({"mean radius": [1.0, 2.0], "patient id": ["a", "b"]})
+    refusing, ignoring = _columns(None), _columns("ignore")
+    assert refusing.extra == "refuse" and "extra" not in refusing.to_json()
+    assert ignoring.to_json()["extra"] == "ignore"
+    for check in (lambda c: check_arrow_inputs(c, table), lambda c: check_inputs(c, table.to_pydict())):
+        with pytest.raises(ContractError) as exc:
+            check(refusing)
+        assert "input 'patient id': is not an input of this model" in exc.value.diagnostics()
+        arrays, _ = check(ignoring)
+        assert list(arrays) == ["mean radius"]
+    arrays, _ = check_arrow_inputs(ignoring, table.to_pandas())
+    assert list(arrays) == ["mean radius"]
+
+
+@pytest.mark.parametrize("value", ["refuse", "IGNORE", True, 0])
+def test_extra_other_than_ignore_is_refused(value: object) -> None:
+    with pytest.raises(ContractError) as exc:
+        _columns(value)  # type: ignore[arg-type]
+    assert "contract.extra:" in exc.value.diagnostics()
+
+
+def test_ignored_dataframe_columns_are_dropped_before_conversion() -> None:
+    """An extra column Arrow cannot convert (Python objects) never reaches the conversion."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"mean radius": [1.0, 2.0], "raw": [{"a": 1}, object()]})
+    arrays, _ = check_arrow_inputs(_columns("ignore"), frame)
+    assert list(arrays) == ["mean radius"]
+
+
 def test_example_of_an_enum_the_dtype_cannot_hold_is_a_contract_error() -> None:
     """The parser takes an enum of strings on an int64 field; the example generator used to let a
     private exception escape (``mpkg build`` then blamed the package code). Now it names the input."""

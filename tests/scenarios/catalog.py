@@ -21,7 +21,7 @@ import pickle
 import shutil
 import struct
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +46,15 @@ SCENARIOS: dict[str, str] = {
     "safetensors-without-contract": "is required for safetensors models",
     "unpinned-lockfile": "is not pinned",
     "version-not-semver": "is not a SemVer 2.0.0 version",
+}
+
+# Sources that pass every static check but break the chain the build runs on the example
+# (contract -> preprocess -> graph inputs -> graph -> graph outputs -> postprocess -> contract):
+# refused by `mpkg build` naming the boundary, one line each.
+CHAIN_SCENARIOS: dict[str, str] = {
+    "postprocess-breaks-contract": "postprocess → contract outputs: output 'probability benign'",
+    "preprocess-feeds-wrong-dtype": "preprocess → graph inputs: 'X' is float64 [2, 2]; the graph takes float32",
+    "preprocess-feeds-wrong-shape": "preprocess → graph inputs: 'X' is float32 [2, 1]; the graph takes float32 [None, 2]",  # noqa: E501
 }
 
 WEIGHT = [[0.5], [2.0]]  # the tiny model: y = x @ WEIGHT, x float32 [batch, 2]
@@ -77,6 +86,34 @@ def tiny_onnx(external_location: str | None = None) -> bytes:
     model.ir_version = 8
     data: bytes = model.SerializeToString()
     return data
+
+
+def breast_cancer_onnx(columns: Sequence[str], input_name: str = "X") -> bytes:
+    """A real scikit-learn pipeline (scaler + logistic regression) fitted on these columns of
+    scikit-learn's breast-cancer data, converted by skl2onnx: input ``input_name`` float32 [N, len(columns)],
+    outputs ``label`` int64 [N] and ``probabilities`` float32 [N, 2] (ZipMap off)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_breast_cancer(as_frame=True)
+    x = data.frame[list(columns)].to_numpy()
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, data.target)
+    onx = convert_sklearn(
+        model,
+        initial_types=[(input_name, FloatTensorType([None, len(columns)]))],
+        options={id(model): {"zipmap": False}},
+        target_opset=17,
+    )
+    out: bytes = onx.SerializeToString()
+    return out
+
+
+def _breast_cancer(dest: Path) -> None:
+    (dest / "model.onnx").write_bytes(breast_cancer_onnx(("mean radius", "mean texture")))
 
 
 def weight_bytes() -> bytes:
@@ -180,6 +217,7 @@ _HOOKS: dict[str, Callable[[Path], None]] = {
     "safetensors-without-contract": _valid_safetensors,
     "unpinned-lockfile": _model,
     "version-not-semver": _model,
+    **{name: _breast_cancer for name in CHAIN_SCENARIOS},
 }
 
 
@@ -188,8 +226,8 @@ def materialise(name: str, tmp: Path) -> Path:
 
     Files made outside the source (symlink and hardlink targets) go next to it in ``tmp``.
     """
-    if name not in SCENARIOS:
-        raise KeyError(f"unknown scenario {name!r}; known: {sorted(SCENARIOS)}")
+    if name not in SCENARIOS and name not in CHAIN_SCENARIOS:
+        raise KeyError(f"unknown scenario {name!r}; known: {sorted([*SCENARIOS, *CHAIN_SCENARIOS])}")
     dest = tmp / name
     shutil.copytree(HERE / name, dest)
     _HOOKS[name](dest)

@@ -23,7 +23,7 @@ from .schema import (
     PackageSection,
     SourceConfig,
 )
-from .tables import TableReader, check_description, check_module, check_name, check_version, type_name
+from .tables import TableReader, check_description, check_extra, check_module, check_name, check_version, type_name
 
 
 def load_config(src: Path) -> SourceConfig:
@@ -100,8 +100,10 @@ def load_config(src: Path) -> SourceConfig:
             code_section = CodeSection(root=root, module=module)
 
     lockfile = readers.get("environment", empty).str_("lockfile")
-    contract = readers["contract"].str_("file") if "contract" in readers else None
-    if fmt == "safetensors" and "contract" not in doc:
+    contract_table = readers.get("contract", empty)
+    contract = contract_table.str_("file")
+    extra = contract_table.str_("extra", check_extra)
+    if fmt == "safetensors" and "file" not in contract_table.raw:
         problems.add(
             f"{CONFIG_NAME}: [contract].file",
             "is required for safetensors models (no graph to derive it from); add a contract.json",
@@ -171,6 +173,7 @@ def load_config(src: Path) -> SourceConfig:
         lineage=lineage,
         example=example,
         diff_rules=diff_rules,
+        contract_extra=extra or "refuse",
     )
 
 

@@ -16,7 +16,7 @@ TABLES: dict[str, tuple[set[str], set[str]]] = {
     "model": ({"format", "files"}, set()),
     "code": ({"root", "module"}, set()),
     "environment": ({"lockfile"}, set()),
-    "contract": ({"file"}, set()),
+    "contract": (set(), {"file", "extra"}),
     "card": ({"file"}, set()),
     "lineage": (set(), {"metrics", "params", "data", "origin"}),
     "example": ({"file"}, {"rtol", "atol"}),
@@ -92,6 +92,7 @@ class SourceConfig:
     lineage: LineageSection
     example: ExampleSection | None
     diff_rules: RuleSet = DEFAULT_RULES  # [diff.rules]: re-levelled rules for `build --base`
+    contract_extra: str = "refuse"  # [contract].extra: what requests' inputs the contract lacks get
 
     def path(self, rel: str) -> Path:
         """Absolute path of a source-relative path named in this config."""

@@ -93,6 +93,13 @@ def check_version(v: str) -> str | None:
     return f"{v!r} is not a SemVer 2.0.0 version (MAJOR.MINOR.PATCH[-pre][+build], no leading zeros)"
 
 
+def check_extra(v: str) -> str | None:
+    """Why ``v`` is not a ``[contract].extra`` policy, or None."""
+    if v in ("refuse", "ignore"):
+        return None
+    return f"{v!r} is not 'refuse' (the default: inputs the contract does not name are refused) or 'ignore' (dropped)"
+
+
 def check_module(v: str) -> str | None:
     """Why ``v`` is not a dotted module name, or None."""
     if MODULE_RE.match(v):
@@ -100,4 +107,12 @@ def check_module(v: str) -> str | None:
     return f"{v!r} is not a dotted Python module name (e.g. 'pipeline' or 'pkg.predict')"
 
 
-__all__ = ["TableReader", "check_description", "check_module", "check_name", "check_version", "type_name"]
+__all__ = [
+    "TableReader",
+    "check_description",
+    "check_extra",
+    "check_module",
+    "check_name",
+    "check_version",
+    "type_name",
+]

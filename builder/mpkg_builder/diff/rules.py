@@ -95,11 +95,14 @@ TENSOR_FILE_CHANGED = "tensor-file-changed"
 GRAPH_OPERATORS_CHANGED = "graph-operators-changed"
 GRAPH_STRUCTURE_CHANGED = "graph-structure-changed"
 GRAPH_INTERFACE_CHANGED = "graph-interface-changed"
+GRAPH_INTERFACE_INTERNAL = "graph-interface-internal"
 GRAPH_OPSET_CHANGED = "graph-opset-changed"
 GRAPH_IR_VERSION_CHANGED = "graph-ir-version-changed"
 GRAPH_PRODUCER_CHANGED = "graph-producer-changed"
 GRAPH_NAMES_CHANGED = "graph-names-changed"
 CLASS_LABELS_CHANGED = "class-labels-changed"
+INPUT_EXTRA_IGNORED = "input-extra-ignored"
+INPUT_EXTRA_REFUSED = "input-extra-refused"
 ARCHITECTURE_CHANGED = "architecture-changed"
 ARCHITECTURE_UNKNOWN = "architecture-unknown"
 WEIGHTS_FILES_CHANGED = "weights-files-changed"
@@ -244,6 +247,12 @@ _TABLE: tuple[tuple[str, Bump, str, str, str], ...] = (
     (CONTRACT_ORDER_CHANGED, PATCH, "interface",
      "inputs or outputs were reordered",
      "fields are matched by name, never by position"),
+    (INPUT_EXTRA_IGNORED, MINOR, "interface",
+     "inputs the contract does not name are now dropped instead of refused ([contract] extra)",
+     "every old call is still valid, and calls carrying extra columns now succeed"),
+    (INPUT_EXTRA_REFUSED, MAJOR, "interface",
+     "inputs the contract does not name are now refused instead of dropped ([contract] extra)",
+     "callers sending extra columns, which used to be dropped, are refused"),
     # --- architecture ------------------------------------------------------------------
     (TENSOR_ADDED, MAJOR, "architecture",
      "a weight tensor was added",
@@ -269,6 +278,10 @@ _TABLE: tuple[tuple[str, Bump, str, str, str], ...] = (
     (GRAPH_INTERFACE_CHANGED, PATCH, "architecture",
      "the ONNX graph digest changed only alongside the interface",
      "operators, opsets and initializers are unchanged; the interface findings classify it"),
+    (GRAPH_INTERFACE_INTERNAL, PATCH, "architecture",
+     "the ONNX graph's inputs or outputs changed behind an unchanged contract",
+     "package code adapts the contract to the graph, so callers send and receive the same; "
+     "the graph's own interface is private to the package"),
     (GRAPH_OPSET_CHANGED, MAJOR, "architecture",
      "an ONNX opset import changed",
      "operator semantics follow the opset; runtimes lacking the new opset refuse the model"),

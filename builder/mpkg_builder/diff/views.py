@@ -26,7 +26,7 @@ BUILD_RECORDS = ("git", "builder")
 # Architecture facts the ONNX and tensor differs read; any other key is compared as a value.
 ONNX_FACTS = frozenset(
     {"kind", "ir_version", "opsets", "opset_imports", "operators", "graph_digest", "initializers"}
-    | {"weights_digest", "structure_digest", "class_labels", "producer"}
+    | {"weights_digest", "structure_digest", "class_labels", "producer", "interface"}
 )
 TENSOR_FACTS = frozenset({"kind", "tensors"})
 
@@ -83,6 +83,9 @@ class ArchitectureView:
     initializers: tuple[TensorView, ...]
     tensors: tuple[TensorView, ...]
     other: Mapping[str, Any]  # facts no rule names, compared as values
+    # The ONNX graph's own inputs and outputs, which package code may adapt to the contract;
+    # None where the package does not record it (built before it was recorded).
+    interface: Contract | None = None
 
     @classmethod
     def of(cls, doc: Mapping[str, Any], model_format: str | None) -> ArchitectureView:
@@ -102,6 +105,7 @@ class ArchitectureView:
             initializers=tuple(TensorView.of(t) for t in doc.get("initializers", [])),
             tensors=tuple(TensorView.of(t) for t in doc.get("tensors", [])),
             other={k: v for k, v in doc.items() if k not in known},
+            interface=_contract(doc["interface"]) if "interface" in doc and model_format == "onnx" else None,
         )
 
 

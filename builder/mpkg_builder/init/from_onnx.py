@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 from pathlib import Path
@@ -10,6 +11,7 @@ import onnx
 from mpkg._internal.contract.contract import Contract, Field
 from mpkg.errors import SourceError
 
+from ..sources.entry_points import entry_points_of, graph_sides
 from ..sources.onnx_model import compare_contract, inspect_onnx
 from . import card as cards
 from .draft import CONTRACT_NAME, Draft, DraftFile, package_name
@@ -52,17 +54,27 @@ def user_parts(
     """(the contract, the code module): the user's --contract (checked against the graph now,
     not at build) or the one derived, written as contract.json; the --code file."""
     given = contract_file(options)
+    code = code_file(options)
     if given is not None:
-        problems = compare_contract(given[1], graph, str(options.contract))
+        problems = compare_contract(given[1], graph, str(options.contract), graph_sides(code_entry_points(code)))
         if problems:
             raise SourceError(problems)
         files.append(given[0])
     else:
         files.append(DraftFile(CONTRACT_NAME, data=contract_json(derived)))
-    code = code_file(options)
     if code is not None:
         files.append(code[0])
     return (given[1] if given else derived), (code[1] if code else None)
+
+
+def code_entry_points(code: tuple[DraftFile, str] | None) -> list[str]:
+    """The entry points the --code file defines (none when it does not parse: the build says why)."""
+    if code is None or code[0].data is None:
+        return []
+    try:
+        return list(entry_points_of(ast.parse(code[0].data)))
+    except (SyntaxError, ValueError):
+        return []
 
 
 def contract_json(contract: Contract) -> bytes:

@@ -218,7 +218,7 @@ def render_packaged_card(author_text: str, facts: Mapping[str, Any]) -> str:
                     flags.append("enum: " + ", ".join(json.dumps(v) for v in f["enum"]))
                 shape = "[" + ", ".join(str(d) for d in f.get("shape", [])) + "]"
                 rows.append(
-                    f"| {side[:-1]} | `{_cell(f['name'])}` | {f['dtype']} | {shape} | "
+                    f"| {side[:-1]} | {_code_cell(f['name'])} | {f['dtype']} | {shape} | "
                     f"{_cell('; '.join(flags))} | {_cell(f.get('description', ''))} |"
                 )
     if rows:
@@ -299,3 +299,11 @@ def split_packaged_card(text: str) -> tuple[str, str | None]:
 
 def _cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _code_cell(text: str) -> str:
+    """A name as a code span in a table cell: any backticks, pipes or spaces in it stay as they are."""
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    body = text.replace("|", "\\|")
+    return f"{fence}{pad}{body}{pad}{fence}"

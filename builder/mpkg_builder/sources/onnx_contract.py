@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import onnx
 from mpkg._internal.contract.contract import Contract, Dim, Field
@@ -88,8 +89,10 @@ def derive_contract(model: ModelProto, where: str = "model") -> Contract:
     return Contract(inputs=tuple(f for f in inputs if f), outputs=tuple(f for f in outputs if f))
 
 
-def compare_contract(declared: Contract, derived: Contract, where: str = "contract.json") -> list[Problem]:
-    """Disagreements between an author's contract and the one derived from the graph.
+def compare_contract(
+    declared: Contract, derived: Contract, where: str = "contract.json", sides: Sequence[str] = ("inputs", "outputs")
+) -> list[Problem]:
+    """Disagreements between an author's contract and the one derived from the graph, on ``sides``.
 
     The declared contract may add descriptions, enums, optional/nullable flags, and name
     dims the graph leaves dynamic (-1 or a dim_param of any name). Names, dtypes, ranks and
@@ -98,7 +101,7 @@ def compare_contract(declared: Contract, derived: Contract, where: str = "contra
     by several dims must map to a single declared name or size.
     """
     problems: list[Problem] = []
-    for side in ("inputs", "outputs"):
+    for side in sides:
         dec = {f.name: f for f in getattr(declared, side)}
         der = {f.name: f for f in getattr(derived, side)}
         for name in sorted(set(der) - set(dec)):

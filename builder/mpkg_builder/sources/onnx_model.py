@@ -68,7 +68,9 @@ def inspect_onnx(path: Path, src: Path, where: str | None = None) -> OnnxInfo:
         contract=contract,
         external_data=tuple(sorted(locations)),
         opset=opsets(model),
-        architecture=describe_architecture(model),
+        # The graph's interface is recorded apart from the package contract, which package code
+        # may adapt: diff tells a graph interface change behind the same contract (semver.md §4).
+        architecture={**describe_architecture(model), "interface": contract.to_json()},
     )
 
 

@@ -6,7 +6,8 @@ list of what to fix (like pypa/build and installer), not one refusal per attempt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from mpkg.errors import MpkgError, ProblemCollector, SourceError
 
 from ..config import SourceConfig, list_code_files, load_config
 from .card import Card, parse_card
+from .entry_points import graph_sides, read_entry_points
 from .jsonfile import load_json_strict
 from .lineage import collect_lineage
 from .lockfile import Lockfile, parse_lockfile
@@ -38,6 +40,7 @@ class ValidatedSource:
     card: Card
     lineage: dict[str, Any]
     example: dict[str, Any] | None  # {"inputs": {...}, optional "outputs": {...}}
+    entry_points: Mapping[str, list[str]] = field(default_factory=dict)  # read from the code's syntax tree
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -56,6 +59,8 @@ class ValidatedSource:
 def load_contract(path: Path, where: str) -> Contract:
     """Parse contract.json strictly; problems are reported as SourceError naming the file."""
     doc = load_json_strict(path, where)
+    if isinstance(doc, dict) and "extra" in doc:
+        raise SourceError("'extra' is set in mpkg.toml: [contract] extra = \"ignore\" (one place to say it)", where)
     try:
         return Contract.from_json(doc, where)
     except MpkgError as exc:
@@ -129,11 +134,18 @@ def validate_source(src: Path) -> ValidatedSource:
             info = attempt(parse_safetensors, src / rel, rel, SourceError)
             if info is not None:
                 st_infos.append((rel, info))
+    entry_points = read_entry_points(cfg, problems)
     if onnx_info is not None and declared is not None:
         from .onnx_model import compare_contract
 
-        problems.extend(compare_contract(declared, onnx_info.contract, cfg.contract or "contract"))
+        # The contract is what clients send and receive. Code that adapts one side (preprocess
+        # feeds the graph, postprocess shapes its outputs) makes the graph's side internal: the
+        # example run checks that chain. Without it, the contract must agree with the graph.
+        sides = graph_sides(entry_points)
+        problems.extend(compare_contract(declared, onnx_info.contract, cfg.contract or "contract", sides))
     contract = declared if declared is not None else (onnx_info.contract if onnx_info else None)
+    if contract is not None and cfg.contract_extra != "refuse":
+        contract = replace(contract, extra=cfg.contract_extra)
 
     lockfile = attempt(parse_lockfile, src / cfg.lockfile, cfg.lockfile)
     card = attempt(parse_card, src / cfg.card, cfg.card)
@@ -159,4 +171,5 @@ def validate_source(src: Path) -> ValidatedSource:
         card=card,
         lineage=lineage,
         example=example,
+        entry_points=entry_points,
     )

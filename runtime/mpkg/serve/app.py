@@ -328,7 +328,9 @@ def _pipeline(
     body = decompress(body, encoding, limit)
     if pa is not None:
         return _arrow_pipeline(pa, entry, body)
-    request = parse_infer_request(body, header_length, entry.specs, entry.output_names)
+    request = parse_infer_request(
+        body, header_length, entry.specs, entry.output_names, entry.model.contract.extra == "ignore"
+    )
     results = _call_model(entry.model.predict, request.inputs)
     try:
         out, json_length = encode_infer_response(entry.name, entry.version, request, results)

@@ -134,8 +134,12 @@ def parse_infer_request(
     header_length: int | None,
     specs: Mapping[str, InputSpec],
     output_names: Sequence[str],
+    ignore_extra: bool = False,
 ) -> InferRequest:
-    """Decode a V2 infer request (JSON header plus optional binary tensor data)."""
+    """Decode a V2 infer request (JSON header plus optional binary tensor data).
+
+    With ``ignore_extra`` (the contract's ``extra = "ignore"``) an input the contract does not
+    name is skipped, its binary data included, instead of refused."""
     if header_length is None:
         header_bytes: bytes | bytearray | memoryview = body
     else:
@@ -165,6 +169,7 @@ def parse_infer_request(
         raise _bad("'inputs' must be a non-empty list of tensors")
 
     inputs: dict[str, np.ndarray] = {}
+    skipped: set[str] = set()
     offset = header_length if header_length is not None else len(body)
     for i, raw in enumerate(raw_inputs):
         if not isinstance(raw, dict):
@@ -173,10 +178,14 @@ def parse_infer_request(
         if not isinstance(name, str):
             raise _bad(f"inputs[{i}].name must be a string")
         spec = specs.get(name)
-        if spec is None:
+        if spec is None and not ignore_extra:
             raise _bad(f"input {shown(name)} is not in the model's contract; expected {sorted(specs)}")
-        if name in inputs:
-            raise _bad(f"input {name!r} is given twice")
+        if name in inputs or name in skipped:
+            raise _bad(f"input {shown(name)} is given twice")
+        if spec is None:
+            skipped.add(name)
+            offset += _extra_binary_size(raw, name, offset, header_length, len(body))
+            continue
         datatype = raw.get("datatype")
         if datatype != spec.v2:
             raise _bad(f"input {name!r}: datatype {shown(datatype)} does not match the contract; send {spec.v2}")
@@ -220,6 +229,19 @@ def parse_infer_request(
             "check binary_data_size and Inference-Header-Content-Length"
         )
     return InferRequest(req_id, inputs, _requested_outputs(doc.get("outputs"), output_names), binary_default)
+
+
+def _extra_binary_size(raw: Mapping[str, Any], name: str, offset: int, header_length: int | None, total: int) -> int:
+    """The bytes an ignored input's binary data takes in the body (0 when it is JSON data)."""
+    params = raw.get("parameters") or {}
+    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    if size is None:
+        return 0
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0 or header_length is None:
+        raise _bad(f"input {shown(name)}: parameters.binary_data_size must be an integer >= 0 with a header length")
+    if offset + size > total:
+        raise _bad(f"input {shown(name)}: binary_data_size {size} runs past the end of the body")
+    return size
 
 
 def _shape(raw: object, name: str) -> tuple[int, ...]:

@@ -191,9 +191,31 @@ def onnx_split_manifest() -> Doc:
     return doc
 
 
+def graph_interface(x_dtype: str = "float32") -> dict[str, Any]:
+    """The graph's own inputs and outputs, as the builder records them in model.architecture."""
+    return {
+        "inputs": [{"name": "X", "dtype": x_dtype, "shape": ["N", 4]}],
+        "outputs": [
+            {"name": "label", "dtype": "int64", "shape": ["N"]},
+            {"name": "probabilities", "dtype": "float32", "shape": ["N", 3]},
+        ],
+    }
+
+
+def onnx_interface_manifest() -> Doc:
+    """A package whose preprocess adapts its contract to the graph: the graph interface is
+    recorded apart from the contract (spec/semver.md §4)."""
+    doc = onnx_split_manifest()
+    doc["model"]["architecture"]["interface"] = graph_interface()
+    doc["code"]["entry_points"]["preprocess"] = ["inputs"]
+    Manifest.from_json(doc)
+    return doc
+
+
 FACTORIES: dict[str, Callable[[], Doc]] = {
     "onnx": onnx_manifest,
     "onnx-split": onnx_split_manifest,
+    "onnx-interface": onnx_interface_manifest,
     "safetensors": safetensors_manifest,
 }
 

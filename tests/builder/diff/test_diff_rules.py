@@ -20,6 +20,7 @@ from mpkgdiff_factory import (
     digest,
     field_of,
     file_of,
+    graph_interface,
     mutate,
     onnx_manifest,
     onnx_split_manifest,
@@ -267,6 +268,8 @@ CASES: list[tuple[str, str, Change, R, Bump, R, Bump]] = [
      {"output-description-changed"}, PATCH, {"output-description-changed"}, PATCH),
     ("outputs-reordered", "onnx", swap_outputs,
      {"contract-order-changed"}, PATCH, {"contract-order-changed"}, PATCH),
+    ("extra-columns-ignored", "safetensors", lambda doc: doc["contract"].update(extra="ignore"),
+     {"input-extra-ignored"}, MINOR, {"input-extra-refused"}, MAJOR),
     # architecture
     ("onnx-tensor-shape", "onnx", tensor("fc1.weight", shape=[32, 4]),
      {"tensor-shape-changed"}, MAJOR, {"tensor-shape-changed"}, MAJOR),
@@ -289,6 +292,13 @@ CASES: list[tuple[str, str, Change, R, Bump, R, Bump]] = [
      both(arch(graph_digest="sha256:" + "2" * 64), set_dim("inputs", "features", 1, "n_features")),
      {"graph-interface-changed", "input-dim-dynamic"}, MINOR,
      {"graph-interface-changed", "input-dim-fixed"}, MAJOR),
+    # the graph's inputs changed dtype behind the same contract: preprocess adapts them
+    ("graph-interface-behind-contract", "onnx-interface",
+     arch(structure_digest=digest("structure-v2"), interface=graph_interface("float64")),
+     {"graph-interface-internal"}, PATCH, {"graph-interface-internal"}, PATCH),
+    # the same interface, another wiring: a different computation
+    ("graph-rewired-same-interface", "onnx-interface", arch(structure_digest=digest("structure-v2")),
+     {"graph-structure-changed"}, MAJOR, {"graph-structure-changed"}, MAJOR),
     ("graph-opset", "onnx", arch(opset_imports={"ai.onnx": 18}),
      {"graph-opset-changed"}, MAJOR, {"graph-opset-changed"}, MAJOR),
     ("graph-ir-version", "onnx", arch(ir_version=10),

@@ -222,3 +222,17 @@ def test_built_card_states_the_metrics(tmp_path: Path) -> None:
     from mpkg._internal.format.digests import hash_bytes
 
     assert manifest.card["author_digest"] == str(hash_bytes(author.encode("utf-8")))
+
+
+def test_contract_names_render_as_code_whatever_they_hold() -> None:
+    """Any name real data uses is a contract name: spaces, pipes and backticks stay in one cell."""
+    contract = {
+        "inputs": [
+            {"name": "mean radius", "dtype": "float64", "shape": ["batch"]},
+            {"name": "a|b`c", "dtype": "float64", "shape": ["batch"]},
+        ],
+        "outputs": [{"name": "y", "dtype": "float64", "shape": ["batch"]}],
+    }
+    card = render_packaged_card("# M\n", {"name": "x", "version": "1.0.0", "contract": contract})
+    assert "| input | `mean radius` | float64 |" in card
+    assert "| input | ``a\\|b`c`` | float64 |" in card

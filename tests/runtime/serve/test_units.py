@@ -103,6 +103,29 @@ def test_binary_decoding_is_zero_copy_and_checked() -> None:
     refused(short, "prefix", blobs=(b"\x01\x00\x00\x00a\x00",))  # 1 stray byte: no room for a length
 
 
+def test_extra_inputs_are_skipped_with_their_binary_data_when_the_contract_ignores_them() -> None:
+    """[contract] extra = "ignore": an input the contract does not name is dropped, and its binary
+    data is stepped over so the next input's bytes are still its own; without it, refused."""
+    x = np.arange(4, dtype="<f4")
+    extra = {"name": "patient id", "datatype": "INT64", "shape": [2], "parameters": {"binary_data_size": 16}}
+    known = {"name": "x", "datatype": "FP32", "shape": [2, 2], "parameters": {"binary_data_size": x.nbytes}}
+    head = orjson.dumps({"inputs": [extra, known]})
+    body = head + np.array([7, 8], "<i8").tobytes() + x.tobytes()
+    got = parse_infer_request(body, len(head), SPECS, ("y",), ignore_extra=True).inputs
+    assert list(got) == ["x"] and got["x"].tolist() == [[0, 1], [2, 3]]
+    with pytest.raises(RequestError) as info:
+        parse_infer_request(body, len(head), SPECS, ("y",))
+    assert info.value.status == 400 and "input 'patient id' is not in the model's contract" in info.value.message
+    twice = orjson.dumps({"inputs": [{**extra, "parameters": {}, "data": [1, 2]}] * 2})
+    with pytest.raises(RequestError) as info:
+        parse_infer_request(twice, None, SPECS, ("y",), ignore_extra=True)
+    assert "is given twice" in info.value.message
+    overrun = orjson.dumps({"inputs": [extra]})
+    with pytest.raises(RequestError) as info:
+        parse_infer_request(overrun + b"\0" * 8, len(overrun), SPECS, ("y",), ignore_extra=True)
+    assert "runs past the end of the body" in info.value.message
+
+
 def test_response_encoding() -> None:
     req = parse_infer_request(orjson.dumps(tensor("i8", "INT8", [1], [1])), None, SPECS, ("y",))
     y = np.array([[1.5, 2.5]], dtype=">f4")  # big-endian from a model still goes out little-endian

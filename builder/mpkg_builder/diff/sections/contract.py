@@ -19,6 +19,7 @@ def diff(d: Findings, old: ManifestView, new: ManifestView) -> None:
     """Fields removed, added, changed or reordered between the two contracts."""
     _diff_side(d, "inputs", old.contract, new.contract)
     _diff_side(d, "outputs", old.contract, new.contract)
+    _diff_extra(d, old.contract, new.contract)
 
 
 def _diff_side(d: Findings, side: str, old: Contract, new: Contract) -> None:
@@ -33,7 +34,7 @@ def _diff_side(d: Findings, side: str, old: Contract, new: Contract) -> None:
             d.add(
                 R.INPUT_REMOVED if is_in else R.OUTPUT_REMOVED,
                 f"{side}.{name}",
-                _brief(f),
+                brief(f),
                 None,
                 f"{kind} {name!r} was removed (a rename counts as removed + added)",
             )
@@ -41,15 +42,15 @@ def _diff_side(d: Findings, side: str, old: Contract, new: Contract) -> None:
         if name in by_old:
             _diff_field(d, side, by_old[name], f)
         elif not is_in:
-            d.add(R.OUTPUT_ADDED, f"{side}.{name}", None, _brief(f), f"output {name!r} was added")
+            d.add(R.OUTPUT_ADDED, f"{side}.{name}", None, brief(f), f"output {name!r} was added")
         elif f.optional:
-            d.add(R.INPUT_ADDED_OPTIONAL, f"{side}.{name}", None, _brief(f), f"optional input {name!r} was added")
+            d.add(R.INPUT_ADDED_OPTIONAL, f"{side}.{name}", None, brief(f), f"optional input {name!r} was added")
         else:
             d.add(
                 R.INPUT_ADDED_REQUIRED,
                 f"{side}.{name}",
                 None,
-                _brief(f),
+                brief(f),
                 f"required input {name!r} was added; existing callers do not send it",
             )
     common_old = [f.name for f in olds if f.name in by_new]
@@ -58,7 +59,15 @@ def _diff_side(d: Findings, side: str, old: Contract, new: Contract) -> None:
         d.add(R.CONTRACT_ORDER_CHANGED, side, common_old, common_new, f"{side} were reordered")
 
 
-def _brief(f: Field) -> str:
+def _diff_extra(d: Findings, old: Contract, new: Contract) -> None:
+    """``[contract] extra``: dropping inputs the contract lacks accepts more calls; refusing them, fewer."""
+    if old.extra != new.extra:
+        rule = R.INPUT_EXTRA_IGNORED if new.extra == "ignore" else R.INPUT_EXTRA_REFUSED
+        d.add(rule, "contract.extra", old.extra, new.extra, f"inputs the contract does not name: {new.extra}d")
+
+
+def brief(f: Field) -> str:
+    """A field in a few words (``float32[-1, 30] optional``), for findings' old and new values."""
     text = f"{f.dtype}{list(f.shape)}"
     if f.optional:
         text += " optional"
@@ -180,4 +189,4 @@ def _diff_enum(d: Findings, is_in: bool, old: Field, new: Field, at: str) -> Non
         )
 
 
-__all__ = ["diff"]
+__all__ = ["brief", "diff"]

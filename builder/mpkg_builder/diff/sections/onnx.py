@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from mpkg._internal.contract.contract import Contract
+
 from .. import rules as R
 from ..findings import Findings
 from ..views import ArchitectureView, ManifestView, Producer
+from .contract import brief
 from .tree import short
 
 
@@ -70,7 +73,19 @@ def diff_graph(d: Findings, oa: ArchitectureView, na: ArchitectureView, interfac
             and _init_layout(oa, split) == _init_layout(na, split)
             and oa.ir_version == na.ir_version
         )
-        if graph_same and interface_changed:
+        # With the graph's interface recorded on both sides (package code may adapt it to the
+        # contract), a change of that interface alone is internal when the contract held still.
+        moved = oa.interface != na.interface if oa.interface is not None and na.interface is not None else None
+        if graph_same and moved and not interface_changed:
+            assert oa.interface is not None and na.interface is not None
+            d.add(
+                R.GRAPH_INTERFACE_INTERNAL,
+                "graph.interface",
+                _signature(oa.interface),
+                _signature(na.interface),
+                "the graph's inputs or outputs changed behind the same contract (package code adapts them)",
+            )
+        elif graph_same and moved is not False and interface_changed:
             d.add(
                 R.GRAPH_INTERFACE_CHANGED,
                 "graph.structure",
@@ -88,6 +103,12 @@ def diff_graph(d: Findings, oa: ArchitectureView, na: ArchitectureView, interfac
                 if not split
                 else "ONNX graph structure changed (operators, wiring or structural attributes)",
             )
+
+
+def _signature(interface: Contract) -> list[str]:
+    """A graph interface as one short entry per input and output, for the finding's old/new."""
+    sides = (("input", interface.inputs), ("output", interface.outputs))
+    return [f"{side} {f.name!r} {brief(f)}" for side, fields in sides for f in fields]
 
 
 def _init_layout(arch: ArchitectureView, split: bool) -> list[Any]:

@@ -49,10 +49,20 @@ class Field:
         return out
 
 
+EXTRA_POLICIES = ("refuse", "ignore")  # what a request's inputs that the contract lacks get
+
+
 @dataclass(frozen=True)
 class Contract:
+    """A package's interface: what clients send (``inputs``) and receive (``outputs``).
+
+    ``extra`` says what happens to inputs a request gives that the contract does not name:
+    ``refuse`` (the default) or ``ignore`` (dropped before any package code runs).
+    """
+
     inputs: tuple[Field, ...]
     outputs: tuple[Field, ...]
+    extra: str = "refuse"
 
     @property
     def is_tabular(self) -> bool:
@@ -66,10 +76,14 @@ class Contract:
         return next((f for f in self.outputs if f.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The contract's JSON form; ``extra`` appears only when it is not the default."""
+        out: dict[str, Any] = {
             "inputs": [f.to_json() for f in self.inputs],
             "outputs": [f.to_json() for f in self.outputs],
         }
+        if self.extra != "refuse":
+            out["extra"] = self.extra
+        return out
 
     @classmethod
     def from_json(cls, doc: object, where: str = "contract") -> Contract:
@@ -77,9 +91,15 @@ class Contract:
         problems: list[Problem] = []
         if not isinstance(doc, Mapping):
             raise ContractError("must be a JSON object with 'inputs' and 'outputs'", where)
-        extra = set(doc) - {"inputs", "outputs"}
-        if extra:
-            problems.append(Problem(where, f"unknown keys {sorted(extra)}; only 'inputs' and 'outputs' are allowed"))
+        unknown = set(doc) - {"inputs", "outputs", "extra"}
+        if unknown:
+            problems.append(
+                Problem(where, f"unknown keys {sorted(unknown)}; only 'inputs', 'outputs' and 'extra' are allowed")
+            )
+        # Only the non-default value is written, so one meaning has one JSON form.
+        extra = "ignore" if doc.get("extra") == "ignore" else "refuse"
+        if "extra" in doc and extra != "ignore":
+            problems.append(Problem(f"{where}.extra", f"{doc['extra']!r} is not 'ignore' (leave it out to refuse)"))
         sides: dict[str, tuple[Field, ...]] = {}
         for side in ("inputs", "outputs"):
             raw = doc.get(side)
@@ -100,11 +120,15 @@ class Contract:
             sides[side] = tuple(fields)
         if problems:
             raise ContractError(problems)
-        return cls(inputs=sides["inputs"], outputs=sides["outputs"])
+        return cls(inputs=sides["inputs"], outputs=sides["outputs"], extra=extra)
 
 
-# \Z, not $: "x\n" is not a name (schemas/contract.schema.json patterns are ECMA-262).
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-/]{0,127}\Z", re.ASCII)
+# A field name is any name real data uses ("mean radius", "petal.length", "température"): 1 to
+# 256 characters without control characters, line or paragraph separators, bidirectional
+# controls or a byte-order mark, which would let a name rewrite the line it is shown on.
+# Messages quote names (repr). The same class is schemas/contract.schema.json's pattern.
+MAX_NAME = 256
+_NOT_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 _DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z", re.ASCII)
 _FIELD_KEYS = {"name", "dtype", "shape", "optional", "nullable", "enum", "description"}
 
@@ -118,8 +142,9 @@ def _parse_field(item: object, where: str, problems: list[Problem]) -> Field | N
     if extra:
         problems.append(Problem(where, f"unknown keys {sorted(extra)}; allowed: {sorted(_FIELD_KEYS)}"))
     name = item.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        problems.append(Problem(f"{where}.name", "must be 1-128 characters: letters, digits, _ . : - /"))
+    reason = name_problem(name)
+    if reason:
+        problems.append(Problem(f"{where}.name", reason))
     dtype = item.get("dtype")
     if not isinstance(dtype, str) or not is_valid_dtype(dtype):
         problems.append(
@@ -171,6 +196,19 @@ def _parse_field(item: object, where: str, problems: list[Problem]) -> Field | N
         enum=enum_values,
         description=description,
     )
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a contract field, or None when it can."""
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME:
+        return f"must be a name of 1-{MAX_NAME} characters"
+    bad = _NOT_IN_NAME.search(name)
+    if bad:
+        return (
+            f"{name!r} holds {bad.group()!r}: names may not hold control characters, line separators, "
+            "bidirectional controls or unpaired surrogates"
+        )
+    return None
 
 
 def fields_by_name(fields: Sequence[Field]) -> dict[str, Field]:

@@ -15,7 +15,8 @@ Arrow tables and DataFrames are checked column by column in :mod:`mpkg._internal
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -181,6 +182,8 @@ def check_inputs(contract: Contract, inputs: Mapping[str, object]) -> tuple[dict
         )
     dims: Dims = {}
     origin: dict[str, str] = {}
+    if contract.extra == "ignore":  # [contract] extra = "ignore": drop what the contract does not name
+        inputs = {k: v for k, v in inputs.items() if contract.input(k) is not None}
     return _check_side(contract.inputs, inputs, "input", dims, origin), dims
 
 
@@ -196,4 +199,15 @@ def check_outputs(contract: Contract, outputs: object, dims: Mapping[str, int] |
     return _check_side(contract.outputs, outputs, "output", bound, origin)
 
 
-__all__ = ["Dims", "check_inputs", "check_outputs", "field_names", "shape_text"]
+def at_boundary(boundary: str, check: Callable[..., Any], *args: Any) -> Any:
+    """Run a contract check, naming the boundary of the package's chain where it failed
+    (``example → contract inputs``, ``postprocess → contract outputs``)."""
+    try:
+        return check(*args)
+    except ContractError as exc:
+        raise ContractError(
+            [Problem(f"{boundary}: {p.where}" if p.where else boundary, p.reason) for p in exc.problems]
+        ) from None
+
+
+__all__ = ["Dims", "at_boundary", "check_inputs", "check_outputs", "field_names", "shape_text"]

@@ -150,6 +150,9 @@ def check_arrow_inputs(contract: Contract, data: object) -> tuple[dict[str, Arra
     if not contract.is_tabular:
         raise ContractError("this model's inputs are not all columns; pass a mapping of arrays", "inputs")
     if type(data).__module__.startswith("pandas"):
+        if contract.extra == "ignore":  # drop extra columns before converting what may not convert
+            frame: Any = data
+            data = frame.loc[:, [c for c in frame.columns if isinstance(c, str) and contract.input(c) is not None]]
         try:
             data = pa.Table.from_pandas(data, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
@@ -163,6 +166,8 @@ def check_arrow_inputs(contract: Contract, data: object) -> tuple[dict[str, Arra
     columns: dict[str, Array] = {}
     for name in names:
         field = contract.input(name)
+        if field is None and contract.extra == "ignore":
+            continue  # an extra column, dropped unread
         if field is None:
             problems.append(
                 Problem(

@@ -11,7 +11,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from mpkg._internal.contract.contract import Contract
 from mpkg._internal.format.shape import ONE_LINE, Checker, is_int, pattern
+from mpkg.errors import ContractError
 
 MODEL_FORMATS = ("onnx", "safetensors")
 # Functions a code module may define, and what the runtime calls them with (spec/format.md §7).
@@ -139,6 +141,11 @@ def _architecture(value: object, c: Checker) -> None:
     for key, fields in (("initializers", ("name", "dtype", "shape")), ("tensors", ("file", "name", "dtype", "shape"))):
         if key in arch and c.array(arch[key], f"{at}.{key}") is not None:
             c.each(arch[key], f"{at}.{key}", lambda v, k, f=fields: _tensor(v, k, f, c))
+    if "interface" in arch:  # the ONNX graph's own inputs and outputs, in contract form (§6)
+        try:
+            Contract.from_json(arch["interface"], f"{c.where}: {at}.interface")
+        except ContractError as exc:
+            c.problems.extend(exc.problems)
 
 
 def _labels(value: object, key: str, c: Checker) -> None:

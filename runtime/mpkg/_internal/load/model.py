@@ -122,7 +122,12 @@ class Model:
         return tabular.outputs_to_arrow(self.contract, outputs)
 
     def _call(self, entry: str, *args: Any) -> Mapping[str, Any]:
-        result = self._functions[entry](*args)
+        try:
+            result = self._functions[entry](*args)
+        except MpkgError:
+            raise
+        except Exception as exc:  # the package's own code: say which entry point, keep the cause
+            raise MpkgError(f"{entry} raised {type(exc).__name__}: {exc}", f"{self.name}@{self.version}: code") from exc
         if not isinstance(result, Mapping):
             raise MpkgError(
                 f"{entry} returned {type(result).__name__}; it must return a dict of name -> array",
@@ -136,7 +141,9 @@ class Model:
         if "preprocess" in self._functions:
             x = self._call("preprocess", dict(x))
         if self._runner is not None:
-            y = self._runner.run(x)
+            y = self._runner.run(
+                x, "preprocess → graph inputs" if "preprocess" in self._functions else "contract → graph inputs"
+            )
         else:
             y = self._call("predict", self.weights, dict(x))
         if "postprocess" in self._functions:
@@ -149,8 +156,12 @@ class Model:
         """The example.json document for ``inputs`` (default: ``example_inputs(contract)``):
         the inputs and the outputs this model produces for them, as JSON-ready lists."""
         data = dict(inputs) if inputs is not None else examples.example_inputs(self.contract)
-        arrays, dims = enforce.check_inputs(self.contract, data)
-        outputs = enforce.check_outputs(self.contract, self._run(arrays), dims)
+        arrays, dims = enforce.at_boundary("example → contract inputs", enforce.check_inputs, self.contract, data)
+        produced = self._run(arrays)
+        last = next((e for e in ("postprocess", "predict") if e in self._functions), "graph outputs")
+        outputs = enforce.at_boundary(
+            f"{last} → contract outputs", enforce.check_outputs, self.contract, produced, dims
+        )
         return {
             "inputs": {k: examples.to_jsonable(v) for k, v in arrays.items()},
             "outputs": {k: examples.to_jsonable(v) for k, v in outputs.items()},
