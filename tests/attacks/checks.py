@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from craft import tree
 from mpkg._internal.trust.verify import VerificationResult, policy_for, verify
 from mpkg._internal.unpack import unpack
 from mpkg.errors import MpkgError
 from mpkg_builder.signing import PrivateKey
+
+from tests.attacks.craft import tree
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from checks import Keys, Signer
 from mpkg_builder.signing import keygen, load_private_key
+
+from tests.attacks.checks import Keys, Signer
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 
 import pytest
-from checks import Keys
-from craft import package, write
 
+from tests.attacks.checks import Keys
+from tests.attacks.craft import package, write
 from tests.conftest import RunMpkg
 
 

@@ -16,12 +16,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from checks import Keys
-from craft import envelope, members_of, rebuild, write
 from mpkg._internal.format import canonical
 from mpkg._internal.format.digests import hash_bytes
 from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
 
+from tests.attacks.checks import Keys
+from tests.attacks.craft import envelope, members_of, rebuild, write
 from tests.conftest import EXAMPLES, RunMpkg
 
 EVIL = "evil @ https://evil.example/evil-1.0-py3-none-any.whl"

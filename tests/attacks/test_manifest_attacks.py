@@ -10,11 +10,12 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from checks import Keys, refused, unpack_refused
-from craft import File, archive, base_files, manifest_doc, member, members_of, package, write
 from mpkg._internal.format import canonical
 from mpkg._internal.format.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES
 from mpkg._internal.trust.verify import verify
+
+from tests.attacks.checks import Keys, refused, unpack_refused
+from tests.attacks.craft import File, archive, base_files, manifest_doc, member, members_of, package, write
 
 
 def _with(*extra: File) -> list[File]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from checks import Keys, refused, unpack_refused
-from craft import File, base_files, members_of, package, rebuild, write
 from mpkg._internal.format import layout
 from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
 from mpkg._internal.trust.verify import verify
+
+from tests.attacks.checks import Keys, refused, unpack_refused
+from tests.attacks.craft import File, base_files, members_of, package, rebuild, write
 
 
 def _genuine(tmp: Path, keys: Keys) -> Path:

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks import Keys, unpack_refused
-from craft import archive, base_files, manifest_doc, member, package, pax_header, pax_record, write
 from hypothesis import HealthCheck, given, settings
 from mpkg._internal.format import canonical, layout
 from mpkg._internal.format.manifest import MANIFEST_NAME, Manifest
 from mpkg._internal.trust.verify import Policy, verify
 from mpkg.errors import MpkgError
 
+from tests.attacks.checks import Keys, unpack_refused
+from tests.attacks.craft import archive, base_files, manifest_doc, member, package, pax_header, pax_record, write
 from tests.conftest import RunMpkg
 from tests.manifestgen import documents, rich_doc
 

@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-from checks import Keys, refused, unpack_refused
-from craft import base_files, envelope, manifest_doc, members_of, package, rebuild, write
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from mpkg._internal.format import canonical
@@ -21,6 +19,9 @@ from mpkg._internal.trust.signatures import load_public_key
 from mpkg._internal.trust.verify import Policy, verify
 from mpkg.errors import SignatureError
 from mpkg_builder.signing import load_private_key
+
+from tests.attacks.checks import Keys, refused, unpack_refused
+from tests.attacks.craft import base_files, envelope, manifest_doc, members_of, package, rebuild, write
 
 
 def _signed(tmp: Path, keys: Keys, name: str = "victim", version: str = "1.0.0", signers: tuple = ()) -> Path:

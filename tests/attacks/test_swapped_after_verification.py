@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from craft import members_of, rebuild, write
 from mpkg._internal.format.package import read_manifest
 from mpkg.cli import main
 
+from tests.attacks.craft import members_of, rebuild, write
 from tests.conftest import Built
 
 _hook: Callable[[str, tuple[Any, ...]], None] | None = None

@@ -11,8 +11,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from checks import Keys, refused, unpack_refused
-from craft import (
+from mpkg._internal.format import canonical, layout
+from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
+
+from tests.attacks.checks import Keys, refused, unpack_refused
+from tests.attacks.craft import (
     File,
     archive,
     base_files,
@@ -25,8 +28,6 @@ from craft import (
     ustar,
     write,
 )
-from mpkg._internal.format import canonical, layout
-from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
 
 
 def _signed_with_extra(keys: Keys, extra: list[bytes], at: int = 0) -> bytes:

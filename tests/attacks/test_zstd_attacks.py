@@ -14,11 +14,23 @@ import struct
 from pathlib import Path
 
 import pytest
-from checks import Keys, refused, unpack_refused
-from craft import File, archive, base_files, envelope, manifest_doc, member, members_of, package, rebuild, write
 from mpkg._internal.format import canonical
 from mpkg._internal.format.manifest import MANIFEST_NAME, SIGNATURES_NAME
 from mpkg._internal.trust.verify import verify
+
+from tests.attacks.checks import Keys, refused, unpack_refused
+from tests.attacks.craft import (
+    File,
+    archive,
+    base_files,
+    envelope,
+    manifest_doc,
+    member,
+    members_of,
+    package,
+    rebuild,
+    write,
+)
 
 TEXT = b"hello, this is a lineage file\n" * 40
 # A zstd frame header claiming 1 TiB of content (8-byte content size), then one raw block: the

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 from mpkg.errors import ContractError
 from mpkg_builder.build import build_package
-from pkgfactory import make_key
+
+from tests.runtime.pkgfactory import make_key
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -14,7 +14,8 @@ from mpkg._internal.load.model import Model, example_inputs, load
 from mpkg._internal.load.parts import ModelParts, OnnxModel
 from mpkg._internal.load.weights import open_safetensors
 from mpkg.errors import ContractError, EnvironmentMismatch, MpkgError, VerificationError
-from pkgfactory import gemm_onnx, make_key, safetensors_bytes, write_package
+
+from tests.runtime.pkgfactory import gemm_onnx, make_key, safetensors_bytes, write_package
 
 W = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
 B = np.array([0.5, -0.5, 0.0], np.float32)

@@ -18,8 +18,9 @@ from mpkg._internal.load.weights import (
     tensors_from_infos,
 )
 from mpkg.errors import FormatError, SourceError
-from pkgfactory import gemm_onnx, safetensors_bytes
 from safetensors.numpy import load_file
+
+from tests.runtime.pkgfactory import gemm_onnx, safetensors_bytes
 
 TENSORS = {
     "w": np.arange(12, dtype=np.float32).reshape(3, 4),

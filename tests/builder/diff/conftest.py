@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mpkgdiff_sources import (
+
+from tests.builder.diff.mpkgdiff_sources import (
     ONNX_VARIANTS,
     SAFETENSORS_VARIANTS,
     Built,

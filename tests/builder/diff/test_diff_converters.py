@@ -17,7 +17,8 @@ import onnx
 import pytest
 from mpkg.errors import SourceError
 from mpkg_builder.diff import Bump, DiffReport, diff_packages
-from realmodels import BC, FAMILIES, breast_cancer, scaled_logreg, skl2onnx_bytes, write_source
+
+from tests.builder.diff.realmodels import BC, FAMILIES, breast_cancer, scaled_logreg, skl2onnx_bytes, write_source
 
 MAJOR, MINOR, PATCH = Bump.MAJOR, Bump.MINOR, Bump.PATCH
 MODEL = ("interface", "architecture", "weights")

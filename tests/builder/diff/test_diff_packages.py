@@ -15,7 +15,8 @@ from mpkg._internal.format.manifest import Manifest
 from mpkg._internal.format.package import read_manifest
 from mpkg.cli import main
 from mpkg_builder.diff import Bump, diff_packages, render_markdown, render_text
-from mpkgdiff_sources import Built, OnnxSpec, check_golden, write_onnx_source
+
+from tests.builder.diff.mpkgdiff_sources import Built, OnnxSpec, check_golden, write_onnx_source
 
 MAJOR, MINOR, PATCH, NONE = Bump.MAJOR, Bump.MINOR, Bump.PATCH, Bump.NONE
 

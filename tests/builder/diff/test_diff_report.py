@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from mpkg_builder.diff import DiffReport, diff_manifests, render_markdown, render_text, verdict
-from mpkgdiff_factory import Doc, digest, field_of, file_of, mutate, onnx_manifest
-from mpkgdiff_sources import check_golden
+
+from tests.builder.diff.mpkgdiff_factory import Doc, digest, field_of, file_of, mutate, onnx_manifest
+from tests.builder.diff.mpkgdiff_sources import check_golden
 
 
 def _everything(doc: Doc) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from mpkg.errors import FormatError
 from mpkg_builder.diff import RULES, Bump, diff_manifests
-from mpkgdiff_factory import (
+
+from tests.builder.diff.mpkgdiff_factory import (
     FACTORIES,
     Doc,
     digest,

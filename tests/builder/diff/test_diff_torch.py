@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from mpkg.errors import SourceError
 from mpkg_builder.diff import Bump, diff_packages
-from realmodels import write_source
+
+from tests.builder.diff.realmodels import write_source
 
 torch = pytest.importorskip("torch")
 

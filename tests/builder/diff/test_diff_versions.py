@@ -22,7 +22,8 @@ from mpkg_builder.diff import (
     parse_overrides,
     precedes,
 )
-from mpkgdiff_factory import Doc, field_of, mutate, onnx_manifest, safetensors_manifest
+
+from tests.builder.diff.mpkgdiff_factory import Doc, field_of, mutate, onnx_manifest, safetensors_manifest
 
 MAJOR, MINOR, PATCH, NONE = Bump.MAJOR, Bump.MINOR, Bump.PATCH, Bump.NONE
 

@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from conftest import ModelSource, ServerProcess
+
+from tests.harness.server import ServerProcess
+from tests.harness.serving import ModelSource
 
 StartServer = Callable[..., ServerProcess]
 

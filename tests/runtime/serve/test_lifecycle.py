@@ -12,9 +12,11 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from conftest import ModelSource, ServerProcess, server_env
 from mpkg_builder.signing import keygen
-from servepkgs import GATE_ENV, OFFSET_ENV, RELEASE_ENV, STARTED_ENV
+
+from tests.harness.server import ServerProcess, server_env
+from tests.harness.serving import ModelSource
+from tests.runtime.serve.servepkgs import GATE_ENV, OFFSET_ENV, RELEASE_ENV, STARTED_ENV
 
 StartServer = Callable[..., ServerProcess]
 VALID = orjson.dumps({"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": [[1, 2, 3, 4]]}]})

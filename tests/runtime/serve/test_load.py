@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import orjson
-from conftest import MAX_BODY, ServerProcess
+
+from tests.harness.server import ServerProcess
+from tests.harness.serving import MAX_BODY
 
 VALID = orjson.dumps(
     {"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 4], "data": [[1, 2, 3, 4], [5, 6, 7, 8]]}]}

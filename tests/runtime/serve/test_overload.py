@@ -16,8 +16,10 @@ from pathlib import Path
 
 import httpx
 import orjson
-from conftest import ModelSource, ServerProcess
 from mpkg.serve.body import decompress
+
+from tests.harness.server import ServerProcess
+from tests.harness.serving import ModelSource
 
 StartServer = Callable[..., ServerProcess]
 MIB = 1024 * 1024

@@ -15,9 +15,11 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from conftest import ModelSource, ServerProcess, server_env
-from conftest import reference_probabilities as expected
-from servepkgs import SNOOP_ENV
+
+from tests.harness.server import ServerProcess, server_env
+from tests.harness.serving import ModelSource
+from tests.harness.serving import reference_probabilities as expected
+from tests.runtime.serve.servepkgs import SNOOP_ENV
 
 StartServer = Callable[..., ServerProcess]
 X = [[0.1, 0.2, 0.3, 0.4]]

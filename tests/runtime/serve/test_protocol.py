@@ -13,9 +13,11 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from conftest import MAX_BODY, ModelSource, ServerProcess, manifest_digest
-from conftest import reference_probabilities as expected
-from servepkgs import CRASH_MESSAGE
+
+from tests.harness.server import ServerProcess
+from tests.harness.serving import MAX_BODY, ModelSource, manifest_digest
+from tests.harness.serving import reference_probabilities as expected
+from tests.runtime.serve.servepkgs import CRASH_MESSAGE
 
 X = [[0.1, 0.2, 0.3, 0.4], [1.0, -1.0, 0.5, 2.0], [3.0, 0.0, -2.0, 1.5]]
 

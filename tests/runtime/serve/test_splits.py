@@ -10,10 +10,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from conftest import ModelSource, ServerProcess
 from mpkg.errors import UsageError
 from mpkg.serve.splits import Chooser, parse_split_key
 
+from tests.harness.server import ServerProcess
+from tests.harness.serving import ModelSource
 from tests.harness.traffic import BODY
 
 StartServer = Callable[..., ServerProcess]

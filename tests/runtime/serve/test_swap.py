@@ -15,11 +15,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import ModelSource, ServerProcess, server_env
-from conftest import reference_probabilities as expected
-from servepkgs import OFFSET_ENV
 
+from tests.harness.server import ServerProcess, server_env
+from tests.harness.serving import ModelSource
+from tests.harness.serving import reference_probabilities as expected
 from tests.harness.traffic import Answer, Traffic, X
+from tests.runtime.serve.servepkgs import OFFSET_ENV
 
 StartServer = Callable[..., ServerProcess]
 _WAIT = 60.0  # an upper bound for a busy shared machine, not a performance assertion

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-from conftest import ModelSource, ServerProcess, reference_probabilities
 from tritonclient.utils import InferenceServerException
+
+from tests.harness.server import ServerProcess
+from tests.harness.serving import ModelSource, reference_probabilities
 
 X = np.array([[0.1, 0.2, 0.3, 0.4], [1.0, -1.0, 0.5, 2.0]], dtype=np.float32)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from conftest import ModelSource, server_env
 from mpkg._internal.contract.contract import Contract
 from mpkg._internal.load.model import Model, load
 from mpkg.errors import UsageError
@@ -32,6 +31,9 @@ from mpkg.serve.tensors import (
     parse_infer_request,
 )
 from mpkg.serve.types import ServableModel
+
+from tests.harness.server import server_env
+from tests.harness.serving import ModelSource
 
 CONTRACT = Contract.from_json(
     {
