@@ -56,6 +56,7 @@ def package_ref(manifest: Manifest, where: str) -> PackageRef:
 
 
 def metrics_annotation(manifest: Manifest) -> dict[str, float]:
+    """The metrics an artifact's annotation claims (for gates and listings; never trusted as the package's own)."""
     raw = (manifest.json().get("annotations") or {}).get(ANNOTATION_METRICS, "{}")
     try:
         metrics = json.loads(raw) if isinstance(raw, str) and len(raw) < 65536 else {}
@@ -77,11 +78,13 @@ class Expected:
 
     @classmethod
     def of(cls, ref: Reference) -> Expected:
+        """What ``ref`` asks for: the package its repository is named after, the version its tag names."""
         tag = None if ref.digest else ref.tag
         version = tag.replace("_", "+") if tag and tag not in STAGES else None
         return cls(ref.repository.rsplit("/", 1)[-1], version if version and SEMVER_RE.match(version) else None)
 
     def problem(self, name: str, version: str) -> str | None:
+        """Why a package of ``name`` and ``version`` is not what was asked for, or None."""
         if name != self.name:
             return (
                 f"holds package {name!r}, but the repository is named after package {self.name!r}: a package "

@@ -16,16 +16,21 @@ from mpkg.errors import RegistryError
 
 @dataclass(frozen=True)
 class Credentials:
+    """A registry login, from the docker config or the command line."""
+
     username: str
     password: str
 
     def basic_header(self) -> str:
+        """The HTTP Basic header for these credentials."""
         raw = f"{self.username}:{self.password}".encode()
         return "Basic " + base64.b64encode(raw).decode()
 
 
 @dataclass(frozen=True)
 class Challenge:
+    """A parsed WWW-Authenticate challenge."""
+
     scheme: str  # "basic" or "bearer", lowercased
     params: dict[str, str]
 
@@ -51,6 +56,7 @@ def parse_challenge(header: str) -> Challenge | None:
 
 
 def docker_config_path() -> Path:
+    """Where docker (and podman's compatible login) keep registry credentials."""
     base = os.environ.get("DOCKER_CONFIG")
     return (Path(base) if base else Path.home() / ".docker") / "config.json"
 

@@ -22,6 +22,8 @@ from .store import MAX_SMALL_BLOB_BYTES, digest_bytes
 
 
 class DiskCache:
+    """Small registry blobs by digest under MPKG_HOME, re-hashed on every read."""
+
     def __init__(self, home: Path) -> None:
         self.root = home / "cache" / "sha256"
 
@@ -29,6 +31,7 @@ class DiskCache:
         return self.root / digest.split(":", 1)[1] if is_digest(digest) else None
 
     def get(self, digest: str) -> bytes | None:
+        """The blob's bytes if cached and still matching its digest, else None."""
         path = self._path(digest)
         if path is None:
             return None
@@ -43,6 +46,7 @@ class DiskCache:
         return data
 
     def put(self, digest: str, data: bytes) -> None:
+        """Cache a small blob that matches its digest; a failure to write is not an error."""
         path = self._path(digest)
         if path is None or digest_bytes(data) != digest or len(data) > MAX_SMALL_BLOB_BYTES:
             return

@@ -49,6 +49,7 @@ class PackageRef:
     size: int
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form stored in history events."""
         return {
             "manifest": self.manifest,
             "package": self.package,
@@ -60,6 +61,7 @@ class PackageRef:
 
     @classmethod
     def from_json(cls, obj: Any) -> PackageRef | None:
+        """Read a reference from an event strictly; None for a malformed one."""
         if obj is None:
             return None
         if not isinstance(obj, Mapping):
@@ -76,6 +78,8 @@ class PackageRef:
 
 @dataclass(frozen=True)
 class Event:
+    """One history event: who moved what where, linked to its parents."""
+
     repository: str
     sequence: int
     parents: tuple[str, ...]
@@ -93,9 +97,11 @@ class Event:
 
     @property
     def when(self) -> dt.datetime:
+        """The event's time as an aware datetime."""
         return dt.datetime.strptime(self.time, TIME_FORMAT).replace(tzinfo=dt.UTC)
 
     def to_json(self) -> dict[str, Any]:
+        """The event document that is signed and stored."""
         doc = {
             "schema": EVENT_SCHEMA,
             "repository": self.repository,
@@ -184,6 +190,7 @@ class RecordedEvent:
         return f"history event {self.event.sequence} ({self.digest[:19]})"
 
     def to_json(self) -> dict[str, Any]:
+        """The event with its digest and signature status, for --json."""
         return {**self.event.to_json(), "digest": self.digest, "signature": self.signature, "signer": self.signer}
 
 
@@ -347,6 +354,7 @@ def tips(events: Iterable[RecordedEvent]) -> tuple[str, ...]:
 
 
 def next_sequence(events: Sequence[RecordedEvent], parents: Iterable[str]) -> int:
+    """The sequence number the next event after ``parents`` carries."""
     by_digest = {r.digest: r for r in events}
     return 1 + max((by_digest[p].event.sequence for p in parents if p in by_digest), default=-1)
 
@@ -379,6 +387,7 @@ def descendants(events: Sequence[RecordedEvent], digest: str) -> set[str]:
 
 
 def voided(events: Iterable[RecordedEvent]) -> set[str]:
+    """Digests of events a later rollback voided."""
     return {r.event.voids for r in events if r.event.action == "void" and r.event.voids}
 
 

@@ -39,12 +39,15 @@ class LocalStore:
 
     @property
     def origin(self) -> str:
+        """The store's name in high-water marks and messages."""
         return LOCAL_ORIGIN
 
     def describe(self) -> str:
+        """Where the store is, for messages."""
         return f"local store {self.home}"
 
     def close(self) -> None:
+        """Nothing to close; part of the Store interface."""
         pass
 
     # --- paths and atomic writes ------------------------------------------------------
@@ -63,6 +66,7 @@ class LocalStore:
     # --- blobs ------------------------------------------------------------------------
 
     def blob_exists(self, repo: str, digest: str) -> bool:
+        """Whether the blob is stored and linked to ``repo``."""
         return self._blob_path(digest).is_file() and self._link(repo, "_layers", digest).exists()
 
     def _open_blob(self, repo: str, digest: str, kind: str = "_layers") -> BinaryIO:
@@ -74,6 +78,7 @@ class LocalStore:
             raise RegistryError(f"blob {digest} of {repo} is missing from the store", self.describe()) from None
 
     def fetch_blob(self, repo: str, digest: str, size: int, out: BinaryIO) -> None:
+        """Copy a blob to ``out``, checking its size and digest while copying."""
         hasher = hashlib.sha256()
         got = 0
         with self._open_blob(repo, digest) as fh:
@@ -91,6 +96,7 @@ class LocalStore:
             )
 
     def fetch_blob_bytes(self, repo: str, digest: str, limit: int = MAX_SMALL_BLOB_BYTES) -> bytes:
+        """A small blob's bytes, capped and checked against its digest."""
         with self._open_blob(repo, digest) as fh:
             data = fh.read(limit + 1)
         if len(data) > limit:
@@ -114,6 +120,7 @@ class LocalStore:
         return value
 
     def get_manifest(self, repo: str, reference: str) -> Manifest | None:
+        """The manifest a tag or digest names in ``repo``, or None."""
         digest = self._resolve(repo, reference)
         if digest is None or not self._link(repo, "_manifests", digest).exists():
             return None
@@ -128,5 +135,6 @@ class LocalStore:
         return Manifest(data, digest)
 
     def list_tags(self, repo: str) -> list[str]:
+        """Every tag of ``repo``, sorted."""
         tags = self._repo(repo) / "_tags"
         return sorted(p.name for p in tags.iterdir()) if tags.is_dir() else []

@@ -52,12 +52,15 @@ class OciClient:
 
     @property
     def origin(self) -> str:
+        """The registry host, for high-water marks and messages."""
         return self.host
 
     def describe(self) -> str:
+        """The registry host, for messages."""
         return self.host
 
     def close(self) -> None:
+        """Close the HTTP connection pool."""
         self._http.close()
 
     def __enter__(self) -> OciClient:
@@ -76,6 +79,7 @@ class OciClient:
     # --- blobs ------------------------------------------------------------------------
 
     def blob_exists(self, repo: str, digest: str) -> bool:
+        """Whether the registry has the blob (HEAD)."""
         url = self._url(repo, f"blobs/{digest}")
         resp, body = self._http.exchange("HEAD", url, scope=self._scope(repo, "pull,push"))
         if resp.status_code == 200:
@@ -95,6 +99,7 @@ class OciClient:
         return resp
 
     def fetch_blob(self, repo: str, digest: str, size: int, out: BinaryIO) -> None:
+        """Stream a blob to ``out`` within its deadline, checking size and digest while copying."""
         hasher = hashlib.sha256()
         got = 0
         url = self._url(repo, f"blobs/{digest}")
@@ -122,6 +127,7 @@ class OciClient:
             )
 
     def fetch_blob_bytes(self, repo: str, digest: str, limit: int = MAX_SMALL_BLOB_BYTES) -> bytes:
+        """A small blob's bytes, capped and checked against its digest."""
         url = self._url(repo, f"blobs/{digest}")
         with self._http.bounded("GET", url, self.limits.transfer_seconds(limit)):
             data = self._http.read(self._get_blob(repo, digest), f"blob {digest}", limit)
@@ -132,6 +138,7 @@ class OciClient:
     # --- manifests and tags -----------------------------------------------------------
 
     def get_manifest(self, repo: str, reference: str) -> Manifest | None:
+        """The manifest a tag or digest names (capped, depth-checked), or None."""
         resp, data = self._http.exchange(
             "GET",
             self._url(repo, f"manifests/{reference}"),

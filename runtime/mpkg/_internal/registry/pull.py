@@ -59,6 +59,7 @@ class PullResult:
     size: int
 
     def to_json(self) -> dict[str, Any]:
+        """The --json document of `mpkg pull`."""
         return {
             "ok": True,
             "ref": self.ref,

@@ -45,6 +45,7 @@ class Reference:
         return self.digest or self.tag
 
     def with_tag(self, tag: str) -> Reference:
+        """The same repository at another tag."""
         return Reference(self.host, self.repository, check_tag(tag), None)
 
     def __str__(self) -> str:
@@ -54,6 +55,7 @@ class Reference:
 
 
 def check_tag(tag: str, where: str = "tag") -> str:
+    """``tag`` if it is an OCI tag, else a usage error naming ``where``."""
     if not _TAG.match(tag):
         raise UsageError(
             f"{tag!r} is not a valid tag (letters, digits, '_', '.', '-'; at most 128, not starting with '.' or '-')",
@@ -63,10 +65,12 @@ def check_tag(tag: str, where: str = "tag") -> str:
 
 
 def is_tag(value: str) -> bool:
+    """Whether ``value`` is an OCI tag (anchored at the very end: no trailing newline)."""
     return bool(_TAG.match(value))
 
 
 def is_digest(value: str) -> bool:
+    """Whether ``value`` is a ``sha256:<64 hex>`` digest."""
     return bool(_DIGEST.match(value))
 
 

@@ -51,6 +51,7 @@ class Head:
     seen: str
 
     def to_json(self) -> dict[str, Any]:
+        """The high-water mark as stored."""
         return {
             "schema": HEAD_SCHEMA,
             "registry": self.origin,
@@ -63,6 +64,7 @@ class Head:
 
     @classmethod
     def of(cls, origin: str, repository: str, events: Sequence[RecordedEvent]) -> Head:
+        """The mark for a history as just read."""
         return cls(
             origin,
             repository,
@@ -83,9 +85,11 @@ class SeenHeads:
         return self.root / origin / repository
 
     def path(self, origin: str, repository: str) -> Path:
+        """Where the mark for one registry and repository is kept."""
         return self._dir(origin, repository) / HEAD_FILE
 
     def load(self, origin: str, repository: str) -> Head | None:
+        """The mark seen last for a registry and repository, or None."""
         path = self.path(origin, repository)
         try:
             with path.open("rb") as fh:

@@ -74,6 +74,7 @@ class Manifest:
     digest: str
 
     def json(self) -> dict[str, Any]:
+        """The manifest parsed strictly as a JSON object."""
         obj = parse_json(self.data, f"manifest {self.digest}")
         if not isinstance(obj, dict):
             raise RegistryError("manifest is not a JSON object", self.digest)

@@ -52,6 +52,7 @@ class Limits:
         return self.exchange_seconds + size / self.min_rate
 
     def timeout(self) -> httpx.Timeout:
+        """httpx's timeout for one exchange."""
         return httpx.Timeout(self.read_seconds, connect=self.connect_seconds)
 
 
@@ -180,6 +181,7 @@ class RegistryClient:
         self._client = bounded_client(limits)
 
     def close(self) -> None:
+        """Close the HTTP connection pool."""
         self._client.close()
 
     @contextmanager
@@ -204,6 +206,7 @@ class RegistryClient:
             raise RegistryError(f"{what} failed ({exc})", self.host) from None
 
     def read(self, resp: httpx.Response, what: str, limit: int | None = None) -> bytes:
+        """An answer's body, capped."""
         return read_capped(resp, self.limits.max_json_bytes if limit is None else limit, what, self.host)
 
     def _auth_header(self, scope: str) -> dict[str, str]:
@@ -298,6 +301,7 @@ class RegistryClient:
             return resp, self.read(resp, f"the answer to {method} {urlsplit(url).path}", limit)
 
     def fail(self, resp: httpx.Response, body: bytes, what: str) -> RegistryError:
+        """A one-line error for an answer that is not what was asked for."""
         detail = ""
         try:
             doc = parse_json(body, what) if body else {}

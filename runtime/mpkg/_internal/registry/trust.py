@@ -60,6 +60,7 @@ class HistoryPolicy:
 
     @property
     def authenticated(self) -> bool:
+        """Whether events must be signed by a trusted key."""
         return bool(self.keys)
 
     def check_signer(self, signer: KeyHolder | None) -> None:
@@ -101,6 +102,7 @@ class History:
 
     @property
     def ok(self) -> bool:
+        """Whether the history was read without problems."""
         return not self.problems
 
     @property
@@ -110,6 +112,7 @@ class History:
 
     @property
     def next_sequence(self) -> int:
+        """The sequence number the next event carries."""
         return next_sequence(self.events, self.head)
 
     def require_ok(self, where: str) -> None:

@@ -41,6 +41,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def subject_name(name: str, version: str) -> str:
+    """The in-toto subject name a signature binds: ``name@version``."""
     return f"{name}@{version}"
 
 
@@ -58,6 +59,8 @@ def statement(name: str, version: str, digest: Digest, format_version: int) -> b
 
 @dataclass(frozen=True)
 class TrustedKey:
+    """A public key a verifier trusts, with its key id and where it came from."""
+
     keyid: str
     key: PublicKey
     source: str
@@ -70,6 +73,7 @@ def key_id(key: PublicKey) -> str:
 
 
 def check_key_type(key: object, where: str) -> PublicKey:
+    """The key if it is Ed25519 or ECDSA P-256; any other key type is refused."""
     if isinstance(key, ed25519.Ed25519PublicKey):
         return key
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
@@ -113,17 +117,22 @@ def load_public_keys(paths: Iterable[str | os.PathLike[str]]) -> tuple[TrustedKe
 
 @dataclass(frozen=True)
 class SignatureEntry:
+    """One DSSE signature: the key id it claims and the signature bytes."""
+
     keyid: str
     sig: bytes
 
 
 @dataclass(frozen=True)
 class Envelope:
+    """A DSSE envelope, parsed strictly (the one parser of signatures and history events)."""
+
     payload: bytes
     payload_type: str
     signatures: tuple[SignatureEntry, ...]
 
     def to_bytes(self) -> bytes:
+        """The envelope in canonical JSON."""
         return canonical.dumps(
             {
                 "payload": base64.b64encode(self.payload).decode("ascii"),
@@ -173,6 +182,7 @@ def _b64(value: Any, where: str) -> bytes:
 
 
 def verify_signature(key: PublicKey, message: bytes, sig: bytes) -> bool:
+    """Whether ``sig`` is valid for ``message`` under ``key``; never raises for a bad signature."""
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(sig, message)
@@ -193,6 +203,7 @@ class SignatureCheck:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
+        """The --json form of one signature's check."""
         return {"keyid": self.keyid, "valid": self.valid, "trusted": self.trusted, "reason": self.reason}
 
 
