@@ -43,6 +43,7 @@ class PlannedFile:
 
     @property
     def size(self) -> int:
+        """The file's size, from its bytes or its source."""
         return len(self.data) if self.data is not None else self.source.stat().st_size  # type: ignore[union-attr]
 
 
@@ -56,11 +57,14 @@ class BuildPlan:
 
     @property
     def total_bytes(self) -> int:
+        """Bytes the build will write, for progress."""
         return sum(f.size for f in self.files)
 
 
 @dataclass(frozen=True)
 class BuildResult:
+    """What a build wrote: identity, digest, size and signers."""
+
     name: str
     version: str
     digest: str
@@ -71,6 +75,7 @@ class BuildResult:
     warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """The --json document of `mpkg build`."""
         return {
             "name": self.name,
             "version": self.version,

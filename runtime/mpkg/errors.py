@@ -54,6 +54,7 @@ class MpkgError(Exception):
         return "\n".join(str(p) for p in self.problems)
 
     def reasons(self) -> list[str]:
+        """Each problem as one line, ``where: reason``."""
         return [str(p) for p in self.problems]
 
 
@@ -98,9 +99,11 @@ class ProblemCollector:
         self._problems: list[Problem] = []
 
     def add(self, where: str, reason: str) -> None:
+        """Record one problem; nothing is raised until the end."""
         self._problems.append(Problem(where, reason))
 
     def extend(self, problems: Iterable[Problem]) -> None:
+        """Record several problems."""
         self._problems.extend(problems)
 
     def __bool__(self) -> bool:
@@ -108,8 +111,10 @@ class ProblemCollector:
 
     @property
     def problems(self) -> tuple[Problem, ...]:
+        """The problems recorded so far."""
         return tuple(self._problems)
 
     def raise_if_any(self, error: type[MpkgError] = MpkgError) -> None:
+        """Raise ``error`` with every problem at once, if there are any."""
         if self._problems:
             raise error(self._problems)

@@ -30,6 +30,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 
 def parse_duration(text: str) -> dt.timedelta:
+    """``30d``, ``12h``, ...: the age gc keeps, as a timedelta."""
     m = _DURATION.match(text.strip())
     if not m:
         raise UsageError(f"{text!r} is not a duration; write N followed by s, m, h, d or w (e.g. 90d)", "--older-than")
@@ -114,6 +115,7 @@ def _run(
 
 
 def register(sub: Any) -> None:
+    """Add the registry commands to the command line."""
     p = sub.add_parser("push", help="store a package in a registry or the local store")
     p.add_argument("package", metavar="PKG")
     p.add_argument(
@@ -198,6 +200,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    """`mpkg push PKG REF`."""
     ref = parse_ref(args.ref, allow_digest=False)
     package = Path(args.package)
     if not package.is_file():
@@ -219,6 +222,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    """`mpkg pull REF -o OUT`: checked against the reference and the history, then verified."""
     ref = parse_ref(args.ref)
     keys = trusted_keys(args)
     policy = _policy(ref, keys)
@@ -265,6 +269,7 @@ def _report_move(args: argparse.Namespace, result: lifecycle.MoveResult) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    """`mpkg promote REF --to ALIAS`, with gates and the compatibility check."""
     ref = parse_ref(args.ref)
     policy = _policy(ref, [*args.trust, *_env_keys()])
     result = _run(
@@ -287,6 +292,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    """`mpkg rollback REPO --stage ALIAS`."""
     ref = parse_ref(args.name, allow_tag=False, allow_digest=False)
     policy = _policy(ref, [*args.trust, *_env_keys()])
     result = _run(args, ref, lambda b: lifecycle.rollback(b, ref, args.stage, key=args.key, policy=policy), policy)
@@ -294,6 +300,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    """`mpkg history REPO`: the trusted history, as text, JSON or HTML."""
     ref = parse_ref(args.name, allow_tag=False, allow_digest=False)
     if args.since_head is not None and not is_digest(args.since_head):
         raise UsageError(f"{args.since_head!r} is not an event digest (sha256:<64 hex>)", "--since-head")
@@ -339,6 +346,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
+    """`mpkg gc REPO`: delete what no kept version or history uses."""
     ref = parse_ref(args.name, allow_tag=False, allow_digest=False)
     age = parse_duration(args.older_than)
     policy = _policy(ref, [*args.trust, *_env_keys()])

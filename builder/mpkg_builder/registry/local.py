@@ -47,6 +47,7 @@ class LocalBackend(LocalStore):
 
     @contextmanager
     def lock(self, repo: str) -> Iterator[None]:
+        """An exclusive lock on ``repo`` for a race-free read-check-write."""
         path = self._repo(repo) / "_lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a+b") as fh:
@@ -59,6 +60,7 @@ class LocalBackend(LocalStore):
     def push_blob_file(
         self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None, offset: int = 0
     ) -> bool:
+        """Store a file range as a blob unless present; True when bytes were written."""
         if self.blob_exists(repo, digest):
             return False
         target = self._blob_path(digest)
@@ -84,6 +86,7 @@ class LocalBackend(LocalStore):
         return uploaded
 
     def push_blob_bytes(self, repo: str, data: bytes) -> str:
+        """Store small bytes as a blob; returns its digest."""
         digest = digest_bytes(data)
         if not self._blob_path(digest).is_file():
             self._write_atomic(self._blob_path(digest), data)
@@ -93,6 +96,7 @@ class LocalBackend(LocalStore):
         return digest
 
     def delete_blob(self, repo: str, digest: str) -> None:
+        """Unlink a blob from ``repo`` (gc)."""
         self._link(repo, "_layers", digest).unlink(missing_ok=True)
         self._collect(digest)
 
@@ -107,6 +111,7 @@ class LocalBackend(LocalStore):
         self._blob_path(digest).unlink(missing_ok=True)
 
     def put_manifest(self, repo: str, reference: str, data: bytes) -> str:
+        """Store a manifest under a tag or digest; returns its digest."""
         if len(data) > MAX_MANIFEST_BYTES:
             raise RegistryError("manifest is too large", self.describe())
         digest = digest_bytes(data)
@@ -123,6 +128,7 @@ class LocalBackend(LocalStore):
         return digest
 
     def delete_manifest(self, repo: str, digest: str) -> None:
+        """Remove a manifest (gc)."""
         tags = self._repo(repo) / "_tags"
         if tags.is_dir():
             for tag in tags.iterdir():

@@ -99,6 +99,7 @@ class OciBackend(OciClient):
             raise self._http.fail(resp, answer, f"upload {digest} to {repo}")
 
     def push_blob_bytes(self, repo: str, data: bytes) -> str:
+        """Upload small bytes as a blob; returns its digest."""
         digest = digest_bytes(data)
         if not self.blob_exists(repo, digest):
             self._finish_upload(repo, self._start_upload(repo), digest, data, len(data))
@@ -108,6 +109,7 @@ class OciBackend(OciClient):
     def push_blob_file(
         self, repo: str, path: Path, digest: str, size: int, progress: Progress | None = None, offset: int = 0
     ) -> bool:
+        """Upload a file range as a blob unless the registry has it; True when bytes were sent."""
         if self.blob_exists(repo, digest):
             return False
         location = self._start_upload(repo)
@@ -148,12 +150,14 @@ class OciBackend(OciClient):
             self._http.exchange("DELETE", location, scope=self._scope(repo, "pull,push"))
 
     def delete_blob(self, repo: str, digest: str) -> None:
+        """Delete a blob (gc; registries may refuse)."""
         url = self._url(repo, f"blobs/{digest}")
         resp, body = self._http.exchange("DELETE", url, scope=self._scope(repo, "pull,push,delete"))
         if resp.status_code not in (202, 404):
             raise self._http.fail(resp, body, f"delete blob {digest} in {repo}")
 
     def put_manifest(self, repo: str, reference: str, data: bytes) -> str:
+        """Put a manifest under a tag or digest; returns its digest."""
         resp, body = self._http.exchange(
             "PUT",
             self._url(repo, f"manifests/{reference}"),
@@ -173,6 +177,7 @@ class OciBackend(OciClient):
         return digest
 
     def delete_manifest(self, repo: str, digest: str) -> None:
+        """Delete a manifest (gc)."""
         url = self._url(repo, f"manifests/{digest}")
         resp, body = self._http.exchange("DELETE", url, scope=self._scope(repo, "pull,push,delete"))
         if resp.status_code not in (202, 404):

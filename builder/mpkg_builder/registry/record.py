@@ -37,10 +37,12 @@ class Signer:
 
     @classmethod
     def load(cls, path: str | Path) -> Signer:
+        """A signer from a private key file."""
         key = load_private_key(path)
         return cls(key, key_id(key.public_key()))
 
     def sign(self, payload: bytes) -> bytes:
+        """Sign an event payload (DSSE)."""
         sig = sign_payload(self.key, EVENT_LAYER_TYPE, payload).sig
         return Envelope(payload, EVENT_LAYER_TYPE, (SignatureEntry(self.keyid, sig),)).to_bytes()
 
@@ -51,6 +53,7 @@ def load_signer(key: str | Path | None) -> Signer | None:
 
 
 def current_user() -> str:
+    """Who an event says moved a tag: the OS user on this host."""
     try:
         return os.environ.get("USER") or getpass.getuser()
     except (KeyError, OSError):
@@ -81,6 +84,7 @@ def write_event(backend: Backend, repo: str, event: Event, signer: Signer | None
 
 
 def event_tag(sequence: int, digest: str) -> str:
+    """The tag an event is stored under: sequence first, so tags list in order."""
     return f"{EVENT_TAG_PREFIX}{sequence:08d}-{digest.split(':', 1)[1]}"
 
 

@@ -70,6 +70,7 @@ class CoalescingTransport:
         self._held: bytes | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data``, joined with a held response head when small (one packet per answer)."""
         held = self._held
         if held is not None:
             self._held = None
@@ -91,6 +92,7 @@ class CoalescingTransport:
                 self._transport.write(held)
 
     def close(self) -> None:
+        """Flush what is held, then close."""
         self._release()
         self._transport.close()
 
@@ -120,6 +122,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     limits = Limits()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Start the head timer and wrap the transport (asyncio protocol API)."""
         set_nodelay(transport)
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         self._head_bytes = 0
@@ -131,12 +134,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._close_with(503, "too many open connections; retry shortly", (b"retry-after", b"1"))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the head timer (asyncio protocol API)."""
         self._cancel_head_timer()
         super().connection_lost(exc)
 
     # --- limits on the head -----------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        """Feed the parser only what fits the head limit; refuse the rest (431)."""
         if self._in_head:
             room = self.limits.max_header_bytes - self._head_bytes
             if len(data) > room:
@@ -167,32 +172,38 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._close_with(400, "malformed HTTP request")
 
     def on_message_begin(self) -> None:
+        """A new request head starts: arm its timer (httptools callback)."""
         super().on_message_begin()
         self._in_head = True
         self._arm_head_timer()
 
     def on_url(self, url: bytes) -> None:
+        """Refuse a request target over the limit (414) (httptools callback)."""
         super().on_url(url)
         if len(self.url) > self.limits.max_request_line:
             raise _Refuse(414, f"request target is over {self.limits.max_request_line} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        """Refuse more header fields than the limit (431) (httptools callback)."""
         if len(self.headers) >= self.limits.max_headers:
             raise _Refuse(431, f"request has more than {self.limits.max_headers} header fields")
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        """The head is complete: stop its timer (httptools callback)."""
         self._in_head = False
         self._head_bytes = 0
         self._cancel_head_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        """Back to reading a head; the keep-alive clock restarts (httptools callback)."""
         super().on_message_complete()
         self._in_head = True
         self._since = self.loop.time()
 
     def on_response_complete(self) -> None:
+        """The keep-alive clock restarts after an answer (uvicorn callback)."""
         self._since = self.loop.time()
         super().on_response_complete()
 

@@ -75,6 +75,7 @@ def v2_datatype(dtype: str) -> str:
 
 
 def v2_of_array(arr: np.ndarray) -> str:
+    """The V2 datatype of an array, for answers."""
     kind = arr.dtype.kind
     if kind in "OUS":
         return "BYTES"
@@ -85,21 +86,27 @@ def v2_of_array(arr: np.ndarray) -> str:
 
 
 def v2_shape(shape: Sequence[int | str]) -> list[int]:
+    """A contract shape as V2 metadata writes it (-1 for a named or free dim)."""
     return [d if isinstance(d, int) else -1 for d in shape]
 
 
 def tensor_metadata(fields: Sequence[Field]) -> list[dict[str, Any]]:
+    """The V2 metadata of contract fields (``GET /v2/models/{m}``)."""
     return [{"name": f.name, "datatype": v2_datatype(f.dtype), "shape": v2_shape(f.shape)} for f in fields]
 
 
 @dataclass(frozen=True)
 class RequestedOutput:
+    """An output a V2 request asks for, and whether as binary data."""
+
     name: str
     binary: bool | None  # None: use the request-level binary_data_output
 
 
 @dataclass(frozen=True)
 class InferRequest:
+    """A decoded V2 inference request: inputs by name and the outputs asked for."""
+
     id: str | None
     inputs: dict[str, np.ndarray]
     outputs: tuple[RequestedOutput, ...] | None  # None: every output the model returns
@@ -117,6 +124,7 @@ class InputSpec:
 
 
 def input_specs(contract: Contract) -> dict[str, InputSpec]:
+    """How to decode each contract input from a V2 request, computed once per model."""
     out = {}
     for f in contract.inputs:
         v2 = v2_datatype(f.dtype)

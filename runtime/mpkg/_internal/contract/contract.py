@@ -37,6 +37,7 @@ class Field:
         return (len(self.shape) == 1 and not isinstance(self.shape[0], int)) or self.shape == (-1,)
 
     def to_json(self) -> dict[str, Any]:
+        """The contract.json form of this field."""
         out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
         if self.optional:
             out["optional"] = True
@@ -70,9 +71,11 @@ class Contract:
         return bool(self.inputs) and all(f.is_column for f in self.inputs)
 
     def input(self, name: str) -> Field | None:
+        """The input field named ``name``, or None."""
         return next((f for f in self.inputs if f.name == name), None)
 
     def output(self, name: str) -> Field | None:
+        """The output field named ``name``, or None."""
         return next((f for f in self.outputs if f.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
@@ -212,4 +215,5 @@ def name_problem(name: object) -> str | None:
 
 
 def fields_by_name(fields: Sequence[Field]) -> dict[str, Field]:
+    """Fields keyed by name, for lookups per request."""
     return {f.name: f for f in fields}
