@@ -51,6 +51,7 @@ class Compatibility:
         return text
 
     def to_json(self) -> dict[str, object]:
+        """The --json form of the compatibility check."""
         return {
             "from_version": self.holder,
             "to_version": self.candidate,

@@ -41,6 +41,8 @@ _OPS = {
 
 @dataclass(frozen=True)
 class Gate:
+    """One promotion gate: a metric compared with a number or with an alias holder's value."""
+
     metric: str
     op: str
     stage: str | None  # None: compare with ``value`` alone
@@ -53,12 +55,15 @@ class Gate:
 
 @dataclass(frozen=True)
 class GateResult:
+    """A gate, whether it passed, and the values it compared."""
+
     gate: Gate
     passed: bool
     detail: str
 
 
 def parse_gate(text: str) -> Gate:
+    """Parse ``accuracy>=0.9`` or ``f1>=champion+0.005``; a usage error names the gate."""
     m = _GATE.match(text)
     if not m:
         raise UsageError(

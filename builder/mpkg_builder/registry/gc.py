@@ -23,12 +23,15 @@ from .record import append_event, load_signer
 
 @dataclass(frozen=True)
 class GcResult:
+    """What gc deleted and kept."""
+
     repository: str
     deleted: bool  # False: dry run
     candidates: tuple[PackageRef, ...]
     kept: tuple[tuple[PackageRef, str], ...]
 
     def to_json(self) -> dict[str, Any]:
+        """The --json document of `mpkg gc`."""
         return {
             "ok": True,
             "repository": self.repository,

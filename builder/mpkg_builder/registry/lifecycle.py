@@ -103,6 +103,7 @@ class PushResult:
     sent: int = 0  # bytes uploaded: only the pieces the store lacked
 
     def to_json(self) -> dict[str, Any]:
+        """The --json document of `mpkg push`."""
         return {
             "ok": True,
             "ref": self.ref,

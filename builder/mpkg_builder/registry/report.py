@@ -23,6 +23,8 @@ from .backend import Backend
 
 @dataclass(frozen=True)
 class HistoryReport:
+    """What `mpkg history` shows: events, stage holders, tag checks and problems."""
+
     repository: str
     events: tuple[RecordedEvent, ...]
     problems: tuple[str, ...]
@@ -36,9 +38,11 @@ class HistoryReport:
 
     @property
     def ok(self) -> bool:
+        """Whether the history and the tags agree."""
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
+        """The --json document of `mpkg history`."""
         return {
             "ok": self.ok,
             "repository": self.repository,

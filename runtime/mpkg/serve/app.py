@@ -62,6 +62,7 @@ class ServerState:
     runners: dict[int, ModelRunner] = field(default_factory=dict)  # by ModelEntry.index
 
     def install(self, models: ModelSet, metrics: Metrics) -> None:
+        """Install the loaded models and their metrics: the server turns ready."""
         limits = self.limits
         self.runners = {e.index: ModelRunner(e.name, limits.max_inflight, limits.max_queue) for e in models.entries}
         for e in models.entries:

@@ -28,6 +28,7 @@ class Disconnected(Exception):
 
 
 def too_large(limit: int, what: str = "request body") -> RequestError:
+    """The 413 for a body over the limit, saying what to do."""
     return RequestError(413, f"{what} is over the {limit}-byte limit; send a smaller batch or raise --max-body-bytes")
 
 

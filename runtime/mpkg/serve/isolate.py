@@ -86,15 +86,18 @@ class RemoteModel:
             self._free.put(conn)
 
     def package_fd(self) -> int:
+        """The package file the worker process serves, for the package watch."""
         return self._fd
 
     def smoke_test(self) -> None:
         """Run by the child before it reported ready."""
 
     def predict(self, inputs: Any) -> dict[str, Any]:
+        """Not used: an isolated model is called through ``call_pipeline``."""
         raise TypeError("an isolated model is called through call_pipeline")
 
     def predict_arrow(self, batch: Any) -> Any:
+        """Not used: an isolated model is called through ``call_pipeline``."""
         raise TypeError("an isolated model is called through call_pipeline")
 
     def call_pipeline(
@@ -126,6 +129,7 @@ class RemoteModel:
         return 200, headers, out, request_id if isinstance(request_id, str) else None
 
     def close(self) -> None:
+        """Close the package file and stop the worker process."""
         with contextlib.suppress(OSError):
             os.close(self._fd)
         if self.process.is_alive():

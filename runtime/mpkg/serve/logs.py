@@ -97,6 +97,7 @@ class Log:
         digest: str = "",
         request_id: str | None = None,
     ) -> None:
+        """One line per request (text or JSON), every field escaped."""
         now = time.time()
         if self.json:
             doc: dict[str, Any] = {
@@ -126,6 +127,7 @@ class Log:
             self._queue(line)
 
     def event(self, level: str, message: str, exc: BaseException | None = None, **fields: Any) -> None:
+        """One line per server event (text or JSON), with the traceback when there is one."""
         now = time.time()
         tb = "".join(traceback.format_exception(exc)) if exc is not None else ""
         if self.json:

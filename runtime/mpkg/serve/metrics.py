@@ -132,9 +132,11 @@ class Metrics:
     # --- hot path ---------------------------------------------------------------------------------
 
     def observe_http(self, status: int) -> None:
+        """Count one HTTP answer by route and status."""
         self._mine[CODE_INDEX.get(status, _OTHER)] += 1
 
     def observe_inference(self, model: int, status: int, seconds: float) -> None:
+        """Count one inference of a package's slot and its duration."""
         mine = self._mine
         base = self._slots_off + model * SLOT
         mine[base + CODE_INDEX.get(status, _OTHER)] += 1

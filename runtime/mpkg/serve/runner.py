@@ -49,6 +49,7 @@ class ModelRunner:
         return True
 
     def release(self) -> None:
+        """Give back the slot a finished call held."""
         self.pending -= 1
 
     def run(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
