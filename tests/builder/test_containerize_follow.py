@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mpkg._internal.registry.refs import parse_ref
@@ -28,6 +32,10 @@ if str(ROOT) not in sys.path:
 
 from tests.builder.test_containerize import (  # noqa: E402
     BASE,
+    EXAMPLE,
+    _http,
+    container_engine,
+    engine_client,
     instructions,
     keypair,
     make_package,
@@ -35,9 +43,10 @@ from tests.builder.test_containerize import (  # noqa: E402
     run_cli,
     wheelhouse,
 )
+from tests.harness.containers import Engine  # noqa: E402
 from tests.harness.registry import RegistryProcess, oci_registry  # noqa: E402
 
-__all__ = ["keypair", "make_package", "oci_registry", "wheelhouse"]
+__all__ = ["container_engine", "engine_client", "keypair", "make_package", "oci_registry", "wheelhouse"]
 
 
 @pytest.fixture(autouse=True)
@@ -49,13 +58,16 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def _push(reg: RegistryProcess, package: Path, key: Path, tag: str = "1.0.0") -> str:
+def _push(reg: RegistryProcess, package: Path, key: Path, tag: str = "1.0.0", promote: bool = False) -> str:
     backend = OciBackend(reg.host, insecure=True)
     try:
-        lifecycle.push(backend, parse_ref(f"{reg.host}/team/iris-mlp:{tag}"), package, key=key)
+        ref = parse_ref(f"{reg.host}/team/iris-mlp:{tag}")
+        lifecycle.push(backend, ref, package, key=key)
+        if promote:
+            lifecycle.promote(backend, ref, "production", key=key)
     finally:
         backend.close()
-    return f"{reg.host}/team/iris-mlp:{tag}"
+    return f"{reg.host}/team/iris-mlp:{'production' if promote else tag}"
 
 
 def _labels(steps: list[tuple[str, str]]) -> dict[str, str]:
@@ -187,3 +199,95 @@ def test_followed_api_refuses_modelcar(keypair: tuple[Path, Path], tmp_path: Pat
             context_only=tmp_path / "ctx",
         )
     assert "--modelcar and --follow" in one_line(err.value)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _version(tmp_path: Path, version: str, key: Path) -> Path:
+    """iris-mlp under another version (another package digest), signed by ``key``."""
+    from mpkg_builder.build import build_package
+
+    src = tmp_path / f"src-{version}"
+    shutil.copytree(EXAMPLE, src)
+    text = (src / "mpkg.toml").read_text()
+    (src / "mpkg.toml").write_text(re.sub(r'(?m)^version = "[^"]*"', f'version = "{version}"', text, count=1))
+    out = tmp_path / f"iris-mlp-{version}.mpkg"
+    build_package(src, out, key=key)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _served(url: str) -> list[dict[str, Any]] | None:
+    try:
+        status, meta = _http(f"{url}/v2")
+    except OSError:
+        return None
+    return list(meta["models"]) if status == 200 else None
+
+
+@pytest.mark.slow
+def test_follow_image_serves_the_tag_and_swaps_in_a_promotion(
+    container_engine: Engine,
+    engine_client: Any,
+    oci_registry: RegistryProcess,
+    make_package: Callable[..., Path],
+    keypair: tuple[Path, Path],
+    wheelhouse: Path,
+    tmp_path: Path,
+) -> None:
+    from mpkg._internal.format.package import read_info
+
+    first = make_package()
+    ref = _push(oci_registry, first, keypair[0], promote=True)
+    tag = container_engine.test_tag("iris-mlp-follow")
+    result = cz.containerize(
+        ref,
+        tag,
+        base=container_engine.base_image,
+        keys=[keypair[1]],
+        wheelhouse=wheelhouse,
+        offline=True,
+        engine=container_engine.url,
+        follow=Followed(ref, 0.5, insecure=True),
+    )
+    container = None
+    try:
+        image = engine_client.images.get(tag)
+        assert image.id == result.image_id
+        assert image.labels["dev.mpkg.follow.reference"] == ref
+        assert "/var/cache/mpkg" in (image.attrs["Config"].get("Volumes") or {})
+        port = _free_port()
+        # --network host: the registry listens on 127.0.0.1; a later --port wins over the image's
+        container = engine_client.containers.run(
+            tag, ["--port", str(port)], detach=True, network_mode="host", read_only=True, tmpfs={"/tmp": ""}
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180  # start-up wait, not a timing assertion
+        models = None
+        while time.monotonic() < deadline and not models:
+            container.reload()
+            assert container.status in ("created", "running"), container.logs().decode(errors="replace")[-3000:]
+            models = _served(url)
+            time.sleep(0.5)
+        assert models, container.logs().decode(errors="replace")[-3000:]
+        assert [m["digest"] for m in models] == [read_info(first).digest]
+
+        second = _version(tmp_path, "1.0.1", keypair[0])
+        _push(oci_registry, second, keypair[0], tag="1.0.1", promote=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            models = _served(url)
+            if models and models[0]["digest"] == read_info(second).digest:
+                break
+            time.sleep(0.5)
+        assert models and models[0]["version"] == "1.0.1", container.logs().decode(errors="replace")[-3000:]
+    finally:
+        if container is not None:
+            container.remove(force=True)
+        engine_client.images.remove(tag, force=True)
