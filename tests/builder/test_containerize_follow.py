@@ -189,6 +189,28 @@ def test_follow_refusals_are_one_line(
     assert not (tmp_path / "ctx").exists()
 
 
+def test_cli_follow_context_only_json(
+    oci_registry: RegistryProcess,
+    make_package: Callable[..., Path],
+    keypair: tuple[Path, Path],
+    wheelhouse: Path,
+    tmp_path: Path,
+) -> None:
+    ref = _push(oci_registry, make_package(), keypair[0], promote=True)
+    ctx = tmp_path / "ctx"
+    code, out, err = run_cli(
+        ["containerize", ref, "--follow", "--interval", "2s", "--insecure", "-t", "localhost/iris:follow",
+         "--key", str(keypair[1]), "--base", BASE, "--context-only", str(ctx),
+         "--wheelhouse", str(wheelhouse), "--offline", "--json"]
+    )  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["follow"] == ref and doc["labels"]["dev.mpkg.follow.interval"] == "2s"
+    entry = json.loads(dict(instructions((ctx / "Dockerfile").read_text()))["ENTRYPOINT"])
+    assert entry[2:7] == [ref, "--follow", "--interval", "2s", "--insecure"]
+    assert not (ctx / "package").exists()
+
+
 def test_followed_api_refuses_modelcar(keypair: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(UsageError) as err:
         cz.containerize(

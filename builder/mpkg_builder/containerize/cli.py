@@ -79,7 +79,7 @@ def cmd_containerize(args: argparse.Namespace) -> int:
         follow=follow,
     )
     if args.json:
-        emit_json(result.to_json())
+        emit_json({**result.to_json(), "follow": follow.reference if follow else None})
     elif result.built and follow is not None:
         info(f"built {result.tag} ({result.image_id}) following {follow.reference} every {follow.interval_text}")
     elif result.built:

@@ -119,6 +119,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 "ok": True,
                 "target": args.target,
                 "package": {"name": result.facts.name, "version": result.facts.version, "digest": result.facts.digest},
+                "follow": args.package if args.follow else None,
                 "files": [str(p) for p in paths],
                 "memory": result.sizing.memory,
                 "startup_seconds": result.sizing.startup_seconds,

@@ -4,12 +4,14 @@ the Kubernetes schemas like every other variant (test_deploy_manifests.py)."""
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from mpkg._internal.format.package import read_manifest
 from mpkg._internal.registry.refs import parse_ref
 from mpkg.errors import MpkgError, UsageError
@@ -146,6 +148,20 @@ def test_follow_memory_covers_two_models_during_a_swap(built: Any, production: s
     assert followed.memory_bytes - baked.memory_bytes >= 2 * (10 * gib - 4096) - 64 * MIB
     # and the start-up budget adds the download at 50 MiB/s
     assert followed.startup_seconds - baked.startup_seconds == math.ceil(10 * gib / (50 * MIB))
+
+
+def test_cli_follow_writes_a_folder_and_summarises_it(
+    built: Any, production: str, tmp_path: Path, run_mpkg: Any
+) -> None:
+    out = tmp_path / "out"
+    result = run_mpkg(
+        "deploy", production, "--follow", "--interval", "1m", "--insecure", "--target", "kserve",
+        "--image", IMAGE, "--key", str(built.pub), "-o", str(out), "--json",
+    )  # fmt: skip
+    doc = json.loads(result.stdout)
+    assert doc["follow"] == production and doc["package"]["digest"] == built.digests["iris-mlp"]
+    runtime = yaml.safe_load(next(out.glob("*servingruntime*")).read_text())
+    assert runtime["spec"]["containers"][0]["args"][:5] == ["serve", production, "--follow", "--interval", "60s"]
 
 
 def test_follow_reference_from_an_untrusted_signer_writes_nothing(
