@@ -52,11 +52,11 @@ BASE = "localhost/mpkg-base:bookworm@sha256:" + "0" * 64  # context tests never 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every wheel the tests' packages need, collected once (online), then used offline:
-    the mpkg runtime's closure resolved against the example's lockfile, plus `six` (a package
-    outside the runtime) and packaging 23.2 (older than the runtime allows)."""
+    the mpkg runtime's closure (with its registry extra) resolved against the example's lockfile,
+    plus `six` (a package outside the runtime) and packaging 23.2 (older than the runtime allows)."""
     out = tmp_path_factory.mktemp("wheelhouse")
     lock = parse_requirements((EXAMPLE / "requirements.lock").read_text(), "requirements.lock")
-    cz.collect_wheels(lock, out / "w")
+    cz.collect_wheels(lock, out / "w", extras=("registry",))  # and what a --follow image adds
     extra = Lockfile("requirements", None, parse_requirements("six==1.16.0\n").packages)
     extra_dir = out / "extra"
     cz.collect_wheels(extra, extra_dir)

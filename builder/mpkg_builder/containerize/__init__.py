@@ -5,7 +5,8 @@ renders its Dockerfile, `requirements` what it installs from the lockfile, `whee
 the wheels, `runtime_wheel` makes the runtime's own, `baseimage` pins the base by digest,
 `imageref` checks image references (the registry's grammar), `labels` says what an image
 carries, `engine` talks to the container engine, `modelcar` writes the image that carries
-only the package (KServe ``storageUri: oci://``), and `cli` is the command.
+only the package (KServe ``storageUri: oci://``), `follow` checks and fetches the registry
+reference a ``--follow`` image serves, and `cli` is the command.
 """
 
 from __future__ import annotations

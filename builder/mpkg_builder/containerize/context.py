@@ -6,7 +6,8 @@ the build runs offline:
 - ``wheels/``: every wheel the runtime and the package's lockfile need (`wheels`);
 - ``requirements/``: ``runtime.txt`` and ``mpkg.txt`` pin those wheels by sha256, ``lock.txt`` is
   the package's lockfile, normalised (`requirements`);
-- ``package/NAME-VERSION.mpkg`` (the verified bytes) and ``keys/key-N.pub``;
+- ``package/NAME-VERSION.mpkg`` (the verified bytes; not in follow mode, where the image serves
+  what a registry reference names, see `follow`) and ``keys/key-N.pub``;
 - ``Dockerfile`` (`dockerfile`).
 
 Same package, keys, base and wheels in -> same bytes out (file contents, modes and mtimes). The
@@ -27,11 +28,12 @@ from mpkg._internal.format.manifest import Manifest
 from mpkg._internal.io.atomic import temporary
 from mpkg._internal.trust.keyfiles import PUBLIC, pem_blocks, read_key_file
 from mpkg._internal.trust.verify import policy_for, verified
-from mpkg.errors import UsageError
+from mpkg.errors import UsageError, VerificationError
 
 from .baseimage import check_base
 from .dockerfile import DEFAULT_BASE, render_dockerfile
-from .labels import ServedPackage, image_labels
+from .follow import Followed, fetch_current
+from .labels import ServedPackage, follow_labels, image_labels
 from .requirements import check_requires_python, is_hashed, lock_requirements, read_lockfile
 from .wheels import collect_wheels, name_version, pinned_wheels
 
@@ -62,10 +64,15 @@ def write_context(
     wheelhouse: str | os.PathLike[str] | None = None,
     offline: bool = False,
     log: Callable[[str], None] | None = None,
+    follow: Followed | None = None,
 ) -> BuildContext:
     """Verify ``package`` and write its build context to ``dest`` (new or empty folder).
     ``base`` must be pinned by digest (see :mod:`mpkg_builder.baseimage`); the package is
-    verified once, and its lockfile and bytes come from the file that was verified."""
+    verified once, and its lockfile and bytes come from the file that was verified.
+
+    With ``follow`` (``package`` is then the reference), the image serves ``mpkg serve REF
+    --follow``: what the reference names now is pulled and verified for its lockfile, which
+    gives the image its wheels, and is not copied into the context."""
     say = log or (lambda _msg: None)
     check_base(base, "python:3.11-slim-bookworm")
     dest = Path(dest)
@@ -75,13 +82,26 @@ def write_context(
     if offline and wheelhouse is None:
         raise UsageError("--offline needs --wheelhouse DIR: with no index, wheels come only from there")
     key_bytes = _read_keys(keys)
+    source: str | os.PathLike[str] = package
+    expected = None
+    if follow is not None:
+        expected, source = fetch_current(follow, keys, allow_unsigned)
+        say(f"{follow.reference} names {expected} now; its lockfile gives the image its wheels")
     with staged_context(dest) as stage:
-        with verified_copy(package, keys, allow_unsigned, stage) as (pkg, manifest, ref):
+        copy_to = None if follow is not None else stage
+        with verified_copy(source, keys, allow_unsigned, copy_to) as (pkg, manifest, ref):
             lock = read_lockfile(pkg, manifest)  # re-validated: the package may come from anyone
+        if expected is not None and ref.digest != expected:
+            raise VerificationError(f"the fetched package is {ref.digest}, not the {expected} it names", str(package))
         check_requires_python(lock, manifest, str(package))
         say(f"verified {ref.name} {ref.version} {ref.digest}")
         runtime_version, runtime_wheels = collect_wheels(
-            lock, stage / "wheels", wheelhouse=wheelhouse, offline=offline, log=say
+            lock,
+            stage / "wheels",
+            wheelhouse=wheelhouse,
+            offline=offline,
+            log=say,
+            extras=("registry",) if follow else (),  # serve REF reads registries
         )
         (stage / "runtime").mkdir()
         mpkg_wheel = next(w for w in runtime_wheels if name_version(w)[0] == "mpkg")
@@ -102,9 +122,12 @@ def write_context(
             for i, data in enumerate(key_bytes, start=1):
                 key_names.append(f"key-{i}.pub")
                 (stage / "keys" / key_names[-1]).write_bytes(data)
-        labels = image_labels(ref, base, runtime_version)
+        if follow is not None:
+            labels = follow_labels(ref, follow, base, runtime_version)
+        else:
+            labels = image_labels(ref, base, runtime_version)
         (stage / "Dockerfile").write_text(
-            render_dockerfile(ref, base, labels, key_names, allow_unsigned, lock_hashed=is_hashed(lock))
+            render_dockerfile(ref, base, labels, key_names, allow_unsigned, lock_hashed=is_hashed(lock), follow=follow)
         )
     say(f"wrote build context {dest}")
     wheels = tuple(sorted(p.name for p in [*(dest / "wheels").iterdir(), *(dest / "runtime").iterdir()]))
@@ -137,10 +160,10 @@ def staged_context(dest: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def verified_copy(
-    package: str | os.PathLike[str], keys: Sequence[str | os.PathLike[str]], allow_unsigned: bool, stage: Path
+    package: str | os.PathLike[str], keys: Sequence[str | os.PathLike[str]], allow_unsigned: bool, stage: Path | None
 ) -> Iterator[tuple[PackageFile, Manifest, ServedPackage]]:
-    """Verify ``package`` once and copy the verified bytes to ``stage/package/``; the open,
-    verified file is yielded for reading more of it (never reopened by name)."""
+    """Verify ``package`` once and copy the verified bytes to ``stage/package/`` (unless ``stage``
+    is None); the open, verified file is yielded for reading more of it (never reopened by name)."""
     with verified(package, policy_for(keys, allow_unsigned=allow_unsigned)) as (pkg, result):
         result.raise_for_errors()
         assert pkg is not None and result.manifest is not None
@@ -148,8 +171,9 @@ def verified_copy(
         ref = ServedPackage(
             manifest.name, manifest.version, str(manifest.digest), f"{manifest.name}-{manifest.version}.mpkg"
         )
-        (stage / "package").mkdir()
-        _copy_open(pkg, stage / "package" / ref.filename)
+        if stage is not None:
+            (stage / "package").mkdir()
+            _copy_open(pkg, stage / "package" / ref.filename)
         yield pkg, manifest, ref
 
 

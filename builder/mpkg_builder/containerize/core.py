@@ -20,6 +20,7 @@ from .baseimage import is_pinned, resolve_base
 from .context import BuildContext, write_context
 from .dockerfile import DEFAULT_BASE
 from .engine import EngineUnavailable, build_image, connect_engine
+from .follow import Followed, check_followed
 from .imageref import check_image_reference
 from .labels import ServedPackage
 from .modelcar import DEFAULT_MODELCAR_BASE, ModelcarContext, write_modelcar_context
@@ -70,18 +71,28 @@ def containerize(
     engine: str | None = None,
     log: Callable[[str], None] | None = None,
     modelcar: bool = False,
+    follow: Followed | None = None,
 ) -> ContainerizeResult:
     """Write the build context for ``package`` and, unless ``context_only``, build ``tag``.
 
     ``wheelhouse`` is a folder of wheels to take dependencies from first; ``offline`` takes
     them only from there. ``engine`` is a Docker API URL (default: $DOCKER_HOST or a default
     socket). ``modelcar`` builds the image that only carries the package, for KServe's
-    ``storageUri: oci://`` (see :mod:`.modelcar`). Refusals raise :class:`MpkgError` with
-    one-line reasons.
+    ``storageUri: oci://`` (see :mod:`.modelcar`). ``follow`` builds the image that serves what
+    a registry reference (``package``) names, following its tag (see :mod:`.follow`).
+    Refusals raise :class:`MpkgError` with one-line reasons.
     """
     check_image_reference(tag, "--tag", "NAME[:TAG], e.g. registry.example/team/iris:1.0.0", digest=False)
     if modelcar and (wheelhouse is not None or offline):
         raise UsageError("--wheelhouse and --offline do not apply to --modelcar: that image holds no Python")
+    if modelcar and follow is not None:
+        raise UsageError(
+            "--modelcar and --follow are two images: a modelcar carries one package, a follow image "
+            "serves what a reference names; pick one",
+            "--follow",
+        )
+    if follow is not None:
+        check_followed(follow.reference)
     if base is None:
         base = DEFAULT_MODELCAR_BASE if modelcar else DEFAULT_BASE
     check_image_reference(base, "--base", "NAME[:TAG][@sha256:DIGEST], e.g. python:3.11-slim-bookworm")
@@ -99,6 +110,7 @@ def containerize(
             wheelhouse=wheelhouse,
             offline=offline,
             log=log,
+            follow=follow,
         )
 
     if context_only is not None:

@@ -101,6 +101,24 @@ def runtime_metadata() -> dict[str, Any]:
     return meta
 
 
+def extra_requirements(extra: str) -> list[str]:
+    """The installed mpkg's requirements for ``extra`` (e.g. ``registry``), markers dropped, so
+    an image can carry them beside the runtime wheel (which declares no extras)."""
+    try:
+        dist = metadata.distribution(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        raise MpkgError(f"cannot read the mpkg[{extra}] requirements: mpkg is not installed with pip") from None
+    out = []
+    for text in dist.requires or []:
+        req = Requirement(text)
+        if req.marker is not None and req.marker.evaluate({"extra": extra}) and _for_an_extra(text):
+            req.marker = None
+            out.append(str(req))
+    if not out:
+        raise MpkgError(f"the installed mpkg declares no [{extra}] extra; reinstall it: pip install -e .")
+    return out
+
+
 def _for_an_extra(requirement: str) -> bool:
     marker = Requirement(requirement).marker
     return marker is not None and "extra" in str(marker)
@@ -131,4 +149,4 @@ def _check_not_stale(dist: metadata.Distribution, meta: dict[str, Any]) -> None:
         )
 
 
-__all__ = ["DISTRIBUTION", "build_runtime_wheel", "record_digest", "runtime_metadata"]
+__all__ = ["DISTRIBUTION", "build_runtime_wheel", "extra_requirements", "record_digest", "runtime_metadata"]

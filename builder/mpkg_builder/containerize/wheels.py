@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from mpkg.errors import MpkgError
@@ -20,7 +20,7 @@ from packaging.utils import parse_wheel_filename
 from ..sources.lockfile import Lockfile
 from .dockerfile import PY, TARGET_PYTHON
 from .requirements import lock_requirements
-from .runtime_wheel import build_runtime_wheel
+from .runtime_wheel import build_runtime_wheel, extra_requirements
 
 # glibc of Debian bookworm: the newest manylinux wheels the image can load.
 TARGET_GLIBC_MINOR = 36
@@ -108,8 +108,10 @@ def collect_wheels(
     wheelhouse: str | os.PathLike[str] | None = None,
     offline: bool = False,
     log: Callable[[str], None] | None = None,
+    extras: Sequence[str] = (),
 ) -> tuple[str, list[Path]]:
-    """Fill ``dest`` with the runtime wheel and every wheel it and ``lock`` need.
+    """Fill ``dest`` with the runtime wheel and every wheel it, its ``extras`` (``registry`` for
+    an image that follows a reference) and ``lock`` need.
 
     The lockfile is resolved first (its hashes checked by pip), then the runtime with the
     lockfile's versions as constraints, so both agree. Returns the runtime's version and the
@@ -136,9 +138,10 @@ def collect_wheels(
             )
         constraints = sorted({f"{n}=={v}" for n, v in (name_version(w) for w in lock_dir.glob("*.whl"))})
         (work / "constraints.txt").write_text("".join(c + "\n" for c in constraints))
-        say(f"collecting wheels for the mpkg runtime {version}")
+        say(f"collecting wheels for the mpkg runtime {version}{''.join(f' [{e}]' for e in extras)}")
+        extra_reqs = [r for e in extras for r in extra_requirements(e)]
         pip_download(
-            [str(runtime), "-c", str(work / "constraints.txt"), "--find-links", str(lock_dir)],
+            [str(runtime), *extra_reqs, "-c", str(work / "constraints.txt"), "--find-links", str(lock_dir)],
             rt_dir,
             wheelhouse,
             offline,

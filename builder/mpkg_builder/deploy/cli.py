@@ -9,6 +9,7 @@ from typing import Any
 from mpkg._internal.commandline import add_key_options, emit_json, info, trusted_keys
 from mpkg.errors import UsageError
 
+from ..containerize.follow import parse_interval
 from .output import render_stream, write_folder
 from .plan import DEFAULT_REPLICAS, TARGETS, DeployOptions, parse_replicas, plan
 
@@ -36,7 +37,20 @@ def register(subparsers: Any) -> None:
         "HorizontalPodAutoscaler + PodDisruptionBudget. Never talks to a cluster; apply the "
         "output with `kubectl apply -f DIR`. See spec/deploy.md.",
     )
-    p.add_argument("package", metavar="PKG", help="the .mpkg to serve")
+    p.add_argument("package", metavar="PKG", help="the .mpkg to serve (with --follow: the registry REF to follow)")
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="the pods run `mpkg serve REF --follow` and swap in what a promote or rollback puts under "
+        "the tag; facts come from what REF names now (--image: a `containerize --follow` image)",
+    )
+    p.add_argument("--interval", type=parse_interval, metavar="DURATION", help="with --follow: how often to poll (5s)")
+    p.add_argument("--insecure", action="store_true", help="with --follow: the registry talks plain HTTP")
+    p.add_argument(
+        "--registry-secret",
+        metavar="NAME",
+        help="with --follow: a kubernetes.io/dockerconfigjson Secret with the registry's credentials",
+    )
     p.add_argument("--target", required=True, choices=TARGETS)
     p.add_argument(
         "--image",
@@ -85,6 +99,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         kserve_mode=args.kserve_mode,
         keys=tuple(trusted_keys(args)),
         allow_unsigned=args.allow_unsigned,
+        follow=args.follow,
+        interval=args.interval,
+        insecure=args.insecure,
+        registry_secret=args.registry_secret,
     )
     if args.json and not args.output:
         raise UsageError("--json summarises files written with -o DIR; without -o the manifests go to stdout", "--json")
@@ -101,6 +119,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 "ok": True,
                 "target": args.target,
                 "package": {"name": result.facts.name, "version": result.facts.version, "digest": result.facts.digest},
+                "follow": args.package if args.follow else None,
                 "files": [str(p) for p in paths],
                 "memory": result.sizing.memory,
                 "startup_seconds": result.sizing.startup_seconds,

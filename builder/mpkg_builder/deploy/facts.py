@@ -10,6 +10,11 @@ a manifest can be traced to one formula each:
 - start-up budget: ``60 s + package bytes / 25 MiB/s``: one hashing pass (verify) and one load
   pass over the package at a pessimistic 50 MiB/s each on a busy node, after a minute for the
   interpreter and imports.
+- following a reference (``--follow``): memory counts the weights twice more (``256 MiB + 4 x
+  weights``), because during a swap the candidate is loaded and smoke-tested while the current
+  package still answers; the start-up budget adds the download (``package bytes / 50 MiB/s``);
+  the package cache holds two packages (the current one and a candidate) plus 64 MiB for the
+  history's event cache.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ WEIGHTS_FACTOR = 2
 MEMORY_STEP = 64 * MIB
 STARTUP_FIXED_SECONDS = 60
 STARTUP_BYTES_PER_SECOND = 25 * MIB
+DOWNLOAD_BYTES_PER_SECOND = 50 * MIB
+MODELS_DURING_A_SWAP = 2
+CACHE_PACKAGES = 2
+CACHE_HEADROOM = 64 * MIB
 
 # Kubernetes label values: at most 63 characters, alphanumerics at both ends, `-_.` inside.
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -87,12 +96,21 @@ def read_facts(package: str | os.PathLike[str], policy: Policy) -> PackageFacts:
     )
 
 
-def sizing(facts: PackageFacts) -> Sizing:
-    """Memory request and startup budget from the weights and package size (spec/deploy.md)."""
-    memory = BASE_MEMORY + WEIGHTS_FACTOR * facts.weights_bytes
+def sizing(facts: PackageFacts, follow: bool = False) -> Sizing:
+    """Memory request and startup budget from the weights and package size (spec/deploy.md);
+    ``follow`` sizes for two loaded models during a swap and a download at start."""
+    models = MODELS_DURING_A_SWAP if follow else 1
+    memory = BASE_MEMORY + models * WEIGHTS_FACTOR * facts.weights_bytes
     memory = math.ceil(memory / MEMORY_STEP) * MEMORY_STEP
     startup = STARTUP_FIXED_SECONDS + math.ceil(facts.package_bytes / STARTUP_BYTES_PER_SECOND)
+    if follow:
+        startup += math.ceil(facts.package_bytes / DOWNLOAD_BYTES_PER_SECOND)
     return Sizing(memory, startup)
+
+
+def cache_size(facts: PackageFacts) -> str:
+    """The follow mode's package cache (an emptyDir sizeLimit): two packages and the event cache."""
+    return f"{math.ceil((CACHE_PACKAGES * facts.package_bytes + CACHE_HEADROOM) / MIB)}Mi"
 
 
 def label_value(text: str) -> str:
@@ -115,4 +133,13 @@ def is_label_value(text: str) -> bool:
     return bool(_LABEL_VALUE.match(text))
 
 
-__all__ = ["PackageFacts", "Sizing", "digest_label", "is_label_value", "label_value", "read_facts", "sizing"]
+__all__ = [
+    "PackageFacts",
+    "Sizing",
+    "cache_size",
+    "digest_label",
+    "is_label_value",
+    "label_value",
+    "read_facts",
+    "sizing",
+]

@@ -15,11 +15,19 @@ from pathlib import Path
 from mpkg._internal.trust.verify import policy_for
 from mpkg.errors import ProblemCollector, UsageError
 
+from ..containerize.follow import DEFAULT_INTERVAL, Followed, check_followed, fetch_current
 from ..containerize.imageref import is_image_reference
 from . import kserve, kubernetes
 from .facts import PackageFacts, Sizing, read_facts, sizing
 from .output import Document
-from .sources import BakedPackage, ModelcarPackage, PackageSource, ServerSettings, default_drain_timeout
+from .sources import (
+    BakedPackage,
+    FollowedReference,
+    ModelcarPackage,
+    PackageSource,
+    ServerSettings,
+    default_drain_timeout,
+)
 from .workload import Replicas, Workload
 
 TARGETS = ("kserve", "kubernetes")
@@ -46,6 +54,10 @@ class DeployOptions:
     kserve_mode: str | None = None  # standard (default) | knative
     keys: tuple[str, ...] = ()
     allow_unsigned: bool = False
+    follow: bool = False  # PKG is a registry reference the pods follow (mpkg serve REF --follow)
+    interval: float | None = None  # --interval, with follow
+    insecure: bool = False  # the followed registry talks plain HTTP
+    registry_secret: str | None = None  # a dockerconfigjson Secret for the followed registry
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,12 @@ class Plan:
     @property
     def origin(self) -> str:
         """The package a manifest came from, written into every document's header."""
+        source = self.workload.source
+        if isinstance(source, FollowedReference):
+            return (
+                f"{source.reference}, followed (it named {self.facts.name} {self.facts.version} "
+                f"({self.facts.digest}) when generated)"
+            )
         return f"{self.facts.name} {self.facts.version} ({self.facts.digest})"
 
 
@@ -88,6 +106,18 @@ def check_options(options: DeployOptions, package_name: str | None = None) -> No
     knative = options.kserve_mode == "knative"
     if options.kserve_mode is not None and options.kserve_mode not in kserve.MODES:
         problems.add("--kserve-mode", f"must be one of {', '.join(kserve.MODES)}")
+    if not options.follow:
+        for flag, given in (
+            ("--interval", options.interval is not None),
+            ("--insecure", options.insecure),
+            ("--registry-secret", options.registry_secret is not None),
+        ):
+            if given:
+                problems.add(flag, "applies to a followed reference; add --follow")
+    elif options.modelcar is not None:
+        problems.add("--modelcar", "and --follow are two sources of the package; pick one")
+    if options.registry_secret is not None and not _dns_label(options.registry_secret, 253):
+        problems.add("--registry-secret", f"{options.registry_secret!r} is not a Secret name")
     if options.target == "kubernetes":
         for flag, given in kserve_only:
             if given:
@@ -129,18 +159,30 @@ def check_options(options: DeployOptions, package_name: str | None = None) -> No
 
 
 def plan(package: str | os.PathLike[str], options: DeployOptions) -> Plan:
-    """Check ``options``, verify ``package`` with the trusted keys, and build the documents."""
+    """Check ``options``, verify ``package`` with the trusted keys, and build the documents.
+
+    With ``options.follow``, ``package`` is a registry reference: the facts are those of what it
+    names now, pulled and verified under the same keys (the pods will follow it)."""
     check_options(options)
+    followed = None
+    if options.follow:
+        check_followed(os.fspath(package), "PKG")
+        followed = Followed(os.fspath(package), options.interval or DEFAULT_INTERVAL, options.insecure)
+        _digest, package = fetch_current(followed, options.keys, options.allow_unsigned)
     policy = policy_for(options.keys, allow_unsigned=options.allow_unsigned)
     facts = read_facts(package, policy)
     check_options(options, facts.name)
     assert options.image is not None  # check_options refused it
     keys = _key_files(options.keys)
     settings = ServerSettings(default_drain_timeout(), tuple(n for n, _ in keys), options.allow_unsigned)
-    source: PackageSource = (
-        ModelcarPackage(options.modelcar, facts.filename) if options.modelcar else BakedPackage(facts.filename)
-    )
-    size = sizing(facts)
+    source: PackageSource
+    if followed is not None:
+        source = FollowedReference(followed, options.registry_secret)
+    elif options.modelcar:
+        source = ModelcarPackage(options.modelcar, facts.filename)
+    else:
+        source = BakedPackage(facts.filename)
+    size = sizing(facts, follow=followed is not None)
     workload = Workload(
         name=options.name or facts.name,
         namespace=options.namespace,

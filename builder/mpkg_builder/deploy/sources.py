@@ -2,8 +2,8 @@
 the container's command line.
 
 Each way of bringing a package is a small frozen type; :func:`server_invocation` is the only
-place that knows how each one is served. Adding a mode (a registry reference followed with
-``mpkg serve REF --follow``, say) is one new type here and one branch there.
+place that knows how each one is served: baked into the image, a KServe modelcar, or a
+registry reference followed with ``mpkg serve REF --follow`` (:class:`FollowedReference`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from ..containerize.dockerfile import CONTAINER_PORT, VENV
+from ..containerize.follow import CACHE_DIR, DOCKER_CONFIG_DIR, Followed
 
 MPKG = f"{VENV}/bin/mpkg"
 # KServe mounts a storageUri's files here in the predictor container (constants.DefaultModelLocalMountPath).
@@ -57,7 +58,22 @@ class ModelcarPackage:
         return f"{KSERVE_MODEL_DIR}/{self.filename}"
 
 
-PackageSource = BakedPackage | ModelcarPackage
+@dataclass(frozen=True)
+class FollowedReference:
+    """The server pulls what a registry reference names and follows its tag (``mpkg serve REF
+    --follow``): a promote or rollback reaches the pods without a new deploy. The package cache
+    (``MPKG_HOME``) is a volume at :data:`CACHE_DIR` (the root filesystem is read-only)."""
+
+    followed: Followed
+    registry_secret: str | None = None  # a kubernetes.io/dockerconfigjson Secret, mounted as DOCKER_CONFIG
+
+    @property
+    def reference(self) -> str:
+        """The registry reference the pods follow."""
+        return self.followed.reference
+
+
+PackageSource = BakedPackage | ModelcarPackage | FollowedReference
 
 
 @dataclass(frozen=True)
@@ -109,6 +125,11 @@ def server_invocation(source: PackageSource, settings: ServerSettings) -> Invoca
         return Invocation((MPKG,), ("serve", source.path, *options), env)
     if isinstance(source, ModelcarPackage):
         return Invocation(("/bin/sh", "-c", _WAIT_THEN_SERVE, MPKG), (source.path, *options), env)
+    if isinstance(source, FollowedReference):
+        env = (*env, ("MPKG_HOME", CACHE_DIR))
+        if source.registry_secret is not None:
+            env = (*env, ("DOCKER_CONFIG", DOCKER_CONFIG_DIR))
+        return Invocation((MPKG,), ("serve", *source.followed.serve_arguments(), *options), env)
     raise TypeError(f"unknown package source {source!r}")
 
 
@@ -131,6 +152,7 @@ __all__ = [
     "KEYS_DIR",
     "KSERVE_MODEL_DIR",
     "BakedPackage",
+    "FollowedReference",
     "Invocation",
     "ModelcarPackage",
     "PackageSource",

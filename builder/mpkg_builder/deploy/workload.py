@@ -15,8 +15,9 @@ from typing import Any
 import mpkg
 
 from ..containerize.dockerfile import RUNTIME_UID
-from .facts import PackageFacts, Sizing, digest_label, label_value
-from .sources import KEYS_DIR, PackageSource, ServerSettings, grace_period, server_invocation
+from ..containerize.follow import CACHE_DIR, DOCKER_CONFIG_DIR
+from .facts import PackageFacts, Sizing, cache_size, digest_label, label_value
+from .sources import KEYS_DIR, FollowedReference, PackageSource, ServerSettings, grace_period, server_invocation
 
 LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
@@ -74,7 +75,16 @@ def selector_labels(w: Workload) -> Doc:
 
 
 def labels(w: Workload) -> Doc:
-    """Labels naming the package, its version and digest on every resource."""
+    """Labels naming the package, its version and digest on every resource; following a
+    reference, the pods serve what its tag names, so they say so instead of a version."""
+    if isinstance(w.source, FollowedReference):
+        return {
+            **selector_labels(w),
+            "app.kubernetes.io/component": "predictor",
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            f"{ANNOTATION_PREFIX}/mode": "follow",
+            f"{ANNOTATION_PREFIX}/generated-from-digest": digest_label(w.facts.digest),
+        }
     return {
         **selector_labels(w),
         "app.kubernetes.io/version": label_value(w.facts.version),
@@ -85,7 +95,17 @@ def labels(w: Workload) -> Doc:
 
 
 def identity_annotations(w: Workload) -> Doc:
-    """The exact identity (label values cannot hold a digest or a `+`)."""
+    """The exact identity (label values cannot hold a digest or a `+`); following a reference,
+    the reference and what it named when the manifests were generated."""
+    if isinstance(w.source, FollowedReference):
+        return {
+            f"{ANNOTATION_PREFIX}/package-name": w.facts.name,
+            f"{ANNOTATION_PREFIX}/follow-reference": w.source.reference,
+            f"{ANNOTATION_PREFIX}/follow-interval": w.source.followed.interval_text,
+            f"{ANNOTATION_PREFIX}/generated-from-version": w.facts.version,
+            f"{ANNOTATION_PREFIX}/generated-from-digest": w.facts.digest,
+            f"{ANNOTATION_PREFIX}/generated-by": f"mpkg {mpkg.__version__}",
+        }
     return {
         f"{ANNOTATION_PREFIX}/package-name": w.facts.name,
         f"{ANNOTATION_PREFIX}/package-version": w.facts.version,
@@ -178,18 +198,30 @@ def resources(w: Workload) -> Doc:
 
 def volumes(w: Workload) -> list[Doc]:
     """/tmp: the only place the server writes (multi-worker metrics, Python's tempfile), on
-    an otherwise read-only root file system. The keys: a ConfigMap, read-only."""
+    an otherwise read-only root file system. The keys: a ConfigMap, read-only. Following a
+    reference: the package cache (two packages, spec/deploy.md §3) and the registry credentials."""
     out: list[Doc] = [{"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}}]
     if w.keys:
         out.append({"name": "mpkg-keys", "configMap": {"name": w.keys_configmap, "defaultMode": 0o444}})
+    if isinstance(w.source, FollowedReference):
+        out.append({"name": "mpkg-cache", "emptyDir": {"sizeLimit": cache_size(w.facts)}})
+        if w.source.registry_secret is not None:
+            items = [{"key": ".dockerconfigjson", "path": "config.json"}]
+            secret = {"secretName": w.source.registry_secret, "items": items, "defaultMode": 0o444}
+            out.append({"name": "registry-auth", "secret": secret})
     return out
 
 
 def volume_mounts(w: Workload) -> list[Doc]:
-    """Writable /tmp (the root filesystem is read-only) and the trusted keys."""
+    """Writable /tmp (the root filesystem is read-only) and the trusted keys; following a
+    reference, the package cache and the registry credentials."""
     out: list[Doc] = [{"name": "tmp", "mountPath": "/tmp"}]
     if w.keys:
         out.append({"name": "mpkg-keys", "mountPath": KEYS_DIR, "readOnly": True})
+    if isinstance(w.source, FollowedReference):
+        out.append({"name": "mpkg-cache", "mountPath": CACHE_DIR})
+        if w.source.registry_secret is not None:
+            out.append({"name": "registry-auth", "mountPath": DOCKER_CONFIG_DIR, "readOnly": True})
     return out
 
 
