@@ -20,7 +20,7 @@ import pytest
 from mpkg._internal.format.package import read_manifest
 from mpkg.errors import ContractError
 
-from tests.builder.init.initsources import serve_harness
+from tests.harness.server import MPKG_SERVE, ServerProcess
 from tests.scenarios.catalog import CHAIN_SCENARIOS, breast_cancer_onnx, materialise
 
 PIPELINE = '''"""Clients send the breast-cancer columns by name; the graph takes one float32 matrix."""
@@ -112,8 +112,7 @@ def test_named_columns_init_build_verify_serve(run_mpkg: Any, tmp_path: Path) ->
 
     rows = _rows(columns)
     body = {"inputs": [{"name": c, "datatype": "FP64", "shape": [3], "data": rows[c].tolist()} for c in columns]}
-    harness = serve_harness()
-    server = harness.ServerProcess(harness.MPKG_SERVE, [str(out), "--allow-unsigned"], tmp_path / "serve.log")
+    server = ServerProcess(MPKG_SERVE, [str(out), "--allow-unsigned"], tmp_path / "serve.log")
     try:
         url = server.wait_ready()
         answer = httpx.post(f"{url}/v2/models/{manifest.name}/infer", json=body, timeout=60)

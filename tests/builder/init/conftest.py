@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from initsources import MODELS, Made
+
+from tests.builder.init.initsources import MODELS, Made
 
 
 @pytest.fixture(scope="session")

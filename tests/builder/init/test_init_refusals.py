@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from initsources import Made
 from mpkg.errors import SourceError
 from mpkg_builder.init import InitOptions, init_source
+
+from tests.builder.init.initsources import Made
 
 MPKG = Path(sys.executable).parent / "mpkg"
 

@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from initsources import Made, serve_harness
 from mpkg._internal.format.package import read_manifest
 from mpkg.serve.tensors import V2_OF_DTYPE
+
+from tests.builder.init.initsources import Made
+from tests.harness.server import MPKG_SERVE, ServerProcess
 
 pytestmark = pytest.mark.slow
 PREDICT = ("safetensors/predict.py", "safetensors/contract.json")
@@ -80,8 +82,7 @@ def test_init_build_verify_serve(kind: str, made: Made, run_mpkg: Any, tmp_path:
     locked = {p["name"] for p in manifest.environment["packages"]}
     assert "numpy" in locked and "pytest" not in locked and "mlflow" not in locked
 
-    harness = serve_harness()
-    server = harness.ServerProcess(harness.MPKG_SERVE, [str(out), "--allow-unsigned"], tmp_path / "serve.log")
+    server = ServerProcess(MPKG_SERVE, [str(out), "--allow-unsigned"], tmp_path / "serve.log")
     try:
         url = server.wait_ready()
         answer = _infer(url, manifest.name, manifest.contract.to_json(), example["inputs"])
