@@ -43,6 +43,9 @@ class ServerProcess:
             env=env or server_env(),
         )
         self.url = ""
+        # Each worker process loads on its own; the server is ready for every connection only
+        # once each has logged "ready" (a new connection may reach any of them).
+        self.workers = int(args[list(args).index("--workers") + 1]) if "--workers" in args else 1
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -66,10 +69,11 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited {self.proc.returncode} while loading:\n{self.log()}")
             try:
-                if httpx.get(self.url + "/v2/health/ready", timeout=10).status_code == 200:
-                    return self.url
+                ready = httpx.get(self.url + "/v2/health/ready", timeout=10).status_code == 200
             except httpx.TransportError:
-                pass
+                ready = False
+            if ready and self.log().count(" ready worker=") + self.log().count('"msg":"ready"') >= self.workers:
+                return self.url
             time.sleep(0.02)
         raise AssertionError(f"server never became ready:\n{self.log()}")
 
