@@ -7,6 +7,7 @@ mpkg/Python/platform, recorded in ``lineage.builder``).
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -37,6 +38,22 @@ def _run(
     if expect is not None:
         assert proc.returncode == expect, (proc.returncode, proc.stdout, proc.stderr)
     return proc
+
+
+@pytest.fixture(scope="session")
+def _mpkg_homes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mpkg-homes")
+
+
+_HOMES = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mpkg_home(_mpkg_homes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Client state (high-water marks, caches, the local store) is each test's own, never the
+    user's ~/.mpkg: a test's registry on a reused port must not meet another test's (or another
+    run's) history. Created by whatever writes there first."""
+    monkeypatch.setenv("MPKG_HOME", str(_mpkg_homes / f"home-{next(_HOMES)}"))
 
 
 @pytest.fixture(scope="session")
