@@ -14,7 +14,6 @@ import io
 import json
 import re
 import shutil
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,11 +33,9 @@ from mpkg_builder.containerize.wheels import pip_download
 from mpkg_builder.sources.lockfile import Lockfile, parse_requirements
 from packaging.utils import parse_wheel_filename
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # the harness lives in tests/harness (not an installed package)
-    sys.path.insert(0, str(ROOT))
+from tests.harness.containers import Engine, container_engine
 
-from tests.harness.containers import Engine, container_engine  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = ["container_engine"]
 

@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import socket
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,11 +25,7 @@ from mpkg_builder.registry import lifecycle
 from mpkg_builder.registry.oci import OciBackend
 from packaging.utils import parse_wheel_filename
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.builder.test_containerize import (  # noqa: E402
+from tests.builder.test_containerize import (
     BASE,
     EXAMPLE,
     _http,
@@ -43,8 +38,8 @@ from tests.builder.test_containerize import (  # noqa: E402
     run_cli,
     wheelhouse,
 )
-from tests.harness.containers import Engine  # noqa: E402
-from tests.harness.registry import RegistryProcess, oci_registry  # noqa: E402
+from tests.harness.containers import Engine
+from tests.harness.registry import RegistryProcess, oci_registry
 
 __all__ = ["container_engine", "engine_client", "keypair", "make_package", "oci_registry", "wheelhouse"]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,9 @@ from mpkg.errors import MpkgError, UsageError
 from mpkg_builder import containerize as cz
 from mpkg_builder.containerize.modelcar import DEFAULT_MODELCAR_BASE, write_modelcar_context
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # the harness lives in tests/harness (not an installed package)
-    sys.path.insert(0, str(ROOT))
+from tests.harness.tamper import flip_weight_byte
 
-from tests.harness.tamper import flip_weight_byte  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 BASE = DEFAULT_MODELCAR_BASE + "@sha256:" + "1" * 64  # context tests never build it
 

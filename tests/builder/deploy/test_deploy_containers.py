@@ -16,7 +16,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,12 +33,10 @@ from mpkg_builder.deploy.plan import DeployOptions
 from mpkg_builder.signing import keygen
 from mpkg_builder.sources.lockfile import parse_requirements
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:  # the harness lives in tests/harness (not an installed package)
-    sys.path.insert(0, str(ROOT))
+from tests.harness.containers import Engine, container_engine
+from tests.harness.kube_play import http_get, kube_play, predictor_pod, wait_for
 
-from tests.harness.containers import Engine, container_engine  # noqa: E402
-from tests.harness.kube_play import http_get, kube_play, predictor_pod, wait_for  # noqa: E402
+ROOT = Path(__file__).resolve().parents[3]
 
 __all__ = ["container_engine"]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,15 @@ from mpkg_builder.registry import lifecycle
 from mpkg_builder.registry.oci import OciBackend
 from mpkg_builder.signing import keygen
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.builder.deploy.test_deploy_manifests import (  # noqa: E402
+from tests.builder.deploy.test_deploy_manifests import (
     IMAGE,
     by_kind,
     crds,
     schema_problems,
     serving_container,
 )
-from tests.harness.kube import CrdSchemas, kubelet_expand  # noqa: E402
-from tests.harness.registry import RegistryProcess, oci_registry  # noqa: E402
+from tests.harness.kube import CrdSchemas, kubelet_expand
+from tests.harness.registry import RegistryProcess, oci_registry
 
 __all__ = ["crds", "oci_registry"]
 

@@ -14,7 +14,6 @@ import math
 import os
 import shutil
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +31,16 @@ from mpkg_builder.deploy.plan import DeployOptions
 from mpkg_builder.deploy.workload import Replicas
 from mpkg_builder.signing import keygen
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:  # the harness lives in tests/harness (not an installed package)
-    sys.path.insert(0, str(ROOT))
-
-from tests.harness.kube import (  # noqa: E402
+from tests.harness.kube import (
     CrdSchemas,
     kubelet_expand,
     metadata_problems,
     validate_core,
     validate_object_meta,
 )
-from tests.harness.tamper import flip_weight_byte  # noqa: E402
+from tests.harness.tamper import flip_weight_byte
+
+ROOT = Path(__file__).resolve().parents[3]
 
 EXAMPLES = ("iris-mlp", "churn-tabular")
 IMAGE = "registry.example/ml/iris-mlp@sha256:" + "ab" * 32
